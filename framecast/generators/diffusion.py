@@ -1,0 +1,186 @@
+"""Full-sequence video diffusion: flow matching (rectified flow) over all frames at one noise level.
+
+Objective (Lipman et al. 2023; Liu et al. 2023): x_s = (1 - s) x0 + s eps, target velocity
+v = eps - x0, with logit-normal s (SD3). The network may predict v directly or the clean
+clip x0; with x0 prediction the loss is still taken on the implied velocity
+v_hat = (x_s - x0_hat) / s (Li & He 2025, "Back to Basics"), which is what let a
+pixel-space model with large patches reach clean backgrounds here (DESIGN.md, "Lessons").
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from framecast.nn.transformer import SpaceTimeTransformer, TransformerConfig
+from framecast.sampling import cfg_combine, flow_sigmas, get_sampler, sample_training_sigmas
+from framecast.text.encoder import TextEmbedding, TextEncoder, build_text_encoder, check_prompts
+
+PREDICTIONS = ("x0", "velocity")
+
+
+@dataclass(kw_only=True)
+class DiffusionConfig:
+    prediction: str = "x0"
+    frames: int = 16  # training clip length
+    size: int = 32  # training canvas (H = W)
+    channels: int = 3
+    cond_dropout: float = 0.1  # share of training clips with the null prompt (for guidance)
+    train_sigma_mean: float = 0.0  # logit-normal location
+    train_sigma_std: float = 1.0
+    min_sigma_for_loss: float = 0.05  # clamp of s in v_hat = (x_s - x0_hat) / s
+    shift: float = 1.0  # timestep shift at sampling time
+    steps: int = 25  # default sampling steps
+    guidance: float = 4.0  # default classifier-free guidance scale
+    sampler: str = "euler"  # default sampler
+
+    def __post_init__(self):
+        if self.prediction not in PREDICTIONS:
+            raise ValueError(f"unknown prediction '{self.prediction}'; choose one of {', '.join(PREDICTIONS)}")
+
+
+@dataclass(kw_only=True)
+class GenerationRequest:
+    prompts: list[str]
+    negative_prompts: list[str] | None = None
+    num_frames: int | None = None
+    steps: int | None = None
+    guidance: float | None = None
+    sampler: str | None = None
+    shift: float | None = None
+    generator: torch.Generator | None = None
+    # (step, sigma, x, x0) -> replacement x or None; called after every sampling step
+    callback: Callable | None = None
+    context_BTCHW: torch.Tensor | None = None  # known first frames (image to video, continuation)
+    height: int | None = None
+    width: int | None = None
+
+
+@dataclass(kw_only=True)
+class ModelSpec:
+    """Everything needed to rebuild a generator: what config.json holds."""
+
+    family: str
+    generator: dict = field(default_factory=dict)
+    backbone: dict = field(default_factory=dict)
+    text_kind: str = "word"
+    text: dict = field(default_factory=dict)
+
+
+class VideoDiffusion(nn.Module):
+    family = "diffusion"
+
+    def __init__(self, config: DiffusionConfig, backbone: TransformerConfig, text_encoder: TextEncoder):
+        super().__init__()
+        if backbone.channels != config.channels:
+            raise ValueError(f"backbone has {backbone.channels} channels but the generator {config.channels}")
+        self.config = config
+        self.backbone = SpaceTimeTransformer(backbone)
+        self.text = text_encoder
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec) -> "VideoDiffusion":
+        return cls(DiffusionConfig(**spec.generator), TransformerConfig(**spec.backbone), build_text_encoder(spec.text_kind, spec.text))
+
+    def spec(self) -> ModelSpec:
+        return ModelSpec(
+            family=self.family,
+            generator=asdict(self.config),
+            backbone=self.backbone.config.to_dict(),
+            text_kind="word",
+            text=asdict(self.text.config),
+        )
+
+    # --- the objective ------------------------------------------------------------------
+    def predict_x0(self, x_BTCHW: torch.Tensor, sigma_B: torch.Tensor, text: TextEmbedding) -> torch.Tensor:
+        out = self.backbone(x_BTCHW, sigma_B, text)
+        if self.config.prediction == "x0":
+            return out
+        return x_BTCHW - sigma_B.view(-1, 1, 1, 1, 1) * out  # x0 = x_s - s v
+
+    def loss(self, batch: dict, generator: torch.Generator | None = None) -> torch.Tensor:
+        x0 = batch["video"]  # (B, T, C, H, W) in [-1, 1]
+        B = x0.shape[0]
+        device = x0.device
+        drop = torch.rand(B, generator=generator) < self.config.cond_dropout
+        text = self.text.encode(batch["caption"], drop=drop)
+        sigma = sample_training_sigmas(B, generator=generator, mean=self.config.train_sigma_mean, std=self.config.train_sigma_std).to(device)
+        noise = torch.randn(x0.shape, generator=generator).to(device)
+        s = sigma.view(-1, 1, 1, 1, 1)
+        x_s = (1 - s) * x0 + s * noise
+        target_v = noise - x0
+        out = self.backbone(x_s, sigma, text)
+        if self.config.prediction == "velocity":
+            return F.mse_loss(out.float(), target_v)
+        v_hat = (x_s - out.float()) / s.clamp(min=self.config.min_sigma_for_loss)
+        return F.mse_loss(v_hat, target_v)
+
+    # --- sampling -------------------------------------------------------------------------
+    def guided_denoiser(self, text: TextEmbedding, uncond: TextEmbedding | None, scale: float):
+        """x, sigma -> guided x0, batching the conditional and unconditional passes together."""
+
+        def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+            B = x.shape[0]
+            if uncond is None or scale == 1.0:
+                return self.predict_x0(x, sigma.expand(B).to(x.device), text).float()
+            both = self.predict_x0(torch.cat([x, x]), sigma.expand(2 * B).to(x.device), TextEmbedding.cat([text, uncond])).float()
+            cond, unc = both.chunk(2)
+            return cfg_combine(cond, unc, scale)
+
+        return denoise
+
+    @torch.no_grad()
+    def generate(self, request: GenerationRequest) -> torch.Tensor:
+        """-> (B, T, C, H, W) in [-1, 1]."""
+        c = self.config
+        prompts = check_prompts(request.prompts)
+        B = len(prompts)
+        T = request.num_frames if request.num_frames is not None else c.frames
+        H = request.height or c.size
+        W = request.width or c.size
+        steps = request.steps if request.steps is not None else c.steps
+        scale = request.guidance if request.guidance is not None else c.guidance
+        if T <= 0:
+            raise ValueError(f"the number of frames must be > 0, got {T}")
+        if steps <= 0:
+            raise ValueError(f"the number of steps must be > 0, got {steps}")
+        sampler = get_sampler(request.sampler or c.sampler)
+        pf = self.backbone.config.patch_frames
+        if T % pf:
+            raise ValueError(f"this model makes clips in multiples of {pf} frames; ask for {T + pf - T % pf} instead of {T}")
+        text = self.text.encode(prompts)
+        if request.negative_prompts is not None:
+            neg = check_prompts(request.negative_prompts)
+            uncond = self.text.encode(neg * B if len(neg) == 1 else neg)
+        else:
+            uncond = self.text.encode_null(B)
+        device = next(self.parameters()).device
+        x = torch.randn((B, T, c.channels, H, W), generator=request.generator).to(device)
+        sigmas = flow_sigmas(steps, shift=request.shift if request.shift is not None else c.shift).to(device)
+        denoise = self.guided_denoiser(text, uncond, scale)
+        callback = request.callback
+        if request.context_BTCHW is not None:
+            callback = _inpaint_callback(request.context_BTCHW.to(device), request.generator, callback)
+            x = callback(-1, sigmas[0], x, x)
+        return sampler(denoise, x, sigmas, callback=callback).clamp(-1, 1)
+
+
+def _inpaint_callback(context_BKCHW: torch.Tensor, generator: torch.Generator | None, inner: Callable | None):
+    """Hold the first K frames to the given ones: after every step they are replaced by the
+    context noised to the current level (replacement sampling, Song et al. 2021 / RePaint)."""
+    K = context_BKCHW.shape[1]
+
+    def callback(i, sigma, x, x0):
+        noise = torch.randn(context_BKCHW.shape, generator=generator).to(x.device)
+        x = x.clone()
+        x[:, :K] = (1 - sigma) * context_BKCHW + sigma * noise
+        if inner is not None:
+            out = inner(i, sigma, x, x0)
+            x = x if out is None else out
+        return x
+
+    return callback

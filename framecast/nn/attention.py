@@ -1,0 +1,157 @@
+"""Attention through F.scaled_dot_product_attention: masks over frames, RoPE, a KV cache.
+
+Tokens are laid out frame-major (t, y, x), so every mask kind is a function of the
+frame index of the query and of the key:
+
+    full            every token sees every token
+    frame-causal    a token sees its own frame and earlier ones (CausVid, FAR)
+    block-causal    frames grouped in blocks of `block` frames; a block sees itself and earlier blocks
+    sliding-window  frame-causal, limited to the last `window` frames (rolling / long video)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+MASK_KINDS = ("full", "frame-causal", "block-causal", "sliding-window")
+
+
+@dataclass(frozen=True)
+class MaskSpec:
+    kind: str = "full"
+    block: int = 1  # frames per block, for block-causal
+    window: int = 0  # frames, for sliding-window
+
+    def __post_init__(self):
+        if self.kind not in MASK_KINDS:
+            raise ValueError(f"unknown attention mask '{self.kind}'; choose one of {', '.join(MASK_KINDS)}")
+        if self.kind == "block-causal" and self.block < 1:
+            raise ValueError("block-causal attention needs block >= 1 frames")
+        if self.kind == "sliding-window" and self.window < 1:
+            raise ValueError("sliding-window attention needs window >= 1 frames")
+
+
+def frame_mask(spec: MaskSpec, q_frames: torch.Tensor, k_frames: torch.Tensor) -> torch.Tensor | None:
+    """(Nq, Nk) bool, True where query may attend to key; None means no mask (full)."""
+    if spec.kind == "full":
+        return None
+    q, k = q_frames[:, None], k_frames[None, :]
+    if spec.kind == "frame-causal":
+        return k <= q
+    if spec.kind == "block-causal":
+        return (k // spec.block) <= (q // spec.block)
+    return (k <= q) & (k > q - spec.window)
+
+
+class RoPE3D(nn.Module):
+    """Rotary position embedding over (t, y, x): the head dim is split between the three axes."""
+
+    def __init__(self, head_dim: int, theta: float = 10_000.0):
+        super().__init__()
+        assert head_dim % 2 == 0
+        half = head_dim // 2
+        n_t = half // 4  # a quarter of the frequencies for time, the rest shared by y and x
+        n_y = (half - n_t) // 2
+        n_x = half - n_t - n_y
+        self.splits = (n_t, n_y, n_x)
+        for name, n in zip("tyx", self.splits):
+            self.register_buffer(f"freq_{name}", theta ** (-torch.arange(n, dtype=torch.float32) / max(n, 1)), persistent=False)
+
+    def angles(self, pos_N3: torch.Tensor) -> torch.Tensor:
+        """(N, 3) integer positions -> (N, head_dim/2) angles."""
+        pos = pos_N3.float()
+        return torch.cat([pos[:, 0:1] * self.freq_t, pos[:, 1:2] * self.freq_y, pos[:, 2:3] * self.freq_x], dim=-1)
+
+
+def apply_rope(x_BHND: torch.Tensor, angles_ND2: torch.Tensor) -> torch.Tensor:
+    cos, sin = angles_ND2.cos(), angles_ND2.sin()
+    cos, sin = torch.cat([cos, cos], -1).to(x_BHND.dtype), torch.cat([sin, sin], -1).to(x_BHND.dtype)
+    x1, x2 = x_BHND.chunk(2, dim=-1)
+    return x_BHND * cos + torch.cat([-x2, x1], dim=-1) * sin
+
+
+class KVCache:
+    """Keys and values of already-seen tokens, one entry per layer, with their frame indices.
+
+    `writing=True`: a forward pass appends its keys/values (encode context once).
+    `writing=False`: a forward pass attends to the cache without changing it (every
+    denoising step of the next frame; CausVid).
+    """
+
+    def __init__(self, depth: int):
+        self.k: list[torch.Tensor | None] = [None] * depth
+        self.v: list[torch.Tensor | None] = [None] * depth
+        self.frames: torch.Tensor | None = None  # (N_cached,) frame index of every cached token
+        self.writing = True
+
+    def __len__(self) -> int:
+        return 0 if self.frames is None else int(self.frames.numel())
+
+    def attend(self, layer: int, k_BHND: torch.Tensor, v_BHND: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        past_k, past_v = self.k[layer], self.v[layer]
+        if past_k is not None:
+            k_BHND, v_BHND = torch.cat([past_k, k_BHND], 2), torch.cat([past_v, v_BHND], 2)
+        if self.writing:
+            self.k[layer], self.v[layer] = k_BHND, v_BHND
+        return k_BHND, v_BHND
+
+    def key_frames(self, new_frames: torch.Tensor) -> torch.Tensor:
+        return new_frames if self.frames is None else torch.cat([self.frames.to(new_frames.device), new_frames])
+
+    def commit_frames(self, new_frames: torch.Tensor) -> None:
+        if self.writing:
+            self.frames = self.key_frames(new_frames)
+
+    def keep(self, index: torch.Tensor) -> None:
+        """Keep only the cached tokens at `index` (a rolling window, attention sinks)."""
+        for i in range(len(self.k)):
+            if self.k[i] is not None:
+                self.k[i], self.v[i] = self.k[i][:, :, index], self.v[i][:, :, index]
+        if self.frames is not None:
+            self.frames = self.frames[index]
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        assert width % heads == 0
+        self.heads = heads
+        self.qkv = nn.Linear(width, 3 * width)
+        self.proj = nn.Linear(width, width)
+
+    def forward(
+        self,
+        x_BND: torch.Tensor,
+        angles: torch.Tensor,
+        mask: torch.Tensor | None,
+        cache: KVCache | None = None,
+        layer: int = 0,
+    ) -> torch.Tensor:
+        q, k, v = rearrange(self.qkv(x_BND), "b n (three h d) -> three b h n d", three=3, h=self.heads)
+        # QK-norm (parameter-free RMS) keeps attention logits bounded in bf16.
+        q, k = apply_rope(F.rms_norm(q, q.shape[-1:]), angles), apply_rope(F.rms_norm(k, k.shape[-1:]), angles)
+        if cache is not None:
+            k, v = cache.attend(layer, k, v)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.proj(rearrange(out, "b h n d -> b n (h d)"))
+
+
+class CrossAttention(nn.Module):
+    def __init__(self, width: int, context_width: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.q = nn.Linear(width, width)
+        self.kv = nn.Linear(context_width, 2 * width)
+        self.proj = nn.Linear(width, width)
+
+    def forward(self, x_BND: torch.Tensor, context_BLC: torch.Tensor, context_mask_BL: torch.Tensor) -> torch.Tensor:
+        q = rearrange(self.q(x_BND), "b n (h d) -> b h n d", h=self.heads)
+        k, v = rearrange(self.kv(context_BLC), "b l (two h d) -> two b h l d", two=2, h=self.heads)
+        mask = context_mask_BL[:, None, None, :]  # (B, 1, 1, L); every row has a real token
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.proj(rearrange(out, "b h n d -> b n (h d)"))

@@ -1,0 +1,191 @@
+"""The space-time transformer every family shares (DiT blocks with adaLN-Zero).
+
+A block: self-attention over all (t, y, x) tokens with a frame mask and 3-D RoPE,
+cross-attention to text, an MLP. The noise level conditions every block through
+adaLN-Zero (Peebles & Xie 2023), in the parameter-light "adaLN-single" form of
+PixArt-alpha: one shared MLP maps the condition to 6 modulation vectors and each
+block adds its own learned offsets. The condition is given per token-frame, so one
+backbone serves full-sequence diffusion (one level for all frames) and diffusion
+forcing (a level per frame).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from framecast.nn.attention import CrossAttention, KVCache, MaskSpec, RoPE3D, SelfAttention, frame_mask
+from framecast.text.encoder import TextEmbedding
+
+
+@dataclass(kw_only=True)
+class TransformerConfig:
+    channels: int = 3  # values per pixel of the representation (3 for RGB pixels)
+    patch_size: int = 4  # pixels per patch side
+    patch_frames: int = 2  # frames per patch (temporal patching)
+    width: int = 256
+    depth: int = 8
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    context_width: int = 128  # width of the text encoder's tokens
+
+    @property
+    def patch_values(self) -> int:
+        return self.patch_frames * self.patch_size**2 * self.channels
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# Size recipes (DiT-style one-liners). patch_values stays <= width: DESIGN.md, "Lessons".
+def transformer_tiny(**kw) -> TransformerConfig:
+    return TransformerConfig(**{**dict(width=32, depth=2, heads=2, context_width=32), **kw})
+
+
+def transformer_small(**kw) -> TransformerConfig:
+    return TransformerConfig(**{**dict(width=256, depth=8, heads=4), **kw})
+
+
+def transformer_base(**kw) -> TransformerConfig:
+    return TransformerConfig(**{**dict(width=384, depth=12, heads=6), **kw})
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
+    """Sinusoidal embedding of noise levels in [0, 1] (scaled by 1000 as in DiT)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = (t.float() * 1000)[..., None] * freqs
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return x * (1 + scale) + shift
+
+
+class Block(nn.Module):
+    def __init__(self, c: TransformerConfig):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(c.width, elementwise_affine=False, eps=1e-6)
+        self.attn = SelfAttention(c.width, c.heads)
+        self.norm2 = nn.LayerNorm(c.width, eps=1e-6)
+        self.cross = CrossAttention(c.width, c.context_width, c.heads)
+        self.norm3 = nn.LayerNorm(c.width, elementwise_affine=False, eps=1e-6)
+        hidden = int(c.width * c.mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(c.width, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, c.width))
+        self.modulation = nn.Parameter(torch.zeros(6, c.width))  # per-block offsets of adaLN-single
+
+    def forward(self, x_BND, mod_BF16D, angles, mask, text: TextEmbedding, cache: KVCache | None, layer: int):
+        B, N, D = x_BND.shape
+        F_ = mod_BF16D.shape[1]
+        # Modulation is per token-frame: view tokens as (B, F, tokens per frame, D) and broadcast.
+        per_frame = lambda y: y.view(B, F_, -1, D)  # noqa: E731
+        shift1, scale1, gate1, shift2, scale2, gate2 = (mod_BF16D + self.modulation).unbind(dim=-2)
+        a = self.attn(modulate(per_frame(self.norm1(x_BND)), shift1, scale1).view(B, N, D), angles, mask, cache, layer)
+        x_BND = x_BND + (per_frame(a) * gate1).view(B, N, D)
+        x_BND = x_BND + self.cross(self.norm2(x_BND), text.tokens_BLD, text.mask_BL)
+        m = self.mlp(modulate(per_frame(self.norm3(x_BND)), shift2, scale2).view(B, N, D))
+        return x_BND + (per_frame(m) * gate2).view(B, N, D)
+
+
+class SpaceTimeTransformer(nn.Module):
+    """(B, T, C, H, W) representation + per-frame noise level + text -> (B, T, C, H, W) prediction."""
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        c = self.config = config
+        self.patch_embed = nn.Linear(c.patch_values, c.width)
+        self.cond_embed = nn.Sequential(nn.Linear(c.width, c.width), nn.SiLU(), nn.Linear(c.width, c.width))
+        self.text_pool = nn.Linear(c.context_width, c.width)
+        self.adaln = nn.Sequential(nn.SiLU(), nn.Linear(c.width, 6 * c.width))
+        self.blocks = nn.ModuleList(Block(c) for _ in range(c.depth))
+        self.rope = RoPE3D(c.width // c.heads)
+        self.final_norm = nn.LayerNorm(c.width, elementwise_affine=False, eps=1e-6)
+        self.final_adaln = nn.Sequential(nn.SiLU(), nn.Linear(c.width, 2 * c.width))
+        self.head = nn.Linear(c.width, c.patch_values)
+        self._init_weights()
+
+    def _init_weights(self):
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+        # adaLN-Zero: every residual branch and the output start at zero.
+        for m in (self.adaln[-1], self.final_adaln[-1], self.head):
+            nn.init.zeros_(m.weight)
+            nn.init.zeros_(m.bias)
+
+    # --- token layout -------------------------------------------------------------------
+    def grid(self, T: int, H: int, W: int) -> tuple[int, int, int]:
+        c = self.config
+        if T % c.patch_frames or H % c.patch_size or W % c.patch_size:
+            raise ValueError(
+                f"a clip of {T} frames of {H}x{W} does not split into patches of {c.patch_frames}x{c.patch_size}x{c.patch_size}"
+            )
+        return T // c.patch_frames, H // c.patch_size, W // c.patch_size
+
+    def patchify(self, x_BTCHW: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        return rearrange(
+            x_BTCHW, "b (t pt) c (h ph) (w pw) -> b (t h w) (pt ph pw c)", pt=c.patch_frames, ph=c.patch_size, pw=c.patch_size
+        )
+
+    def unpatchify(self, x_BNP: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
+        c = self.config
+        t, h, w = grid
+        return rearrange(
+            x_BNP,
+            "b (t h w) (pt ph pw c) -> b (t pt) c (h ph) (w pw)",
+            t=t, h=h, w=w, pt=c.patch_frames, ph=c.patch_size, pw=c.patch_size,
+        )
+
+    @staticmethod
+    def positions(grid: tuple[int, int, int], frame_offset: int = 0, device=None) -> torch.Tensor:
+        """(N, 3) (t, y, x) of every token, frame-major."""
+        t, h, w = grid
+        tt, yy, xx = torch.meshgrid(
+            torch.arange(t, device=device) + frame_offset, torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij"
+        )
+        return torch.stack([tt, yy, xx], -1).reshape(-1, 3)
+
+    # --- forward --------------------------------------------------------------------------
+    def forward(
+        self,
+        x_BTCHW: torch.Tensor,
+        noise_level_BF: torch.Tensor,
+        text: TextEmbedding,
+        *,
+        mask: MaskSpec = MaskSpec(),
+        cache: KVCache | None = None,
+        frame_offset: int = 0,
+    ) -> torch.Tensor:
+        """noise_level_BF: (B, F) in [0, 1], one level per token-frame (F = T / patch_frames),
+        or (B,) for one level for the whole clip. `frame_offset`: index (in token-frames) of the
+        first frame of x, when earlier frames sit in `cache`."""
+        B, T, C, H, W = x_BTCHW.shape
+        if C != self.config.channels:
+            raise ValueError(f"the backbone expects {self.config.channels} channels, got {C}")
+        grid = self.grid(T, H, W)
+        F_, per_frame = grid[0], grid[1] * grid[2]
+        if noise_level_BF.dim() == 1:
+            noise_level_BF = noise_level_BF[:, None].expand(B, F_)
+        pos = self.positions(grid, frame_offset, x_BTCHW.device)
+        angles = self.rope.angles(pos)
+        q_frames = pos[:, 0]
+        k_frames = q_frames if cache is None else cache.key_frames(q_frames)
+        attn_mask = frame_mask(mask, q_frames, k_frames)
+
+        h = self.patch_embed(self.patchify(x_BTCHW))  # (B, N, D)
+        cond_BFD = self.cond_embed(timestep_embedding(noise_level_BF, self.config.width).to(h.dtype))
+        cond_BFD = cond_BFD + self.text_pool(text.pooled_BD)[:, None]
+        mod_BF16D = rearrange(self.adaln(cond_BFD), "b f (one six d) -> b f one six d", one=1, six=6)
+        for i, block in enumerate(self.blocks):
+            h = block(h, mod_BF16D, angles, attn_mask, text, cache, i)
+        if cache is not None:
+            cache.commit_frames(q_frames)
+        shift, scale = rearrange(self.final_adaln(cond_BFD), "b f (one two d) -> two b f one d", one=1, two=2)
+        h = modulate(self.final_norm(h).view(B, F_, per_frame, -1), shift, scale).view(B, F_ * per_frame, -1)
+        return self.unpatchify(self.head(h), grid)

@@ -1,0 +1,96 @@
+"""Stateless samplers with one signature (after k-diffusion's sampling.py).
+
+`denoise(x, sigma) -> x0` predicts the clean sample; every prediction type (velocity,
+noise, x0) is adapted to it by its generator. For rectified flow the ODE is
+dx/dsigma = (x - x0) / sigma, the same form as Karras et al.'s EDM ODE, so the
+classical solvers apply unchanged.
+
+`callback(i, sigma, x, x0)` sees every step; returning a tensor replaces x (used for
+in-painting known frames), returning None leaves it.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Callback = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], "torch.Tensor | None"]
+
+
+def _derivative(x: torch.Tensor, x0: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    return (x - x0) / sigma
+
+
+def _after_step(callback: Callback | None, i: int, sigma: torch.Tensor, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+    if callback is None:
+        return x
+    out = callback(i, sigma, x, x0)
+    return x if out is None else out
+
+
+@torch.no_grad()
+def sample_euler(denoise: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, *, callback: Callback | None = None) -> torch.Tensor:
+    """Euler's method: one model call per step."""
+    for i in range(len(sigmas) - 1):
+        s, s_next = sigmas[i], sigmas[i + 1]
+        x0 = denoise(x, s)
+        x = x + (s_next - s) * _derivative(x, x0, s)
+        x = _after_step(callback, i, s_next, x, x0)
+    return x
+
+
+@torch.no_grad()
+def sample_heun(denoise: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, *, callback: Callback | None = None) -> torch.Tensor:
+    """Heun's 2nd-order method (Algorithm 1 of Karras et al. 2022, no churn): two calls per step,
+    one on the last step to sigma = 0."""
+    for i in range(len(sigmas) - 1):
+        s, s_next = sigmas[i], sigmas[i + 1]
+        x0 = denoise(x, s)
+        d = _derivative(x, x0, s)
+        x_euler = x + (s_next - s) * d
+        if s_next > 0:
+            x0_next = denoise(x_euler, s_next)
+            d_next = _derivative(x_euler, x0_next, s_next)
+            x = x + (s_next - s) * (d + d_next) / 2
+            x0 = x0_next
+        else:
+            x = x_euler
+        x = _after_step(callback, i, s_next, x, x0)
+    return x
+
+
+@torch.no_grad()
+def sample_dpmpp_2m(denoise: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, *, callback: Callback | None = None) -> torch.Tensor:
+    """DPM-Solver++(2M) (Lu et al. 2022) for rectified flow: data prediction, multistep,
+    written in the half-log-SNR lambda = log((1 - sigma) / sigma)."""
+    lam = lambda s: torch.log((1 - s).clamp(min=1e-8) / s.clamp(min=1e-8))  # noqa: E731
+    old_x0, old_h = None, None
+    for i in range(len(sigmas) - 1):
+        s, s_next = sigmas[i], sigmas[i + 1]
+        x0 = denoise(x, s)
+        if s_next == 0:
+            x = x0
+        else:
+            h = lam(s_next) - lam(s)
+            alpha_next = 1 - s_next
+            if old_x0 is None:
+                d = x0
+            else:
+                r = old_h / h
+                d = (1 + 1 / (2 * r)) * x0 - (1 / (2 * r)) * old_x0
+            x = (s_next / s) * x - alpha_next * torch.expm1(-h) * d
+            old_h = h
+        old_x0 = x0
+        x = _after_step(callback, i, s_next, x, x0)
+    return x
+
+
+SAMPLERS: dict[str, Callable] = {"euler": sample_euler, "heun": sample_heun, "dpmpp-2m": sample_dpmpp_2m}
+
+
+def get_sampler(name: str) -> Callable:
+    if name not in SAMPLERS:
+        raise ValueError(f"unknown sampler '{name}'; choose one of {', '.join(SAMPLERS)}")
+    return SAMPLERS[name]

@@ -1,0 +1,150 @@
+"""Text conditioning: the TextEncoder interface and the built-in word-level encoder.
+
+Every encoder turns a batch of prompts into a `TextEmbedding`: per-token states for
+cross-attention, a key mask, and a pooled vector for adaLN. The unconditional branch
+of classifier-free guidance is a real learned token ([null]), never an all-padding
+row (an all-masked attention row returns NaN; DESIGN.md, "Lessons").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+PAD, NULL = "[pad]", "[null]"
+
+
+@dataclass
+class TextEmbedding:
+    tokens_BLD: torch.Tensor  # per-token states
+    mask_BL: torch.Tensor  # True where a token is real
+    pooled_BD: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.tokens_BLD.shape[0]
+
+    @staticmethod
+    def cat(parts: list["TextEmbedding"]) -> "TextEmbedding":
+        L = max(p.tokens_BLD.shape[1] for p in parts)
+        pad = lambda t, v: torch.nn.functional.pad(t, (0, 0, 0, L - t.shape[1]), value=v) if t.dim() == 3 else torch.nn.functional.pad(t, (0, L - t.shape[1]), value=v)  # noqa: E731
+        return TextEmbedding(
+            tokens_BLD=torch.cat([pad(p.tokens_BLD, 0.0) for p in parts]),
+            mask_BL=torch.cat([pad(p.mask_BL, False) for p in parts]),
+            pooled_BD=torch.cat([p.pooled_BD for p in parts]),
+        )
+
+
+class TextEncoder(nn.Module):
+    """Interface: `width` and `encode(prompts) -> TextEmbedding`; `encode_null(n)` for guidance.
+
+    Encoders validate prompts and raise ValueError with a plain sentence for empty
+    prompts or words they cannot represent.
+    """
+
+    width: int
+
+    def encode(self, prompts: list[str], *, drop: torch.Tensor | None = None) -> TextEmbedding:  # pragma: no cover
+        """`drop` (B,) bool: rows encoded as the null prompt instead (condition dropout)."""
+        raise NotImplementedError
+
+    def encode_null(self, n: int) -> TextEmbedding:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+def check_prompts(prompts: list[str]) -> list[str]:
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    for p in prompts:
+        if not isinstance(p, str) or not p.strip():
+            raise ValueError("the prompt is empty; give a caption such as 'a big red circle moves right'")
+    return list(prompts)
+
+
+@dataclass(kw_only=True)
+class WordEncoderConfig:
+    vocabulary: list[str] = field(default_factory=list)  # real words; [pad] and [null] are added
+    width: int = 128
+    depth: int = 2
+    heads: int = 4
+    max_words: int = 24
+
+
+class WordTokenizer:
+    """Lower-cases and splits on spaces; every word must be in the vocabulary."""
+
+    def __init__(self, vocabulary: list[str], max_words: int):
+        self.words = [PAD, NULL, *vocabulary]
+        self.index = {w: i for i, w in enumerate(self.words)}
+        self.max_words = max_words
+
+    def __call__(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        prompts = check_prompts(prompts)
+        rows = []
+        for p in prompts:
+            words = p.lower().replace(",", " ").replace(".", " ").split()
+            unknown = [w for w in words if w not in self.index or w in (PAD, NULL)]
+            if unknown:
+                raise ValueError(
+                    f"unknown word '{unknown[0]}' in prompt '{p}'; this model's vocabulary is: {' '.join(self.words[2:])}"
+                )
+            if len(words) > self.max_words:
+                raise ValueError(f"the prompt has {len(words)} words; this model reads at most {self.max_words}")
+            rows.append([self.index[w] for w in words])
+        return self._pack(rows)
+
+    def null(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._pack([[self.index[NULL]]] * n)
+
+    def _pack(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        L = max(len(r) for r in rows)
+        ids = torch.zeros(len(rows), L, dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = torch.tensor(r)
+        return ids, ids != 0
+
+
+class WordTextEncoder(TextEncoder):
+    """Word embeddings + a small pre-norm transformer, trained together with the generator."""
+
+    def __init__(self, config: WordEncoderConfig):
+        super().__init__()
+        self.config = config
+        self.width = config.width
+        self.tokenizer = WordTokenizer(config.vocabulary, config.max_words)
+        self.embed = nn.Embedding(len(self.tokenizer.words), config.width)
+        self.pos = nn.Parameter(torch.randn(config.max_words, config.width) * 0.02)
+        layer = nn.TransformerEncoderLayer(
+            config.width, config.heads, 4 * config.width, dropout=0.0, batch_first=True, norm_first=True, activation="gelu"
+        )
+        self.blocks = nn.TransformerEncoder(layer, config.depth, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(config.width)
+
+    def forward(self, ids_BL: torch.Tensor, mask_BL: torch.Tensor) -> TextEmbedding:
+        h = self.embed(ids_BL) + self.pos[: ids_BL.shape[1]]
+        h = self.norm(self.blocks(h, src_key_padding_mask=~mask_BL))
+        m = mask_BL.unsqueeze(-1).to(h.dtype)
+        pooled = (h * m).sum(1) / m.sum(1).clamp(min=1)
+        return TextEmbedding(tokens_BLD=h, mask_BL=mask_BL, pooled_BD=pooled)
+
+    def _device(self) -> torch.device:
+        return self.embed.weight.device
+
+    def encode(self, prompts: list[str], *, drop: torch.Tensor | None = None) -> TextEmbedding:
+        ids, mask = self.tokenizer(prompts)
+        if drop is not None and drop.any():
+            null_ids, null_mask = self.tokenizer.null(1)
+            ids[drop], mask[drop] = 0, False
+            ids[drop, :1], mask[drop, :1] = null_ids, null_mask
+        return self(ids.to(self._device()), mask.to(self._device()))
+
+    def encode_null(self, n: int) -> TextEmbedding:
+        ids, mask = self.tokenizer.null(n)
+        return self(ids.to(self._device()), mask.to(self._device()))
+
+
+def build_text_encoder(kind: str, config: dict) -> TextEncoder:
+    if kind == "word":
+        return WordTextEncoder(WordEncoderConfig(**config))
+    raise ValueError(f"unknown text encoder kind '{kind}'; framecast knows: word")

@@ -1,0 +1,140 @@
+"""Training configs: typed, keyword-only dataclasses; YAML files and `--set key=value` only override."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+
+@dataclass(kw_only=True)
+class DataConfig:
+    source: str = "shapes"  # the built-in world
+    split: str = "train"
+    size: int = 32
+    frames: int = 16
+
+
+@dataclass(kw_only=True)
+class OptimConfig:
+    lr: float = 3e-4
+    betas: tuple[float, float] = (0.9, 0.99)
+    weight_decay: float = 0.01
+    warmup_steps: int = 200
+    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
+    grad_clip: float = 1.0
+
+
+@dataclass(kw_only=True)
+class ModelConfig:
+    family: str = "diffusion"
+    generator: dict = field(default_factory=dict)
+    backbone: dict = field(default_factory=dict)
+    text_kind: str = "word"
+    text: dict = field(default_factory=dict)
+
+
+@dataclass(kw_only=True)
+class TrainConfig:
+    recipe: str = ""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    steps: int = 1000
+    batch_size: int = 16
+    ema_decay: float = 0.999
+    precision: str = "bf16"  # bf16 autocast or fp32
+    seed: int = 0
+    threads: int = 0  # torch threads; 0 = leave PyTorch's default
+    out_dir: str = "runs/run"
+    log_every: int = 10
+    ckpt_every: int = 250
+    keep_last: int = 2
+    sample_every: int = 0  # write a sample clip every N steps (0 = never)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _coerce(value, tp):
+    """Turn a string or YAML value into the field's declared type."""
+    origin = typing.get_origin(tp)
+    if tp is bool or tp == "bool":
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("1", "true", "yes", "on"):
+            return True
+        if str(value).lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"'{value}' is not a boolean")
+    if tp in (int, float, str):
+        return tp(value)
+    if origin is tuple:
+        items = value if isinstance(value, (list, tuple)) else yaml.safe_load(str(value))
+        return tuple(_coerce(v, a) for v, a in zip(items, typing.get_args(tp)))
+    if isinstance(value, str):
+        return yaml.safe_load(value)
+    return value
+
+
+def apply_override(cfg, key: str, value) -> None:
+    """Set a dotted key (`optim.lr`, `model.backbone.depth`) on nested dataclasses and dicts."""
+    parts = key.split(".")
+    obj = cfg
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if dataclasses.is_dataclass(obj):
+            hints = typing.get_type_hints(type(obj))
+            if part not in hints:
+                known = ", ".join(f.name for f in dataclasses.fields(obj))
+                raise ValueError(f"unknown config key '{key}': '{part}' is not one of {known}")
+            if last:
+                setattr(obj, part, _coerce(value, hints[part]))
+            else:
+                obj = getattr(obj, part)
+        elif isinstance(obj, dict):
+            if last:
+                old = obj.get(part)
+                obj[part] = _coerce(value, type(old)) if old is not None and not isinstance(old, (list, dict)) else _coerce(value, None)
+            else:
+                obj = obj.setdefault(part, {})
+        else:
+            raise ValueError(f"unknown config key '{key}'")
+
+
+def _flatten(d: dict, prefix: str = "") -> list[tuple[str, object]]:
+    out = []
+    for k, v in d.items():
+        if isinstance(v, dict) and k not in ():
+            out += _flatten(v, f"{prefix}{k}.")
+        else:
+            out.append((f"{prefix}{k}", v))
+    return out
+
+
+def load_config(recipe_or_yaml: str, overrides: list[str] = ()) -> TrainConfig:
+    """A recipe name (`shapes-diffusion-small`) or a YAML file (whose optional `recipe:` key
+    names the base), then `key=value` overrides in order."""
+    from framecast.train.recipes import get_recipe
+
+    path = Path(recipe_or_yaml)
+    if recipe_or_yaml.endswith((".yaml", ".yml")):
+        if not path.is_file():
+            raise ValueError(f"config file '{recipe_or_yaml}' does not exist")
+        raw = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(raw, dict):
+            raise ValueError(f"config file '{recipe_or_yaml}' must hold a mapping of keys to values")
+        cfg = get_recipe(raw.pop("recipe", "shapes-diffusion-small"))
+        for k, v in _flatten(raw):
+            apply_override(cfg, k, v)
+    else:
+        cfg = get_recipe(recipe_or_yaml)
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override '{item}' must look like key=value, e.g. optim.lr=1e-4")
+        k, v = item.split("=", 1)
+        apply_override(cfg, k.strip(), v.strip())
+    return cfg

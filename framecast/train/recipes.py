@@ -1,0 +1,68 @@
+"""Named training recipes: plain functions returning a TrainConfig. A tiny one beside every real one."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Callable
+
+from framecast.data.shapes import VOCABULARY
+from framecast.generators.diffusion import DiffusionConfig
+from framecast.nn.transformer import transformer_small, transformer_tiny
+from framecast.text.encoder import WordEncoderConfig
+from framecast.train.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
+
+
+def shapes_diffusion_small() -> TrainConfig:
+    """The bundled `shapes-diffusion`: pixels, 4x4 pixel x 4 frame patches (192 values on a 256-wide
+    model, 256 tokens a clip), x0 prediction. 4x4x2 patches (512 tokens) cost 2x per step here."""
+    return TrainConfig(
+        recipe="shapes-diffusion-small",
+        model=ModelConfig(
+            family="diffusion",
+            generator=asdict(DiffusionConfig(prediction="x0", frames=16, size=32, shift=1.0, steps=25, guidance=4.0)),
+            backbone=asdict(transformer_small(width=256, depth=6, heads=4, patch_size=4, patch_frames=4, context_width=128)),
+            text=asdict(WordEncoderConfig(vocabulary=list(VOCABULARY), width=128, depth=2)),
+        ),
+        data=DataConfig(source="shapes", split="train", size=32, frames=16),
+        optim=OptimConfig(lr=5e-4, warmup_steps=200, weight_decay=0.01, grad_clip=1.0),
+        steps=4500,
+        batch_size=16,
+        ema_decay=0.999,
+        out_dir="runs/shapes-diffusion-small",
+        ckpt_every=200,
+    )
+
+
+def shapes_diffusion_tiny() -> TrainConfig:
+    """For tests: seconds on a CPU."""
+    return TrainConfig(
+        recipe="shapes-diffusion-tiny",
+        model=ModelConfig(
+            family="diffusion",
+            generator=asdict(DiffusionConfig(prediction="x0", frames=4, size=32, steps=3, guidance=2.0)),
+            backbone=asdict(transformer_tiny(patch_size=8)),
+            text=asdict(WordEncoderConfig(vocabulary=list(VOCABULARY), width=32, depth=1, heads=2)),
+        ),
+        data=DataConfig(source="shapes", split="train", size=32, frames=4),
+        optim=OptimConfig(lr=1e-3, warmup_steps=2),
+        steps=4,
+        batch_size=2,
+        ema_decay=0.9,
+        precision="fp32",
+        out_dir="runs/shapes-diffusion-tiny",
+        log_every=1,
+        ckpt_every=2,
+    )
+
+
+RECIPES: dict[str, Callable[[], TrainConfig]] = {
+    "shapes-diffusion-small": shapes_diffusion_small,
+    "shapes-diffusion-tiny": shapes_diffusion_tiny,
+}
+
+
+def get_recipe(name: str) -> TrainConfig:
+    key = name.replace("_", "-")
+    if key not in RECIPES:
+        raise ValueError(f"unknown recipe '{name}'; choose one of {', '.join(RECIPES)} or give a .yaml file")
+    return RECIPES[key]()
