@@ -47,6 +47,161 @@ def train(
     typer.echo(f"trained {cfg.steps} steps; model written to {run_dir / 'model'}")
 
 
+@app.command()
+def generate(
+    prompt: str = typer.Argument(..., help="what to show, e.g. 'a big red circle moves right'"),
+    model: str = typer.Option("shapes-diffusion", "--model", "-m", help="a bundled model name or a model folder"),
+    output: Path = typer.Option(Path("clip.mp4"), "--output", "-o", help="file to write: .mp4, .gif, .png (contact sheet) or .npy"),
+    seed: int = typer.Option(0, "--seed"),
+    steps: Optional[int] = typer.Option(None, "--steps", help="sampling steps (default: the model's)"),
+    guidance: Optional[float] = typer.Option(None, "--guidance", help="classifier-free guidance scale (default: the model's)"),
+    frames: Optional[int] = typer.Option(None, "--frames", help="clip length (default: the model's training length)"),
+    negative_prompt: Optional[str] = typer.Option(None, "--negative-prompt", help="steer away from this prompt"),
+    sampler: Optional[str] = typer.Option(None, "--sampler", help="euler, heun or dpmpp-2m (default: the model's)"),
+    image: Optional[Path] = typer.Option(None, "--image", help="first frame to start from (image to video)"),
+    video: Optional[Path] = typer.Option(None, "--video", help="clip to continue"),
+    context_frames: Optional[int] = typer.Option(None, "--context-frames", help="how many frames of --video to keep"),
+    fps: int = typer.Option(8, "--fps"),
+    precision: str = typer.Option("bf16", "--precision", help="bf16 (fast on CPUs) or fp32"),
+):
+    """Generate a clip from a text prompt."""
+    import torch
+
+    from framecast.pipeline import load
+    from framecast.video import WRITE_EXTENSIONS, export_to_video
+
+    if output.suffix.lower() not in WRITE_EXTENSIONS:
+        fail(f"cannot write '{output}': the output must end in {', '.join(WRITE_EXTENSIONS)}")
+    if frames is not None and frames <= 0:
+        fail(f"--frames must be > 0, got {frames}")
+    if steps is not None and steps <= 0:
+        fail(f"--steps must be > 0, got {steps}")
+    try:
+        pipe = load(model, precision=precision)
+        out = pipe(
+            prompt,
+            negative_prompt=negative_prompt,
+            num_frames=frames,
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            generator=torch.Generator().manual_seed(seed),
+            sampler=sampler,
+            image=image,
+            video=video,
+            context_frames=context_frames,
+        )
+        export_to_video(out, output, fps=fps)
+    except ValueError as e:
+        fail(str(e))
+    clip = out.frames[0]
+    typer.echo(f"wrote {output} ({clip.shape[0]} frames of {clip.shape[2]}x{clip.shape[1]}) in {out.seconds:.1f}s")
+
+
+@app.command("eval")
+def eval_(
+    model: str = typer.Option("shapes-diffusion", "--model", "-m", help="a bundled model name or a model folder"),
+    prompts: str = typer.Option("train", "--prompts", help="a Shapes split (train, compositional) or a file with one prompt a line"),
+    num: int = typer.Option(100, "--num", help="number of clips"),
+    seed: int = typer.Option(0, "--seed", help="clip i is drawn with seed + i"),
+    steps: Optional[int] = typer.Option(None, "--steps"),
+    guidance: Optional[float] = typer.Option(None, "--guidance"),
+    sampler: Optional[str] = typer.Option(None, "--sampler"),
+    frames: Optional[int] = typer.Option(None, "--frames"),
+    batch_size: int = typer.Option(10, "--batch-size"),
+    output: Path = typer.Option(Path("eval.json"), "--output", "-o", help="JSON report (a contact sheet .png is written beside it)"),
+    precision: str = typer.Option("bf16", "--precision"),
+):
+    """Generate clips for a prompt set, judge them with the Shapes judge, print a table, write JSON."""
+    from PIL import Image
+
+    from framecast.eval.evaluate import eval_prompts, evaluate, sheet_of_clips, write_report
+    from framecast.pipeline import load
+
+    if num <= 0:
+        fail(f"--num must be > 0, got {num}")
+    try:
+        pipe = load(model, precision=precision)
+        summary = evaluate(
+            pipe, eval_prompts(prompts, num), seed=seed, batch_size=batch_size,
+            num_inference_steps=steps, guidance_scale=guidance, sampler=sampler, num_frames=frames,
+        )
+    except ValueError as e:
+        fail(str(e))
+    summary["prompts"] = prompts
+    write_report(summary, output)
+    Image.fromarray(sheet_of_clips(summary["frames"])).save(output.with_suffix(".png"))
+    rows = [
+        ("scene accuracy", summary["scene_accuracy"]), ("object accuracy", summary["object_accuracy"]),
+        ("presence", summary["presence"]), ("shape", summary["shape"]), ("colour", summary["colour"]),
+        ("direction", summary["direction"]), ("speed error", summary["speed_error"]),
+        ("teleports / clip", summary["teleports_per_clip"]), ("extra objects", summary["extra_object_rate"]),
+        ("seconds / clip", summary["seconds_per_clip"]),
+    ]
+    typer.echo(f"{pipe.name} on {num} '{prompts}' clips (seed {seed}):")
+    for name, value in rows:
+        typer.echo(f"  {name:<18} {value:8.3f}")
+    typer.echo(f"wrote {output} and {output.with_suffix('.png')}")
+
+
+@app.command()
+def models():
+    """List the bundled models with their size and measured scores."""
+    from framecast.pipeline import bundled_models, model_card
+
+    found = bundled_models()
+    if not found:
+        typer.echo("no bundled models are installed")
+        return
+    typer.echo(f"{'name':<20} {'family':<15} {'params':>8} {'size':>9}  scores")
+    for name, path in found.items():
+        card = model_card(path)
+        sc = card["scores"]
+        score = ", ".join(f"{k} {v:.2f}" for k, v in sc.items() if isinstance(v, (int, float))) or "not measured"
+        typer.echo(f"{name:<20} {card['family']:<15} {card['params'] / 1e6:>7.2f}M {card['size_mb']:>7.1f}MB  {score}")
+
+
+data_app = typer.Typer(no_args_is_help=True, help="Look at data sets.")
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("preview")
+def data_preview(
+    source: str = typer.Argument("shapes", help="the data set: shapes"),
+    output: Path = typer.Option(Path("shapes.png"), "--output", "-o", help="contact sheet (.png), or .gif/.mp4 of the first clip"),
+    num: int = typer.Option(8, "--num", help="clips, one per row"),
+    split: str = typer.Option("train", "--split"),
+    size: int = typer.Option(32, "--size"),
+    frames: int = typer.Option(16, "--frames"),
+    seed: int = typer.Option(0, "--seed"),
+):
+    """Write a contact sheet of clips (rows) and frames (columns), captions printed."""
+    import numpy as np
+    from PIL import Image
+
+    from framecast.data.shapes import render_clip
+    from framecast.video import contact_sheet, export_to_video
+
+    if source != "shapes":
+        fail(f"unknown data set '{source}'; framecast previews: shapes")
+    if frames <= 0 or num <= 0:
+        fail("--frames and --num must be > 0")
+    try:
+        clips = [render_clip(seed + i, split=split, size=size, frames=frames) for i in range(num)]
+    except ValueError as e:
+        fail(str(e))
+    if output.suffix.lower() == ".png":
+        sheet = contact_sheet(np.concatenate([c.video for c in clips]), columns=frames, scale=max(1, 64 // size))
+        Image.fromarray(sheet).save(output)
+    else:
+        try:
+            export_to_video(clips[0].video, output)
+        except ValueError as e:
+            fail(str(e))
+    for i, c in enumerate(clips):
+        typer.echo(f"{i}: {c.caption}")
+    typer.echo(f"wrote {output}")
+
+
 def _config_of_run(resume: Path, overrides: list[str]):
     import json
 

@@ -52,7 +52,7 @@ class GenerationRequest:
     guidance: float | None = None
     sampler: str | None = None
     shift: float | None = None
-    generator: torch.Generator | None = None
+    generator: torch.Generator | list[torch.Generator] | None = None  # a list: one per clip
     # (step, sigma, x, x0) -> replacement x or None; called after every sampling step
     callback: Callable | None = None
     context_BTCHW: torch.Tensor | None = None  # known first frames (image to video, continuation)
@@ -159,28 +159,49 @@ class VideoDiffusion(nn.Module):
         else:
             uncond = self.text.encode_null(B)
         device = next(self.parameters()).device
-        x = torch.randn((B, T, c.channels, H, W), generator=request.generator).to(device)
+        x = initial_noise((B, T, c.channels, H, W), request.generator).to(device)
         sigmas = flow_sigmas(steps, shift=request.shift if request.shift is not None else c.shift).to(device)
         denoise = self.guided_denoiser(text, uncond, scale)
         callback = request.callback
         if request.context_BTCHW is not None:
-            callback = _inpaint_callback(request.context_BTCHW.to(device), request.generator, callback)
-            x = callback(-1, sigmas[0], x, x)
+            hold = _context_holder(request.context_BTCHW.to(device), _first(request.generator))
+            x = hold(x, sigmas[0])
+            callback = _then(hold, callback)
         return sampler(denoise, x, sigmas, callback=callback).clamp(-1, 1)
 
 
-def _inpaint_callback(context_BKCHW: torch.Tensor, generator: torch.Generator | None, inner: Callable | None):
+def initial_noise(shape: tuple[int, ...], generator) -> torch.Tensor:
+    """Gaussian noise; with a list of generators each clip gets its own, so a clip depends on its
+    seed only, not on the batch it was drawn in (as in diffusers)."""
+    if isinstance(generator, (list, tuple)):
+        if len(generator) != shape[0]:
+            raise ValueError(f"got {len(generator)} generators for a batch of {shape[0]} clips")
+        return torch.cat([torch.randn((1, *shape[1:]), generator=g) for g in generator])
+    return torch.randn(shape, generator=generator)
+
+
+def _first(generator):
+    return generator[0] if isinstance(generator, (list, tuple)) else generator
+
+
+def _context_holder(context_BKCHW: torch.Tensor, generator: torch.Generator | None):
     """Hold the first K frames to the given ones: after every step they are replaced by the
-    context noised to the current level (replacement sampling, Song et al. 2021 / RePaint)."""
+    context noised to the current level (replacement sampling, Song et al. 2021; RePaint)."""
     K = context_BKCHW.shape[1]
 
-    def callback(i, sigma, x, x0):
+    def hold(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         noise = torch.randn(context_BKCHW.shape, generator=generator).to(x.device)
         x = x.clone()
         x[:, :K] = (1 - sigma) * context_BKCHW + sigma * noise
-        if inner is not None:
-            out = inner(i, sigma, x, x0)
-            x = x if out is None else out
         return x
+
+    return hold
+
+
+def _then(hold, inner: Callable | None):
+    def callback(i, sigma, x, x0):
+        x = hold(x, sigma)
+        out = inner(i, sigma, x, x0) if inner is not None else None
+        return x if out is None else out
 
     return callback

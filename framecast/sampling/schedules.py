@@ -17,9 +17,9 @@ def flow_sigmas(steps: int, *, shift: float = 1.0, sigma_min: float | None = Non
     """`steps + 1` decreasing noise levels ending in 0.
 
     Default: `steps` equal intervals of unshifted time from 1 to 0, then shifted. With
-    `sigma_min` (e.g. 1/1000): `steps` points evenly spaced from 1 to sigma_min, shifted, then a
-    final 0, which is the schedule of diffusers' FlowMatchEulerDiscreteScheduler
-    (num_train_timesteps = 1 / sigma_min, no dynamic shifting)."""
+    `sigma_min`: `steps` points evenly spaced from 1 to sigma_min, shifted, then a final 0.
+    diffusers' FlowMatchEulerDiscreteScheduler (N training timesteps, no dynamic shifting) is
+    `sigma_min = shift_sigmas(1 / N, shift)`: its last nonzero level is shifted twice."""
     if steps < 1:
         raise ValueError(f"the number of sampling steps must be >= 1, got {steps}")
     if sigma_min is None:

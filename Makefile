@@ -1,0 +1,41 @@
+# framecast: `make demo` and `make test` work on a fresh machine (Python 3.11, CPU).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt
+STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
+
+.PHONY: install dev demo test bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+# torch first, pinned to the CPU build on this machine's disk (an unpinned torch pulls a CUDA build).
+$(STAMP): $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) torch==2.13.0
+	$(PIP) -e .
+	touch $@
+
+$(DEV_STAMP): $(STAMP)
+	$(PIP) -e ".[dev]"
+	touch $@
+
+install: $(STAMP)
+
+dev: $(DEV_STAMP)
+
+demo: $(STAMP)
+	$(BIN)/framecast generate "a big red circle moves right and a small blue square moves left" \
+		--model shapes-diffusion --seed 0 --output demo.mp4
+	$(BIN)/framecast generate "a big red circle moves right and a small blue square moves left" \
+		--model shapes-diffusion --seed 0 --output demo.png
+
+test: $(DEV_STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/backbone.py --output benchmarks/results/backbone.json
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache demo.mp4 demo.png

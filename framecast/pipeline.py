@@ -1,0 +1,166 @@
+"""The callable pipeline: `pipe = framecast.load("shapes-diffusion"); video = pipe(prompt, ...)`.
+
+It resolves a bundled name or a folder, validates the request in plain sentences, runs the
+generator (in bfloat16 autocast on the CPU by default) and returns uint8 frames.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from framecast.generators import GenerationRequest, from_pretrained
+from framecast.generators.io import CONFIG_NAME, WEIGHTS_NAME, read_config
+from framecast.video import as_frames, from_uint8, read_image, read_video, to_uint8
+
+ASSETS = Path(__file__).parent / "assets"
+
+
+def bundled_models() -> dict[str, Path]:
+    if not ASSETS.is_dir():
+        return {}
+    return {p.name: p for p in sorted(ASSETS.iterdir()) if (p / CONFIG_NAME).is_file() and (p / WEIGHTS_NAME).is_file()}
+
+
+def resolve_model(name_or_path: str | Path) -> Path:
+    bundled = bundled_models()
+    if str(name_or_path) in bundled:
+        return bundled[str(name_or_path)]
+    path = Path(name_or_path)
+    if path.is_dir():
+        return path
+    known = ", ".join(bundled) or "none are installed"
+    raise ValueError(f"no model '{name_or_path}': give a bundled name ({known}) or a model folder")
+
+
+def model_card(path: Path) -> dict:
+    """What `framecast models` shows: family, parameters, size on disk, measured scores."""
+    config = read_config(path)
+    size = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
+    scores_path = path / "scores.json"
+    scores = json.loads(scores_path.read_text()) if scores_path.is_file() else {}
+    from safetensors import safe_open
+
+    with safe_open(str(path / WEIGHTS_NAME), "pt") as f:
+        n_params = sum(int(np.prod(f.get_slice(k).get_shape())) for k in f.keys())
+    return {"name": path.name, "family": config.get("family"), "params": n_params, "size_mb": size / 2**20, "scores": scores, "path": str(path)}
+
+
+@dataclass
+class VideoPipelineOutput:
+    frames: list[np.ndarray]  # one (T, H, W, 3) uint8 array per clip
+    seconds: float = 0.0
+    info: dict = field(default_factory=dict)
+
+
+class Pipeline:
+    def __init__(self, model: torch.nn.Module, *, name: str = "", path: Path | None = None, precision: str = "bf16"):
+        if precision not in ("bf16", "fp32"):
+            raise ValueError(f"precision must be bf16 or fp32, got '{precision}'")
+        self.model, self.name, self.path, self.precision = model, name, path, precision
+
+    @property
+    def config(self):
+        return self.model.config
+
+    def __repr__(self) -> str:
+        n = sum(p.numel() for p in self.model.parameters())
+        return f"Pipeline({self.name!r}, family={self.model.family}, params={n / 1e6:.2f}M, precision={self.precision})"
+
+    def _context(self, image, video, context_frames: int | None, num_frames: int) -> torch.Tensor | None:
+        c = self.model.config
+        if image is not None and video is not None:
+            raise ValueError("give either an image or a video to start from, not both")
+        if image is None and video is None:
+            if context_frames:
+                raise ValueError("context frames need a video to continue (--video PATH)")
+            return None
+        if image is not None:
+            frames = read_image(image)[None] if isinstance(image, (str, Path)) else as_frames(np.asarray(image))
+            frames = frames[:1]
+        else:
+            frames = read_video(video) if isinstance(video, (str, Path)) else as_frames(video)
+            k = context_frames if context_frames is not None else frames.shape[0]
+            if k <= 0:
+                raise ValueError(f"context frames must be > 0, got {k}")
+            if k > frames.shape[0]:
+                raise ValueError(f"asked for {k} context frames but the video has only {frames.shape[0]}")
+            frames = frames[:k]
+        if frames.shape[1:3] != (c.size, c.size):
+            raise ValueError(
+                f"the given frames are {frames.shape[2]}x{frames.shape[1]} but this model makes {c.size}x{c.size}; resize them first"
+            )
+        if frames.shape[0] >= num_frames:
+            raise ValueError(f"the context ({frames.shape[0]} frames) must be shorter than the clip ({num_frames} frames)")
+        return from_uint8(frames)[None]  # (1, K, C, H, W)
+
+    def __call__(
+        self,
+        prompt: str | list[str],
+        negative_prompt: str | list[str] | None = None,
+        num_frames: int | None = None,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        generator: torch.Generator | None = None,
+        callback_on_step_end: Callable | None = None,
+        *,
+        sampler: str | None = None,
+        shift: float | None = None,
+        image=None,
+        video=None,
+        context_frames: int | None = None,
+        num_videos_per_prompt: int = 1,
+    ) -> VideoPipelineOutput:
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        if not prompts:
+            raise ValueError("no prompt given")
+        prompts = [p for p in prompts for _ in range(num_videos_per_prompt)]
+        negatives = None
+        if negative_prompt is not None:
+            negatives = [negative_prompt] if isinstance(negative_prompt, str) else list(negative_prompt)
+            if len(negatives) not in (1, len(prompts)):
+                raise ValueError(f"give one negative prompt or one per prompt ({len(prompts)}), got {len(negatives)}")
+        T = num_frames if num_frames is not None else self.model.config.frames
+        if T <= 0:
+            raise ValueError(f"the number of frames must be > 0, got {T}")
+        context = self._context(image, video, context_frames, T)
+        if context is not None:
+            context = context.expand(len(prompts), -1, -1, -1, -1)
+        callback = None
+        if callback_on_step_end is not None:
+
+            def callback(i, sigma, x, x0):
+                out = callback_on_step_end(self, i, float(sigma), {"latents": x, "x0": x0})
+                return out.get("latents") if isinstance(out, dict) else None
+
+        request = GenerationRequest(
+            prompts=prompts,
+            negative_prompts=negatives,
+            num_frames=T,
+            steps=num_inference_steps,
+            guidance=guidance_scale,
+            sampler=sampler,
+            shift=shift,
+            generator=generator,
+            callback=callback,
+            context_BTCHW=context,
+        )
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if self.precision == "bf16" else contextlib.nullcontext()
+        start = time.perf_counter()
+        with autocast:
+            clips = self.model.generate(request)
+        seconds = time.perf_counter() - start
+        return VideoPipelineOutput(frames=[to_uint8(c) for c in clips], seconds=seconds, info={"model": self.name})
+
+
+def load(name_or_path: str | Path, *, device: str = "cpu", precision: str = "bf16") -> Pipeline:
+    path = resolve_model(name_or_path)
+    model = from_pretrained(path, device=device)
+    return Pipeline(model, name=path.name, path=path, precision=precision)

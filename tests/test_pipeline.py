@@ -1,0 +1,69 @@
+"""The Python API: load, call like diffusers, export."""
+
+import numpy as np
+import pytest
+import torch
+
+import framecast
+from framecast.data.shapes import render_clip
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_model_dir):
+    return framecast.load(str(tiny_model_dir), precision="fp32")
+
+
+def test_call_returns_frames_and_is_seeded(pipe, tmp_path):
+    out = pipe("a big red circle moves right", num_frames=4, num_inference_steps=2, generator=torch.Generator().manual_seed(0))
+    assert len(out.frames) == 1 and out.frames[0].shape == (4, 32, 32, 3) and out.frames[0].dtype == np.uint8
+    again = pipe("a big red circle moves right", num_frames=4, num_inference_steps=2, generator=torch.Generator().manual_seed(0))
+    assert np.array_equal(out.frames[0], again.frames[0])
+    other = pipe("a big red circle moves right", num_frames=4, num_inference_steps=2, generator=torch.Generator().manual_seed(1))
+    assert not np.array_equal(out.frames[0], other.frames[0])
+    path = framecast.export_to_video(out, tmp_path / "clip.mp4", fps=8)
+    assert path.stat().st_size > 0
+
+
+def test_batch_seed_independence_and_negative_prompt(pipe):
+    gens = lambda: [torch.Generator().manual_seed(s) for s in (5, 6)]  # noqa: E731
+    both = pipe(["a big red circle moves right", "a small blue square moves up"], num_frames=4, num_inference_steps=2, generator=gens())
+    alone = pipe("a small blue square moves up", num_frames=4, num_inference_steps=2, generator=[torch.Generator().manual_seed(6)])
+    assert np.array_equal(both.frames[1], alone.frames[0])
+    neg = pipe("a small blue square moves up", negative_prompt="a big red circle moves right", num_frames=4, num_inference_steps=2,
+               guidance_scale=3.0, generator=[torch.Generator().manual_seed(6)])
+    assert not np.array_equal(neg.frames[0], alone.frames[0])
+
+
+def test_callback_on_step_end(pipe):
+    calls = []
+
+    def cb(p, step, sigma, kwargs):
+        calls.append((step, sigma, kwargs["latents"].shape))
+        return kwargs
+
+    pipe("a big red circle moves right", num_frames=4, num_inference_steps=3, callback_on_step_end=cb)
+    assert [c[0] for c in calls] == [0, 1, 2] and calls[-1][1] == 0.0 and calls[0][2] == (1, 4, 3, 32, 32)
+
+
+def test_image_to_video_keeps_the_first_frame(pipe):
+    first = render_clip(2).video[0]
+    out = pipe("a big red circle moves right", num_frames=4, num_inference_steps=3, image=first)
+    assert np.abs(out.frames[0][0].astype(int) - first.astype(int)).max() <= 1
+    clip = render_clip(2, frames=4).video
+    out = pipe("a big red circle moves right", num_frames=4, num_inference_steps=3, video=clip, context_frames=2)
+    assert np.abs(out.frames[0][:2].astype(int) - clip[:2].astype(int)).max() <= 1
+
+
+def test_bad_requests(pipe):
+    with pytest.raises(ValueError, match="empty"):
+        pipe("")
+    with pytest.raises(ValueError, match="unknown word"):
+        pipe("a big red dragon moves right")
+    with pytest.raises(ValueError, match="frames must be > 0"):
+        pipe("a big red circle moves right", num_frames=0)
+    with pytest.raises(ValueError, match="resize"):
+        pipe("a big red circle moves right", num_frames=4, image=np.zeros((64, 64, 3), np.uint8))
+    with pytest.raises(ValueError, match="shorter than the clip"):
+        pipe("a big red circle moves right", num_frames=4, video=render_clip(0, frames=8).video)
+    with pytest.raises(ValueError, match="no model"):
+        framecast.load("no-such-model")
