@@ -86,3 +86,21 @@ def test_read_only_cache_is_not_changed():
     assert len(cache) == 8 and torch.equal(a, b)
     full = m(x, torch.tensor([[0.0, 0.0, 0.7]]), text, mask=MaskSpec("frame-causal"))
     assert torch.allclose(full[:, 2:], a, atol=1e-5)
+
+
+def test_rolling_window_renumbers_kept_frames():
+    """After evicting frames, cached attention equals recomputing on the kept frames alone. With one
+    layer the cached keys depend on their own frame only, so this checks the re-numbering exactly."""
+    m, text = _model(patch_size=8, patch_frames=1, depth=1)
+    x = torch.randn(1, 7, 3, 16, 16)
+    spec = MaskSpec("frame-causal")
+    cache = KVCache(len(m.blocks))
+    for t in range(6):
+        m(x[:, t : t + 1], torch.zeros(1, 1), text, mask=spec, cache=cache, frame_offset=t)
+    cache.keep_frames(torch.tensor([0, 4, 5]))  # one sink frame + a window of two
+    assert cache.num_frames == 3 and len(cache) == 12
+    cache.writing = False
+    new = m(x[:, 6:7], torch.full((1, 1), 0.5), text, mask=spec, cache=cache, frame_offset=6)
+    kept = torch.cat([x[:, 0:1], x[:, 4:6], x[:, 6:7]], 1)
+    ref = m(kept, torch.tensor([[0.0, 0.0, 0.0, 0.5]]), text, mask=spec)
+    assert torch.allclose(new, ref[:, 3:], atol=1e-5)

@@ -76,21 +76,41 @@ def apply_rope(x_BHND: torch.Tensor, angles_ND2: torch.Tensor) -> torch.Tensor:
 
 
 class KVCache:
-    """Keys and values of already-seen tokens, one entry per layer, with their frame indices.
+    """Keys and values of already-seen tokens, one entry per layer, with their (t, y, x) positions.
 
     `writing=True`: a forward pass appends its keys/values (encode context once).
     `writing=False`: a forward pass attends to the cache without changing it (every
-    denoising step of the next frame; CausVid).
+    denoising step of the next frame or chunk; CausVid).
+
+    Keys are stored before RoPE. With RoPE, attention depends only on position differences, so
+    the cached frames are numbered consecutively in the order they were seen (their rank), and
+    new frames follow them. Without eviction that is the absolute numbering; after a rolling
+    window drops frames (`keep_frames`), the kept ones (attention sinks first, then the recent
+    window) are re-numbered so every difference stays in the range seen in training
+    (StreamingLLM's positions within the cache, Xiao et al. 2024).
     """
 
     def __init__(self, depth: int):
         self.k: list[torch.Tensor | None] = [None] * depth
         self.v: list[torch.Tensor | None] = [None] * depth
-        self.frames: torch.Tensor | None = None  # (N_cached,) frame index of every cached token
+        self.pos: torch.Tensor | None = None  # (N_cached, 3) absolute (t, y, x) of every cached token
         self.writing = True
 
     def __len__(self) -> int:
-        return 0 if self.frames is None else int(self.frames.numel())
+        return 0 if self.pos is None else int(self.pos.shape[0])
+
+    def frame_ids(self) -> torch.Tensor:
+        """Sorted absolute indices of the cached frames."""
+        return torch.empty(0, dtype=torch.long) if self.pos is None else torch.unique(self.pos[:, 0])
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.frame_ids().numel())
+
+    def virtual_positions(self) -> torch.Tensor:
+        """(N_cached, 3) positions with t replaced by the frame's rank in the cache."""
+        ranks = torch.searchsorted(self.frame_ids().to(self.pos.device), self.pos[:, 0].contiguous())
+        return torch.cat([ranks[:, None], self.pos[:, 1:]], dim=1)
 
     def attend(self, layer: int, k_BHND: torch.Tensor, v_BHND: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         past_k, past_v = self.k[layer], self.v[layer]
@@ -100,20 +120,19 @@ class KVCache:
             self.k[layer], self.v[layer] = k_BHND, v_BHND
         return k_BHND, v_BHND
 
-    def key_frames(self, new_frames: torch.Tensor) -> torch.Tensor:
-        return new_frames if self.frames is None else torch.cat([self.frames.to(new_frames.device), new_frames])
-
-    def commit_frames(self, new_frames: torch.Tensor) -> None:
+    def commit(self, new_pos_N3: torch.Tensor) -> None:
         if self.writing:
-            self.frames = self.key_frames(new_frames)
+            self.pos = new_pos_N3 if self.pos is None else torch.cat([self.pos, new_pos_N3.to(self.pos.device)])
 
-    def keep(self, index: torch.Tensor) -> None:
-        """Keep only the cached tokens at `index` (a rolling window, attention sinks)."""
+    def keep_frames(self, frame_ids: torch.Tensor) -> None:
+        """Keep only the cached tokens of these frames (a rolling window with sinks)."""
+        if self.pos is None:
+            return
+        index = torch.isin(self.pos[:, 0], frame_ids.to(self.pos.device)).nonzero().squeeze(1)
         for i in range(len(self.k)):
             if self.k[i] is not None:
                 self.k[i], self.v[i] = self.k[i][:, :, index], self.v[i][:, :, index]
-        if self.frames is not None:
-            self.frames = self.frames[index]
+        self.pos = self.pos[index]
 
 
 class SelfAttention(nn.Module):
@@ -127,16 +146,18 @@ class SelfAttention(nn.Module):
     def forward(
         self,
         x_BND: torch.Tensor,
-        angles: torch.Tensor,
+        angles_q: torch.Tensor,
+        angles_k: torch.Tensor,
         mask: torch.Tensor | None,
         cache: KVCache | None = None,
         layer: int = 0,
     ) -> torch.Tensor:
         q, k, v = rearrange(self.qkv(x_BND), "b n (three h d) -> three b h n d", three=3, h=self.heads)
         # QK-norm (parameter-free RMS) keeps attention logits bounded in bf16.
-        q, k = apply_rope(F.rms_norm(q, q.shape[-1:]), angles), apply_rope(F.rms_norm(k, k.shape[-1:]), angles)
+        q, k = F.rms_norm(q, q.shape[-1:]), F.rms_norm(k, k.shape[-1:])
         if cache is not None:
-            k, v = cache.attend(layer, k, v)
+            k, v = cache.attend(layer, k, v)  # cached keys are stored before RoPE
+        q, k = apply_rope(q, angles_q), apply_rope(k, angles_k)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.proj(rearrange(out, "b h n d -> b n (h d)"))
 

@@ -78,13 +78,13 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(c.width, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, c.width))
         self.modulation = nn.Parameter(torch.zeros(6, c.width))  # per-block offsets of adaLN-single
 
-    def forward(self, x_BND, mod_BF16D, angles, mask, text: TextEmbedding, cache: KVCache | None, layer: int):
+    def forward(self, x_BND, mod_BF16D, angles_q, angles_k, mask, text: TextEmbedding, cache: KVCache | None, layer: int):
         B, N, D = x_BND.shape
         F_ = mod_BF16D.shape[1]
         # Modulation is per token-frame: view tokens as (B, F, tokens per frame, D) and broadcast.
         per_frame = lambda y: y.view(B, F_, -1, D)  # noqa: E731
         shift1, scale1, gate1, shift2, scale2, gate2 = (mod_BF16D + self.modulation).unbind(dim=-2)
-        a = self.attn(modulate(per_frame(self.norm1(x_BND)), shift1, scale1).view(B, N, D), angles, mask, cache, layer)
+        a = self.attn(modulate(per_frame(self.norm1(x_BND)), shift1, scale1).view(B, N, D), angles_q, angles_k, mask, cache, layer)
         x_BND = x_BND + (per_frame(a) * gate1).view(B, N, D)
         x_BND = x_BND + self.cross(self.norm2(x_BND), text.tokens_BLD, text.mask_BL)
         m = self.mlp(modulate(per_frame(self.norm3(x_BND)), shift2, scale2).view(B, N, D))
@@ -163,8 +163,8 @@ class SpaceTimeTransformer(nn.Module):
         frame_offset: int = 0,
     ) -> torch.Tensor:
         """noise_level_BF: (B, F) in [0, 1], one level per token-frame (F = T / patch_frames),
-        or (B,) for one level for the whole clip. `frame_offset`: index (in token-frames) of the
-        first frame of x, when earlier frames sit in `cache`."""
+        or (B,) for one level for the whole clip. `frame_offset`: the token-frame index of the
+        first frame of x. With a `cache`, x follows the cached frames (see KVCache)."""
         B, T, C, H, W = x_BTCHW.shape
         if C != self.config.channels:
             raise ValueError(f"the backbone expects {self.config.channels} channels, got {C}")
@@ -172,20 +172,23 @@ class SpaceTimeTransformer(nn.Module):
         F_, per_frame = grid[0], grid[1] * grid[2]
         if noise_level_BF.dim() == 1:
             noise_level_BF = noise_level_BF[:, None].expand(B, F_)
-        pos = self.positions(grid, frame_offset, x_BTCHW.device)
-        angles = self.rope.angles(pos)
-        q_frames = pos[:, 0]
-        k_frames = q_frames if cache is None else cache.key_frames(q_frames)
-        attn_mask = frame_mask(mask, q_frames, k_frames)
+        pos = self.positions(grid, frame_offset, x_BTCHW.device)  # absolute, what the cache stores
+        if cache is not None and len(cache):
+            q_pos = torch.cat([pos[:, :1] - frame_offset + cache.num_frames, pos[:, 1:]], dim=1)
+            k_pos = torch.cat([cache.virtual_positions().to(pos.device), q_pos])
+        else:
+            q_pos = k_pos = pos
+        angles_q, angles_k = self.rope.angles(q_pos), self.rope.angles(k_pos)
+        attn_mask = frame_mask(mask, q_pos[:, 0], k_pos[:, 0])
 
         h = self.patch_embed(self.patchify(x_BTCHW))  # (B, N, D)
         cond_BFD = self.cond_embed(timestep_embedding(noise_level_BF, self.config.width).to(h.dtype))
         cond_BFD = cond_BFD + self.text_pool(text.pooled_BD)[:, None]
         mod_BF16D = rearrange(self.adaln(cond_BFD), "b f (one six d) -> b f one six d", one=1, six=6)
         for i, block in enumerate(self.blocks):
-            h = block(h, mod_BF16D, angles, attn_mask, text, cache, i)
+            h = block(h, mod_BF16D, angles_q, angles_k, attn_mask, text, cache, i)
         if cache is not None:
-            cache.commit_frames(q_frames)
+            cache.commit(pos)
         shift, scale = rearrange(self.final_adaln(cond_BFD), "b f (one two d) -> two b f one d", one=1, two=2)
         h = modulate(self.final_norm(h).view(B, F_, per_frame, -1), shift, scale).view(B, F_ * per_frame, -1)
         return self.unpatchify(self.head(h), grid)

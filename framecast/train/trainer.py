@@ -46,6 +46,25 @@ def make_batches(cfg: TrainConfig, start_step: int):
     raise ValueError(f"unknown data source '{d.source}'; this framecast trains on: shapes")
 
 
+@torch.no_grad()
+def write_samples(model, path: Path, cfg: TrainConfig, autocast, n: int = 4) -> None:
+    """A contact sheet (rows = clips) of the EMA model on fixed captions and seeds, to watch training."""
+    import numpy as np
+    from PIL import Image
+
+    from framecast.data.shapes import render_clip
+    from framecast.generators.diffusion import GenerationRequest
+    from framecast.video import contact_sheet, to_uint8
+
+    prompts = [render_clip(i, split=cfg.data.split).caption for i in range(n)]
+    gens = [torch.Generator().manual_seed(i) for i in range(n)]
+    with autocast:
+        clips = model.generate(GenerationRequest(prompts=prompts, num_frames=cfg.data.frames, generator=gens))
+    frames = np.concatenate([to_uint8(c) for c in clips])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(contact_sheet(frames, columns=cfg.data.frames, scale=2)).save(path)
+
+
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     """No weight decay on biases, norms, embeddings of positions and adaLN offsets."""
     decay, no_decay = [], []
@@ -107,6 +126,8 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, progress: bool 
             t_last = now
             log.write(json.dumps({"step": done, "loss": round(loss.item(), 6), "lr": lr_at(step, cfg), "grad_norm": round(float(grad_norm), 4), "steps_per_s": round(rate, 4), "time": time.time()}) + "\n")
             log.flush()
+        if cfg.sample_every and done % cfg.sample_every == 0:
+            write_samples(ema, run_dir / "samples" / f"step_{done:06d}.png", cfg, autocast)
         if done % cfg.ckpt_every == 0 or done == cfg.steps:
             save_checkpoint(run_dir, done, model=model, ema=ema, optimizer=optimizer, train_config=cfg.to_dict(), keep_last=cfg.keep_last)
     bar.close()
