@@ -73,6 +73,7 @@ class ModelSpec:
 
 class VideoDiffusion(nn.Module):
     family = "diffusion"
+    config_class = DiffusionConfig
 
     def __init__(self, config: DiffusionConfig, backbone: TransformerConfig, text_encoder: TextEncoder):
         super().__init__()
@@ -84,7 +85,7 @@ class VideoDiffusion(nn.Module):
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> "VideoDiffusion":
-        return cls(DiffusionConfig(**spec.generator), TransformerConfig(**spec.backbone), build_text_encoder(spec.text_kind, spec.text))
+        return cls(cls.config_class(**spec.generator), TransformerConfig(**spec.backbone), build_text_encoder(spec.text_kind, spec.text))
 
     def spec(self) -> ModelSpec:
         return ModelSpec(
@@ -96,11 +97,18 @@ class VideoDiffusion(nn.Module):
         )
 
     # --- the objective ------------------------------------------------------------------
-    def predict_x0(self, x_BTCHW: torch.Tensor, sigma_B: torch.Tensor, text: TextEmbedding) -> torch.Tensor:
-        out = self.backbone(x_BTCHW, sigma_B, text)
+    def predict_x0(self, x_BTCHW: torch.Tensor, sigma: torch.Tensor, text: TextEmbedding, **backbone_kw) -> torch.Tensor:
+        """sigma: (B,) one level per clip, or (B, F) one per token-frame."""
+        out = self.backbone(x_BTCHW, sigma, text, **backbone_kw)
         if self.config.prediction == "x0":
             return out
-        return x_BTCHW - sigma_B.view(-1, 1, 1, 1, 1) * out  # x0 = x_s - s v
+        return x_BTCHW - self.per_pixel(sigma, x_BTCHW.shape[1]) * out  # x0 = x_s - s v
+
+    def per_pixel(self, sigma: torch.Tensor, T: int) -> torch.Tensor:
+        """(B,) or (B, F) levels -> (B, T, 1, 1, 1), broadcastable against a clip."""
+        if sigma.dim() == 1:
+            return sigma.view(-1, 1, 1, 1, 1)
+        return sigma.repeat_interleave(T // sigma.shape[1], dim=1).view(sigma.shape[0], T, 1, 1, 1)
 
     def loss(self, batch: dict, generator: torch.Generator | None = None) -> torch.Tensor:
         x0 = batch["video"]  # (B, T, C, H, W) in [-1, 1]

@@ -13,10 +13,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from framecast.generators.diffusion import ModelSpec, VideoDiffusion
+from framecast.generators.hybrid import CausalVideoDiffusion
 
 FORMAT_VERSION = 1
 CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
-FAMILIES = {"diffusion": VideoDiffusion}
+FAMILIES = {"diffusion": VideoDiffusion, "hybrid": CausalVideoDiffusion}
 
 
 def build_generator(spec: ModelSpec) -> torch.nn.Module:

@@ -7,6 +7,7 @@ from typing import Callable
 
 from framecast.data.shapes import VOCABULARY
 from framecast.generators.diffusion import DiffusionConfig
+from framecast.generators.hybrid import HybridConfig
 from framecast.nn.transformer import transformer_small, transformer_tiny
 from framecast.text.encoder import WordEncoderConfig
 from framecast.train.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
@@ -55,9 +56,32 @@ def shapes_diffusion_tiny() -> TrainConfig:
     )
 
 
+def shapes_hybrid_small() -> TrainConfig:
+    """The bundled `shapes-hybrid`: the diffusion recipe's backbone under a frame-causal mask over
+    token-frames (chunks of 4 frames), trained with diffusion forcing."""
+    cfg = shapes_diffusion_small()
+    cfg.recipe = "shapes-hybrid-small"
+    cfg.model.family = "hybrid"
+    cfg.model.generator = asdict(HybridConfig(prediction="x0", frames=16, size=32, steps=10, guidance=4.0, context_noise=0.1))
+    cfg.out_dir = "runs/shapes-hybrid-small"
+    return cfg
+
+
+def shapes_hybrid_tiny() -> TrainConfig:
+    cfg = shapes_diffusion_tiny()
+    cfg.recipe = "shapes-hybrid-tiny"
+    cfg.model.family = "hybrid"
+    cfg.model.backbone["patch_frames"] = 1
+    cfg.model.generator = asdict(HybridConfig(prediction="x0", frames=4, size=32, steps=3, guidance=2.0, context_noise=0.1))
+    cfg.out_dir = "runs/shapes-hybrid-tiny"
+    return cfg
+
+
 RECIPES: dict[str, Callable[[], TrainConfig]] = {
     "shapes-diffusion-small": shapes_diffusion_small,
     "shapes-diffusion-tiny": shapes_diffusion_tiny,
+    "shapes-hybrid-small": shapes_hybrid_small,
+    "shapes-hybrid-tiny": shapes_hybrid_tiny,
 }
 
 

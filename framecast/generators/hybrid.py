@@ -1,0 +1,225 @@
+"""The hybrid family: causal diffusion with a noise level per frame (diffusion forcing), sampled
+by any noise-level matrix, streaming with a KV cache.
+
+Training (Diffusion Forcing, Chen et al. 2024): every token-frame gets its own noise level, under
+a frame-causal (or block-causal) mask, with the flow-matching objective of the diffusion family.
+Half the clips instead take a clean prefix (optionally with a little noise, so the model learns
+to tolerate its own errors) and one level for the rest, which is exactly what autoregressive
+sampling asks of the model.
+
+Sampling runs a NoiseMatrix row by row. Frames that are clean and precede every frame still
+being denoised are encoded once into the KV cache; each later step attends to it without
+recomputing it (CausVid, Yin et al. 2025). A rolling window with a few kept "sink" frames bounds
+memory and time per frame for long clips (FAR's long/short context; StreamingLLM).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+
+from framecast.generators.diffusion import (
+    DiffusionConfig, GenerationRequest, VideoDiffusion, _first, initial_noise,
+)
+from framecast.nn.attention import KVCache, MaskSpec
+from framecast.sampling import cfg_combine, sample_training_sigmas
+from framecast.sampling.noise_matrix import NoiseMatrix, build_matrix
+from framecast.text.encoder import TextEmbedding, check_prompts
+
+
+@dataclass(kw_only=True)
+class HybridConfig(DiffusionConfig):
+    mask: str = "frame-causal"  # over token-frames; block-causal groups `chunk` token-frames
+    chunk: int = 1  # token-frames per block for block-causal attention
+    schedule: str = "autoregressive"  # default noise-level matrix
+    pyramid_offset: int = 0  # rows between columns of the pyramid schedule (0 = steps // 2)
+    prefix_share: float = 0.5  # share of training clips with a clean prefix and one level after it
+    context_noise: float = 0.0  # context frames get a level in [0, context_noise] in training (0 = clean)
+    window: int = 0  # token-frames of recent context kept when streaming (0 = fill the training length)
+    sinks: int = 1  # first token-frames always kept in the cache
+
+    def mask_spec(self) -> MaskSpec:
+        return MaskSpec(self.mask, block=self.chunk)
+
+
+@dataclass(kw_only=True)
+class HybridRequest(GenerationRequest):
+    schedule: str | None = None
+    matrix: NoiseMatrix | None = None  # overrides schedule
+    use_cache: bool = True
+
+
+class CausalVideoDiffusion(VideoDiffusion):
+    family = "hybrid"
+    config_class = HybridConfig
+
+    @property
+    def patch_frames(self) -> int:
+        return self.backbone.config.patch_frames
+
+    # --- the objective ------------------------------------------------------------------
+    def training_levels(self, B: int, Fr: int, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, F) noise levels and a (B, F) mask of the frames that count in the loss."""
+        c = self.config
+        levels = sample_training_sigmas(B * Fr, generator=generator, mean=c.train_sigma_mean, std=c.train_sigma_std).view(B, Fr)
+        prefix = torch.rand(B, generator=generator) < c.prefix_share
+        k = torch.randint(0, Fr, (B,), generator=generator)  # clean frames before the rest
+        one_level = sample_training_sigmas(B, generator=generator, mean=c.train_sigma_mean, std=c.train_sigma_std)
+        ctx_level = torch.rand(B, generator=generator) * c.context_noise
+        is_ctx = torch.arange(Fr)[None] < k[:, None]
+        pref_levels = torch.where(is_ctx, ctx_level[:, None], one_level[:, None].expand(B, Fr))
+        levels = torch.where(prefix[:, None], pref_levels, levels)
+        in_loss = ~(prefix[:, None] & is_ctx)
+        return levels, in_loss
+
+    def loss(self, batch: dict, generator: torch.Generator | None = None) -> torch.Tensor:
+        x0 = batch["video"]
+        B, T = x0.shape[:2]
+        if T % self.patch_frames:
+            raise ValueError(f"training clips must have a multiple of {self.patch_frames} frames, got {T}")
+        Fr = T // self.patch_frames
+        drop = torch.rand(B, generator=generator) < self.config.cond_dropout
+        text = self.text.encode(batch["caption"], drop=drop)
+        levels, in_loss = self.training_levels(B, Fr, generator)
+        levels, in_loss = levels.to(x0.device), in_loss.to(x0.device)
+        noise = torch.randn(x0.shape, generator=generator).to(x0.device)
+        s = self.per_pixel(levels, T)
+        x_s = (1 - s) * x0 + s * noise
+        out = self.backbone(x_s, levels, text, mask=self.config.mask_spec()).float()
+        target_v = noise - x0
+        if self.config.prediction == "velocity":
+            err = (out - target_v) ** 2
+        else:
+            err = ((x_s - out) / s.clamp(min=self.config.min_sigma_for_loss) - target_v) ** 2
+        weight = self.per_pixel(in_loss.float(), T)  # (B, T, 1, 1, 1)
+        return (err * weight).sum() / (weight.sum() * err[0, 0].numel()).clamp(min=1)
+
+    # --- sampling -------------------------------------------------------------------------
+    def _matrix(self, request: HybridRequest, frames: int, context: int) -> NoiseMatrix:
+        c = self.config
+        if request.matrix is not None:
+            if request.matrix.frames != frames:
+                raise ValueError(f"the noise-level matrix has {request.matrix.frames} frames; the clip has {frames} token-frames")
+            return request.matrix
+        steps = request.steps if request.steps is not None else c.steps
+        shift = request.shift if request.shift is not None else c.shift
+        name = request.schedule or c.schedule
+        return build_matrix(name, frames, steps, shift=shift, offset=c.pyramid_offset or None, context=context)
+
+    def _model(self, x, levels, text: TextEmbedding, scale: float, guided: bool, **kw) -> torch.Tensor:
+        """x0 for x (B, ...) with classifier-free guidance; the batch is doubled when guided."""
+        if not guided:
+            return self.predict_x0(x, levels, text, **kw).float()
+        out = self.predict_x0(torch.cat([x, x]), torch.cat([levels, levels]), text, **kw).float()
+        cond, unc = out.chunk(2)
+        return cfg_combine(cond, unc, scale)
+
+    def window_frames(self) -> int:
+        """Recent token-frames kept in the cache: by default sinks + window + the frame being made
+        fill the training length, so every RoPE distance was seen in training."""
+        return self.config.window or max(1, self.config.frames // self.patch_frames - 1 - self.config.sinks)
+
+    @torch.no_grad()
+    def stream(self, request: GenerationRequest) -> Iterator[torch.Tensor]:
+        """Yield clean frames in order, (B, k, C, H, W) each, as soon as they are final."""
+        c = self.config
+        request = request if isinstance(request, HybridRequest) else HybridRequest(**vars(request))
+        prompts = check_prompts(request.prompts)
+        B = len(prompts)
+        pf = self.patch_frames
+        T = request.num_frames if request.num_frames is not None else c.frames
+        if T <= 0:
+            raise ValueError(f"the number of frames must be > 0, got {T}")
+        if T % pf:
+            raise ValueError(f"this model makes clips in multiples of {pf} frames; ask for {T + pf - T % pf} instead of {T}")
+        H = W = c.size
+        Fr = T // pf
+        device = next(self.parameters()).device
+        ctx = request.context_BTCHW
+        n_ctx_frames = 0 if ctx is None else ctx.shape[1]
+        if n_ctx_frames >= T:
+            raise ValueError(f"the context ({n_ctx_frames} frames) must be shorter than the clip ({T} frames)")
+        ctx_tf = n_ctx_frames // pf  # whole token-frames of context: held clean by the matrix
+        K = self._matrix(request, Fr, ctx_tf).levels.to(device)
+        if ctx_tf and (K[:, :ctx_tf] != 0).any():
+            raise ValueError("the noise-level matrix must keep the given context frames at level 0")
+        scale = request.guidance if request.guidance is not None else c.guidance
+        guided = scale != 1.0
+        text = self.text.encode(prompts)
+        if guided:
+            neg = check_prompts(request.negative_prompts) if request.negative_prompts is not None else None
+            uncond = self.text.encode(neg * B if len(neg) == 1 else neg) if neg else self.text.encode_null(B)
+            text = TextEmbedding.cat([text, uncond])
+        gen = _first(request.generator)
+        x = initial_noise((B, T, c.channels, H, W), request.generator).to(device)
+        known = torch.zeros(T, dtype=torch.bool)
+        if ctx is not None:
+            x[:, :n_ctx_frames] = ctx.to(device)
+            known[:n_ctx_frames] = True
+        spec = c.mask_spec()
+        cache = KVCache(len(self.backbone.blocks)) if request.use_cache else None
+        cached_upto = 0  # token-frames [0, cached_upto) are in the cache
+        window, sinks = self.window_frames(), c.sinks
+        emitted = 0  # token-frames already yielded
+        tf = lambda a, b: slice(a * pf, b * pf)  # noqa: E731 - token-frames -> video frames
+
+        for r in range(K.shape[0] - 1):
+            cur, nxt = K[r], K[r + 1]
+            active = (cur != nxt).nonzero().squeeze(1)
+            if active.numel():
+                lo = int((cur > 0).nonzero()[0]) if (cur > 0).any() else Fr
+                hi = int(active.max()) + 1
+                if cache is not None:
+                    if lo > cached_upto:  # clean frames not yet cached: encode them once
+                        cache.writing = True
+                        lv = torch.zeros(B, lo - cached_upto, device=device)
+                        self._model(x[:, tf(cached_upto, lo)], lv, text, scale, guided, mask=spec, cache=cache, frame_offset=cached_upto)
+                        cached_upto = lo
+                        ids = cache.frame_ids()
+                        if ids.numel() > sinks + window:  # rolling window + sinks (bounded memory)
+                            cache.keep_frames(torch.cat([ids[:sinks], ids[-window:]]))
+                    cache.writing = False
+                    start = cached_upto
+                    x0 = self._model(x[:, tf(start, hi)], cur[start:hi].expand(B, -1), text, scale, guided, mask=spec, cache=cache, frame_offset=start)
+                else:
+                    start = 0
+                    x0 = self._model(x[:, tf(0, hi)], cur[:hi].expand(B, -1), text, scale, guided, mask=spec)
+                # Euler step per token-frame from level cur to nxt (frames not moving: ds = 0).
+                s, s_next = cur[start:hi], nxt[start:hi]
+                ds = self.per_pixel((s_next - s)[None], (hi - start) * pf)
+                d = (x[:, tf(start, hi)] - x0) / self.per_pixel(s.clamp(min=1e-8)[None], (hi - start) * pf)
+                x[:, tf(start, hi)] = x[:, tf(start, hi)] + ds * d
+                if known.any():  # partly known token-frames: hold the given frames at the current level
+                    lvl = self.per_pixel(nxt[None], T)[0]
+                    noise = torch.randn(ctx.shape, generator=gen).to(device)
+                    kf = known.nonzero().squeeze(1)
+                    x[:, kf] = (1 - lvl[kf]) * ctx.to(device)[:, kf] + lvl[kf] * noise[:, kf]
+                if request.callback is not None:
+                    out = request.callback(r, nxt, x, x0)
+                    if out is not None:
+                        x = out
+            done = emitted
+            while done < Fr and nxt[done] == 0:
+                done += 1
+            if done > emitted:
+                yield x[:, tf(emitted, done)].clamp(-1, 1)
+                emitted = done
+
+    @torch.no_grad()
+    def generate(self, request: GenerationRequest) -> torch.Tensor:
+        return torch.cat(list(self.stream(request)), dim=1)
+
+    def count_model_calls(self, request: HybridRequest) -> int:
+        """Forward passes a request costs (context encodings into the cache included)."""
+        calls = []
+        handle = self.backbone.register_forward_pre_hook(lambda *_: calls.append(1))
+        try:
+            self.generate(request)
+        finally:
+            handle.remove()
+        return len(calls)
+
+
+__all__ = ["CausalVideoDiffusion", "HybridConfig", "HybridRequest"]

@@ -1,0 +1,114 @@
+"""The noise-level matrix K[step, frame] in [0, 1] (0 = clean, 1 = pure noise): framecast's central idea.
+
+A model trained with an independent noise level per frame (diffusion forcing, Chen et al. 2024)
+can be sampled with any such matrix. Row r is the level of every frame before step r; a
+sampling step moves each frame from K[r] to K[r + 1]. Frames are token-frames (chunks of
+`patch_frames` video frames).
+
+    full            all columns equal: full-sequence diffusion
+    autoregressive  column t starts only when column t - 1 is clean: next-frame (or next-chunk)
+                    diffusion from clean context (CausVid, FAR)
+    pyramid         column t starts `offset` rows after column t - 1: the asynchronous schedule
+                    of AR-Diffusion / rolling diffusion; offset = steps is autoregressive,
+                    offset = 0 is full
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from framecast.sampling.schedules import flow_sigmas
+
+SCHEDULES = ("full", "autoregressive", "pyramid")
+
+
+@dataclass(frozen=True)
+class NoiseMatrix:
+    levels: torch.Tensor  # (rows, frames), float, rows = steps + 1
+    name: str = "custom"
+
+    def __post_init__(self):
+        check_matrix(self.levels)
+
+    @property
+    def steps(self) -> int:
+        return self.levels.shape[0] - 1
+
+    @property
+    def frames(self) -> int:
+        return self.levels.shape[1]
+
+    def model_calls(self) -> int:
+        """Rows in which at least one frame changes level (one forward pass each)."""
+        return int((self.levels[1:] != self.levels[:-1]).any(dim=1).sum())
+
+
+def check_matrix(K: torch.Tensor) -> None:
+    """A plain-sentence ValueError for a matrix no sampler can run."""
+    if K.dim() != 2 or K.shape[0] < 2 or K.shape[1] < 1:
+        raise ValueError(f"a noise-level matrix is (steps + 1, frames) with steps >= 1; got shape {tuple(K.shape)}")
+    if not torch.isfinite(K).all() or K.min() < 0 or K.max() > 1:
+        raise ValueError("noise levels must lie in [0, 1] (0 = clean, 1 = pure noise)")
+    if (K[1:] > K[:-1] + 1e-6).any():
+        step, frame = (K[1:] > K[:-1] + 1e-6).nonzero()[0].tolist()
+        raise ValueError(f"noise levels must never rise: frame {frame} goes up at step {step}")
+    if (K[-1] != 0).any():
+        raise ValueError("the last row of a noise-level matrix must be 0 (every frame clean at the end)")
+
+
+def full_matrix(frames: int, steps: int, *, shift: float = 1.0) -> NoiseMatrix:
+    sig = flow_sigmas(steps, shift=shift)
+    return NoiseMatrix(sig[:, None].expand(-1, frames).clone(), "full")
+
+
+def pyramid_matrix(frames: int, steps: int, offset: int, *, shift: float = 1.0, context: int = 0) -> NoiseMatrix:
+    """Column t (after `context` clean frames) follows the `steps`-step schedule, starting
+    t * offset rows in."""
+    if frames < 1 or steps < 1:
+        raise ValueError("a noise-level matrix needs frames >= 1 and steps >= 1")
+    if offset < 0:
+        raise ValueError(f"the pyramid offset must be >= 0, got {offset}")
+    if context >= frames:
+        raise ValueError(f"the context ({context} frames) must be shorter than the clip ({frames} frames)")
+    sig = flow_sigmas(steps, shift=shift)  # steps + 1 levels
+    gen = frames - context
+    rows = (gen - 1) * offset + steps + 1
+    K = torch.zeros(rows, frames)
+    for j in range(gen):
+        start = j * offset
+        col = torch.ones(rows)
+        col[start : start + steps + 1] = sig
+        col[start + steps + 1 :] = 0.0
+        K[:, context + j] = col
+    return NoiseMatrix(K, "pyramid")
+
+
+def autoregressive_matrix(frames: int, steps: int, *, shift: float = 1.0, context: int = 0) -> NoiseMatrix:
+    m = pyramid_matrix(frames, steps, offset=steps, shift=shift, context=context)
+    return NoiseMatrix(m.levels, "autoregressive")
+
+
+def build_matrix(name: str, frames: int, steps: int, *, shift: float = 1.0, offset: int | None = None, context: int = 0) -> NoiseMatrix:
+    """A named schedule. `context` clean frames come first (image to video, continuation)."""
+    if name == "full":
+        if context:
+            K = full_matrix(frames - context, steps, shift=shift).levels
+            return NoiseMatrix(torch.cat([torch.zeros(K.shape[0], context), K], dim=1), "full")
+        return full_matrix(frames, steps, shift=shift)
+    if name == "autoregressive":
+        return autoregressive_matrix(frames, steps, shift=shift, context=context)
+    if name == "pyramid":
+        return pyramid_matrix(frames, steps, offset if offset is not None else max(1, steps // 2), shift=shift, context=context)
+    raise ValueError(f"unknown schedule '{name}'; choose one of {', '.join(SCHEDULES)}")
+
+
+def matrix_image(matrix: NoiseMatrix, cell: int = 12):
+    """The matrix as a picture: rows = steps (top = first), columns = frames, white = noise."""
+    import numpy as np
+
+    K = matrix.levels.numpy()
+    img = (255 * K).astype(np.uint8)
+    img = img.repeat(cell, 0).repeat(cell, 1)
+    return np.stack([img, img, img], axis=-1)

@@ -1,0 +1,104 @@
+"""The hybrid family: diffusion forcing, any matrix, cache equivalence, streaming, long clips."""
+
+from dataclasses import asdict
+
+import pytest
+import torch
+
+from framecast.data.shapes import render_clip, shapes_batches
+from framecast.generators import HybridRequest, ModelSpec, build_generator
+from framecast.sampling.noise_matrix import build_matrix
+from framecast.train.recipes import shapes_hybrid_tiny
+from framecast.video import from_uint8
+
+PROMPT = "a big red circle moves right"
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    m = build_generator(ModelSpec(**asdict(shapes_hybrid_tiny().model)))
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return m.eval()
+
+
+def _req(**kw):
+    base = dict(prompts=[PROMPT], num_frames=4, steps=3, generator=torch.Generator().manual_seed(0))
+    return HybridRequest(**{**base, **kw})
+
+
+def test_training_levels_and_loss(model):
+    levels, in_loss = model.training_levels(64, 4, torch.Generator().manual_seed(0))
+    assert levels.shape == (64, 4) and (levels >= 0).all() and (levels <= 1).all()
+    assert (~in_loss).any() and in_loss.any()  # some clips have a clean prefix left out of the loss
+    assert (levels[~in_loss] <= model.config.context_noise + 1e-6).all()
+    batch = next(shapes_batches(batch_size=2, frames=4))
+    loss = model.loss(batch, generator=torch.Generator().manual_seed(0))
+    loss.backward()
+    assert torch.isfinite(loss) and model.backbone.head.weight.grad is not None
+
+
+@pytest.mark.parametrize("schedule", ["autoregressive", "pyramid", "full"])
+def test_cached_and_uncached_sampling_agree(model, schedule):
+    a = model.generate(_req(schedule=schedule, use_cache=True))
+    b = model.generate(_req(schedule=schedule, use_cache=False))
+    assert a.shape == (1, 4, 3, 32, 32)
+    assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_cache_saves_forward_work(model):
+    # Same number of calls, but cached calls see one frame instead of the whole prefix.
+    frames_seen = {}
+    for use_cache in (True, False):
+        seen = []
+        h = model.backbone.register_forward_pre_hook(lambda mod, args, kw=None: seen.append(args[0].shape[1]))
+        model.generate(_req(use_cache=use_cache))
+        h.remove()
+        frames_seen[use_cache] = sum(seen)
+    assert frames_seen[True] < frames_seen[False]
+
+
+def test_streaming_yields_frames_in_order(model):
+    chunks = list(model.stream(_req(schedule="autoregressive")))
+    assert [c.shape[1] for c in chunks] == [1, 1, 1, 1]
+    assert torch.allclose(torch.cat(chunks, 1), model.generate(_req(schedule="autoregressive")))
+
+
+def test_long_clip_beyond_training_length(model):
+    out = model.generate(_req(num_frames=12, steps=2))
+    assert out.shape[1] == 12 and torch.isfinite(out).all()
+    # memory is bounded: the cache never holds more than sinks + window token-frames
+    from framecast.nn.attention import KVCache
+
+    sizes = []
+    orig = KVCache.keep_frames
+
+    def spy(self, ids):
+        orig(self, ids)
+        sizes.append(self.num_frames)
+
+    KVCache.keep_frames = spy
+    try:
+        model.generate(_req(num_frames=12, steps=2))
+    finally:
+        KVCache.keep_frames = orig
+    assert sizes and max(sizes) <= model.config.sinks + model.window_frames()
+
+
+def test_context_frames_are_kept(model):
+    clip = from_uint8(render_clip(1, frames=4).video)[None]
+    out = model.generate(_req(context_BTCHW=clip[:, :2]))
+    assert torch.allclose(out[:, :2], clip[:, :2], atol=1e-5)
+
+
+def test_custom_matrix_and_errors(model):
+    m = build_matrix("pyramid", 4, 3, offset=1)
+    assert model.generate(_req(matrix=m)).shape[1] == 4
+    with pytest.raises(ValueError, match="token-frames"):
+        model.generate(_req(matrix=build_matrix("full", 3, 3)))
+    with pytest.raises(ValueError, match="shorter than the clip"):
+        model.generate(_req(context_BTCHW=torch.zeros(1, 4, 3, 32, 32)))
+    with pytest.raises(ValueError, match="frames must be > 0"):
+        model.generate(_req(num_frames=0))
