@@ -63,6 +63,9 @@ def generate(
     context_frames: Optional[int] = typer.Option(None, "--context-frames", help="how many frames of --video to keep"),
     fps: int = typer.Option(8, "--fps"),
     precision: str = typer.Option("bf16", "--precision", help="bf16 (fast on CPUs) or fp32"),
+    schedule: Optional[str] = typer.Option(None, "--schedule", help="hybrid models: autoregressive, pyramid or full"),
+    stream: bool = typer.Option(False, "--stream", help="hybrid models: write frames as they are made"),
+    no_cache: bool = typer.Option(False, "--no-cache", help="hybrid models: recompute the context at every step"),
 ):
     """Generate a clip from a text prompt."""
     import torch
@@ -76,6 +79,9 @@ def generate(
         fail(f"--frames must be > 0, got {frames}")
     if steps is not None and steps <= 0:
         fail(f"--steps must be > 0, got {steps}")
+    if stream:
+        return _generate_stream(prompt, model, output, seed, steps, guidance, frames, negative_prompt, schedule, no_cache, image, video,
+                                context_frames, fps, precision)
     try:
         pipe = load(model, precision=precision)
         out = pipe(
@@ -89,12 +95,46 @@ def generate(
             image=image,
             video=video,
             context_frames=context_frames,
+            **({"schedule": schedule, "use_cache": not no_cache} if schedule or no_cache else {}),
         )
         export_to_video(out, output, fps=fps)
     except ValueError as e:
         fail(str(e))
     clip = out.frames[0]
     typer.echo(f"wrote {output} ({clip.shape[0]} frames of {clip.shape[2]}x{clip.shape[1]}) in {out.seconds:.1f}s")
+
+
+def _generate_stream(prompt, model, output, seed, steps, guidance, frames, negative_prompt, schedule, no_cache, image, video,
+                     context_frames, fps, precision):
+    import time
+
+    import numpy as np
+    import torch
+
+    from framecast.pipeline import load
+    from framecast.video import Mp4Stream, export_to_video
+
+    chunks = []
+    try:
+        pipe = load(model, precision=precision)
+        kw = dict(negative_prompt=negative_prompt, num_frames=frames, num_inference_steps=steps, guidance_scale=guidance,
+                  generator=torch.Generator().manual_seed(seed), schedule=schedule, use_cache=not no_cache, image=image,
+                  video=video, context_frames=context_frames)
+        writer = Mp4Stream(output, fps=fps) if output.suffix.lower() == ".mp4" else None
+        start, made = time.perf_counter(), 0
+        for chunk in pipe.stream(prompt, **kw):
+            made += chunk.shape[0]
+            if writer is not None:
+                writer.write(chunk)
+            chunks.append(chunk)
+            typer.echo(f"frames {made - chunk.shape[0]}-{made - 1} ready ({made / (time.perf_counter() - start):.1f} frames/s)")
+        if writer is not None:
+            writer.close()
+        else:
+            export_to_video(np.concatenate(chunks), output, fps=fps)
+    except ValueError as e:
+        fail(str(e))
+    typer.echo(f"wrote {output} ({made} frames)")
 
 
 @app.command("eval")
@@ -158,6 +198,40 @@ def models():
         sc = card["scores"]
         score = ", ".join(f"{k} {v:.2f}" for k, v in sc.items() if isinstance(v, (int, float))) or "not measured"
         typer.echo(f"{name:<20} {card['family']:<15} {card['params'] / 1e6:>7.2f}M {card['size_mb']:>7.1f}MB  {score}")
+
+
+schedule_app = typer.Typer(no_args_is_help=True, help="Noise-level matrices (hybrid sampling schedules).")
+app.add_typer(schedule_app, name="schedule")
+
+
+@schedule_app.command("show")
+def schedule_show(
+    name: str = typer.Argument(..., help="full, autoregressive or pyramid"),
+    frames: int = typer.Option(8, "--frames", help="token-frames (columns)"),
+    steps: int = typer.Option(10, "--steps", help="denoising steps per frame"),
+    offset: Optional[int] = typer.Option(None, "--offset", help="pyramid: rows between neighbouring columns"),
+    shift: float = typer.Option(1.0, "--shift"),
+    output: Path = typer.Option(Path("schedule.png"), "--output", "-o"),
+):
+    """Draw a noise-level matrix K[step, frame]: white = pure noise, black = clean."""
+    from PIL import Image, ImageDraw
+
+    from framecast.sampling.noise_matrix import build_matrix, matrix_image
+
+    try:
+        m = build_matrix(name, frames, steps, shift=shift, offset=offset)
+    except ValueError as e:
+        fail(str(e))
+    rows, cols = m.levels.shape
+    grid = Image.fromarray(matrix_image(m, cell=max(3, min(24, 480 // rows)), cell_width=max(12, min(48, 480 // cols))))
+    pad_top, pad_left = 40, 8
+    canvas = Image.new("RGB", (max(grid.width, 300) + 2 * pad_left, grid.height + pad_top + 8), (40, 40, 40))
+    canvas.paste(grid, (pad_left, pad_top))
+    draw = ImageDraw.Draw(canvas)
+    draw.text((pad_left, 4), f"{name}: {m.steps} steps x {m.frames} frames, {m.model_calls()} model calls", fill=(230, 230, 230))
+    draw.text((pad_left, 20), "frame ->   step v   white = noise, black = clean", fill=(170, 170, 170))
+    canvas.save(output)
+    typer.echo(f"{name}: {m.steps} steps x {m.frames} frames, {m.model_calls()} model calls; wrote {output}")
 
 
 data_app = typer.Typer(no_args_is_help=True, help="Look at data sets.")

@@ -11,12 +11,12 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
-from framecast.generators import GenerationRequest, from_pretrained
+from framecast.generators import GenerationRequest, HybridRequest, from_pretrained
 from framecast.generators.io import CONFIG_NAME, WEIGHTS_NAME, read_config
 from framecast.video import as_frames, from_uint8, read_image, read_video, to_uint8
 
@@ -101,23 +101,25 @@ class Pipeline:
             raise ValueError(f"the context ({frames.shape[0]} frames) must be shorter than the clip ({num_frames} frames)")
         return from_uint8(frames)[None]  # (1, K, C, H, W)
 
-    def __call__(
+    def _request(
         self,
-        prompt: str | list[str],
-        negative_prompt: str | list[str] | None = None,
-        num_frames: int | None = None,
-        num_inference_steps: int | None = None,
-        guidance_scale: float | None = None,
-        generator: torch.Generator | None = None,
-        callback_on_step_end: Callable | None = None,
+        prompt,
+        negative_prompt=None,
+        num_frames=None,
+        num_inference_steps=None,
+        guidance_scale=None,
+        generator=None,
+        callback_on_step_end=None,
         *,
-        sampler: str | None = None,
-        shift: float | None = None,
+        sampler=None,
+        shift=None,
         image=None,
         video=None,
-        context_frames: int | None = None,
-        num_videos_per_prompt: int = 1,
-    ) -> VideoPipelineOutput:
+        context_frames=None,
+        num_videos_per_prompt=1,
+        schedule=None,
+        use_cache=True,
+    ) -> GenerationRequest:
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         if not prompts:
             raise ValueError("no prompt given")
@@ -137,27 +139,48 @@ class Pipeline:
         if callback_on_step_end is not None:
 
             def callback(i, sigma, x, x0):
-                out = callback_on_step_end(self, i, float(sigma), {"latents": x, "x0": x0})
+                out = callback_on_step_end(self, i, sigma, {"latents": x, "x0": x0})
                 return out.get("latents") if isinstance(out, dict) else None
 
-        request = GenerationRequest(
-            prompts=prompts,
-            negative_prompts=negatives,
-            num_frames=T,
-            steps=num_inference_steps,
-            guidance=guidance_scale,
-            sampler=sampler,
-            shift=shift,
-            generator=generator,
-            callback=callback,
-            context_BTCHW=context,
+        common = dict(
+            prompts=prompts, negative_prompts=negatives, num_frames=T, steps=num_inference_steps, guidance=guidance_scale,
+            sampler=sampler, shift=shift, generator=generator, callback=callback, context_BTCHW=context,
         )
-        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if self.precision == "bf16" else contextlib.nullcontext()
+        if self.model.family == "hybrid":
+            if sampler not in (None, "euler"):
+                raise ValueError("the hybrid family samples its noise-level matrix with Euler steps; drop --sampler")
+            return HybridRequest(**common, schedule=schedule, use_cache=use_cache)
+        if schedule not in (None, "full"):
+            raise ValueError(f"a full-sequence diffusion model samples all frames together; schedule '{schedule}' needs a hybrid model")
+        return GenerationRequest(**common)
+
+    def _autocast(self):
+        return torch.autocast("cpu", dtype=torch.bfloat16) if self.precision == "bf16" else contextlib.nullcontext()
+
+    def __call__(self, prompt: str | list[str], negative_prompt=None, num_frames: int | None = None,
+                 num_inference_steps: int | None = None, guidance_scale: float | None = None,
+                 generator: torch.Generator | list[torch.Generator] | None = None, callback_on_step_end: Callable | None = None,
+                 **kwargs) -> VideoPipelineOutput:
+        """Generate clips. Keyword options: sampler, shift, image, video, context_frames,
+        num_videos_per_prompt, and for hybrid models schedule ('autoregressive', 'pyramid',
+        'full') and use_cache. `callback_on_step_end(pipe, step, sigma, {"latents", "x0"})` may
+        return {"latents": x} to replace the sample, as in diffusers."""
+        request = self._request(prompt, negative_prompt, num_frames, num_inference_steps, guidance_scale, generator,
+                                callback_on_step_end, **kwargs)
         start = time.perf_counter()
-        with autocast:
+        with self._autocast():
             clips = self.model.generate(request)
         seconds = time.perf_counter() - start
         return VideoPipelineOutput(frames=[to_uint8(c) for c in clips], seconds=seconds, info={"model": self.name})
+
+    def stream(self, prompt: str, **kwargs) -> Iterator[np.ndarray]:
+        """Yield (k, H, W, 3) uint8 frames of the first clip as soon as they are final (hybrid models)."""
+        if not hasattr(self.model, "stream"):
+            raise ValueError(f"'{self.name}' is a {self.model.family} model, which makes all frames at once; streaming needs a hybrid model")
+        request = self._request(prompt, **kwargs)
+        with self._autocast():
+            for chunk in self.model.stream(request):
+                yield to_uint8(chunk[:1])
 
 
 def load(name_or_path: str | Path, *, device: str = "cpu", precision: str = "bf16") -> Pipeline:

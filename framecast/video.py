@@ -100,6 +100,45 @@ def write_mp4(frames: np.ndarray, path: Path, fps: int = 8, min_side: int = 256)
             container.mux(packet)
 
 
+class Mp4Stream:
+    """An .mp4 written frame by frame, for streaming generation: each frame is encoded as it arrives."""
+
+    def __init__(self, path: str | Path, fps: int = 8, min_side: int = 256):
+        import av
+
+        self.path, self.fps, self.min_side = Path(path), fps, min_side
+        self.container = av.open(str(self.path), mode="w")
+        self.stream = None
+        self.frames = 0
+
+    def write(self, frames: np.ndarray) -> None:
+        import av
+
+        frames = check_frames(frames)
+        frames = upscale_nearest(frames, _display_factor(frames, self.min_side))
+        H, W = frames.shape[1] - frames.shape[1] % 2, frames.shape[2] - frames.shape[2] % 2
+        if self.stream is None:
+            self.stream = self.container.add_stream("libx264", rate=self.fps)
+            self.stream.width, self.stream.height, self.stream.pix_fmt = W, H, "yuv420p"
+            self.stream.options = {"crf": "12", "preset": "medium"}
+        for f in frames[:, :H, :W]:
+            for packet in self.stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
+                self.container.mux(packet)
+            self.frames += 1
+
+    def close(self) -> None:
+        if self.stream is not None:
+            for packet in self.stream.encode():
+                self.container.mux(packet)
+        self.container.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 def write_gif(frames: np.ndarray, path: Path, fps: int = 8, min_side: int = 128) -> None:
     frames = upscale_nearest(frames, _display_factor(frames, min_side))
     images = [Image.fromarray(f) for f in frames]

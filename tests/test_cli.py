@@ -93,3 +93,24 @@ def test_foreign_and_damaged_model_folders(tmp_path, tiny_model_dir):
     (newer / "config.json").write_text(json.dumps({**cfg, "framecast_format": 99}))
     r = _run("generate", "a big red circle moves right", "--model", newer, "--output", tmp_path / "x.npy")
     assert r.exit_code != 0 and "newer" in r.output
+
+
+def test_schedule_show_and_streaming(tmp_path):
+    r = _run("schedule", "show", "pyramid", "--frames", 4, "--steps", 3, "--offset", 1, "--output", tmp_path / "m.png")
+    assert r.exit_code == 0 and (tmp_path / "m.png").is_file() and "model calls" in r.output
+    r = _run("schedule", "show", "zigzag", "--output", tmp_path / "m.png")
+    assert r.exit_code != 0 and "unknown schedule" in r.output
+
+
+def test_stream_needs_a_hybrid_model_and_works_with_one(tiny_model_dir, tmp_path):
+    r = _run("generate", "a big red circle moves right", "--model", tiny_model_dir, "--stream", "--output", tmp_path / "x.mp4")
+    assert r.exit_code != 0 and "streaming needs a hybrid model" in r.output
+    r = _run("train", "shapes-hybrid-tiny", "--set", "steps=1", "--out", tmp_path / "h")
+    assert r.exit_code == 0, r.output
+    r = _run("generate", "a big red circle moves right", "--model", tmp_path / "h" / "model", "--stream", "--frames", 6,
+             "--steps", 2, "--output", tmp_path / "s.mp4", "--precision", "fp32")
+    assert r.exit_code == 0, r.output
+    assert r.output.count("ready") == 6 and (tmp_path / "s.mp4").stat().st_size > 0
+    from framecast.video import read_video
+
+    assert read_video(tmp_path / "s.mp4").shape[0] == 6

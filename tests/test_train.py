@@ -73,3 +73,17 @@ def test_loss_falls_on_a_fixed_batch():
         opt.step()
         losses.append(loss.item())
     assert sum(losses[-8:]) / 8 < 0.6 * sum(losses[:8]) / 8
+
+
+def test_init_from_another_model(tmp_path, tiny_model_dir):
+    """A hybrid student starts from a diffusion teacher of the same architecture (CausVid)."""
+    cfg = load_config("shapes-diffusion-tiny", [f"out_dir={tmp_path}", "steps=1", f"init_from={tiny_model_dir}", "optim.lr=0"])
+    cfg.model.family = "hybrid"
+    cfg.model.generator = {**cfg.model.generator, "mask": "frame-causal"}
+    train(cfg, progress=False)
+    a = load_file(str(tiny_model_dir / "model.safetensors"))
+    b = load_file(str(tmp_path / "checkpoints" / "step_000001" / "raw.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)  # lr = 0: the weights are the teacher's
+    bad = load_config("shapes-diffusion-tiny", [f"out_dir={tmp_path / 'x'}", "model.backbone.width=64", f"init_from={tiny_model_dir}"])
+    with pytest.raises(ValueError, match="do not fit"):
+        train(bad, progress=False)

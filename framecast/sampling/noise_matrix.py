@@ -104,11 +104,11 @@ def build_matrix(name: str, frames: int, steps: int, *, shift: float = 1.0, offs
     raise ValueError(f"unknown schedule '{name}'; choose one of {', '.join(SCHEDULES)}")
 
 
-def matrix_image(matrix: NoiseMatrix, cell: int = 12):
+def matrix_image(matrix: NoiseMatrix, cell: int = 12, cell_width: int | None = None):
     """The matrix as a picture: rows = steps (top = first), columns = frames, white = noise."""
     import numpy as np
 
     K = matrix.levels.numpy()
     img = (255 * K).astype(np.uint8)
-    img = img.repeat(cell, 0).repeat(cell, 1)
+    img = img.repeat(cell, 0).repeat(cell_width or cell, 1)
     return np.stack([img, img, img], axis=-1)

@@ -54,6 +54,7 @@ class TrainConfig:
     ckpt_every: int = 250
     keep_last: int = 2
     sample_every: int = 0  # write a sample clip every N steps (0 = never)
+    init_from: str = ""  # a model folder whose weights start the run (e.g. a causal student from a bidirectional teacher)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -65,6 +65,23 @@ def write_samples(model, path: Path, cfg: TrainConfig, autocast, n: int = 4) -> 
     Image.fromarray(contact_sheet(frames, columns=cfg.data.frames, scale=2)).save(path)
 
 
+def init_weights(model: torch.nn.Module, folder: str) -> None:
+    """Start from another model's weights (safetensors only). Architectures must match; the
+    families may differ: CausVid initialises its causal student from a bidirectional teacher."""
+    from safetensors.torch import load_file
+
+    from framecast.generators.io import WEIGHTS_NAME, read_config
+    from framecast.pipeline import resolve_model
+
+    path = resolve_model(folder)
+    read_config(path)
+    state = load_file(str(path / WEIGHTS_NAME))
+    own = model.state_dict()
+    if set(state) != set(own) or any(state[k].shape != own[k].shape for k in own):
+        raise ValueError(f"cannot start from '{folder}': its weights do not fit this recipe's architecture")
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+
+
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     """No weight decay on biases, norms, embeddings of positions and adaLN offsets."""
     decay, no_decay = [], []
@@ -82,6 +99,8 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, progress: bool 
     run_dir = Path(cfg.out_dir)
     torch.manual_seed(cfg.seed)
     model = build_generator(ModelSpec(**asdict(cfg.model)))
+    if cfg.init_from and resume is None:
+        init_weights(model, cfg.init_from)
     ema = copy.deepcopy(model).requires_grad_(False).eval()
     optimizer = torch.optim.AdamW(_param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr, betas=cfg.optim.betas, fused=False)
 
