@@ -5,19 +5,20 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import asdict
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from framecast.codecs.vae import CausalVAE
 from framecast.generators.diffusion import ModelSpec, VideoDiffusion
 from framecast.generators.hybrid import CausalVideoDiffusion
 
 FORMAT_VERSION = 1
 CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
-FAMILIES = {"diffusion": VideoDiffusion, "hybrid": CausalVideoDiffusion}
+FAMILIES = {"diffusion": VideoDiffusion, "hybrid": CausalVideoDiffusion, "vae": CausalVAE}
 
 
 def build_generator(spec: ModelSpec) -> torch.nn.Module:
@@ -42,7 +43,8 @@ def write_atomic(path: Path, write) -> None:
 def save_pretrained(model: torch.nn.Module, directory: str | Path, *, extra: dict | None = None, dtype: torch.dtype | None = None) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    config = {"framecast_format": FORMAT_VERSION, **asdict(model.spec()), **(extra or {})}
+    spec = model.spec()
+    config = {"framecast_format": FORMAT_VERSION, **(asdict(spec) if is_dataclass(spec) else spec), **(extra or {})}
     state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
     write_atomic(directory / WEIGHTS_NAME, lambda p: save_file(state, p, metadata={"format": "pt", "framecast_format": str(FORMAT_VERSION)}))
     write_atomic(directory / CONFIG_NAME, lambda p: Path(p).write_text(json.dumps(config, indent=2) + "\n"))

@@ -77,11 +77,41 @@ def shapes_hybrid_tiny() -> TrainConfig:
     return cfg
 
 
+def shapes_vae_small() -> TrainConfig:
+    """The bundled `shapes-vae`: 4x spatial downsampling to 8x8x4 latents, causal in time."""
+    from framecast.codecs.vae import VAEConfig
+
+    return TrainConfig(
+        recipe="shapes-vae-small",
+        model=ModelConfig(family="vae", generator=asdict(VAEConfig(latent_channels=4, width=32, stages=2, frames=8)), text_kind="none"),
+        data=DataConfig(source="shapes", split="train", size=32, frames=8),
+        optim=OptimConfig(lr=1e-3, warmup_steps=100, weight_decay=0.0),
+        steps=1500,
+        batch_size=8,
+        ema_decay=0.995,
+        out_dir="runs/shapes-vae-small",
+        ckpt_every=250,
+    )
+
+
+def shapes_vae_tiny() -> TrainConfig:
+    from framecast.codecs.vae import VAEConfig
+
+    cfg = shapes_vae_small()
+    cfg.recipe = "shapes-vae-tiny"
+    cfg.model.generator = asdict(VAEConfig(latent_channels=4, width=8, stages=2, frames=4))
+    cfg.data.frames, cfg.steps, cfg.batch_size, cfg.precision = 4, 4, 2, "fp32"
+    cfg.ckpt_every, cfg.log_every, cfg.out_dir = 2, 1, "runs/shapes-vae-tiny"
+    return cfg
+
+
 RECIPES: dict[str, Callable[[], TrainConfig]] = {
     "shapes-diffusion-small": shapes_diffusion_small,
     "shapes-diffusion-tiny": shapes_diffusion_tiny,
     "shapes-hybrid-small": shapes_hybrid_small,
     "shapes-hybrid-tiny": shapes_hybrid_tiny,
+    "shapes-vae-small": shapes_vae_small,
+    "shapes-vae-tiny": shapes_vae_tiny,
 }
 
 

@@ -1,0 +1,85 @@
+"""Full-sequence diffusion vs autoregressive diffusion with and without the KV cache, and the
+hybrid model under its three schedules, on clips of 16 and 64 frames.
+
+    python benchmarks/hybrid.py --num 20 --output benchmarks/results/hybrid.json
+
+Reports forward passes (backbone calls, context encodings included), frames pushed through the
+backbone, wall time per clip and the Shapes judge's scene accuracy. Writes JSON and a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from framecast.eval.evaluate import eval_prompts
+from framecast.eval.shapes import judge_clip, summarize
+from framecast.pipeline import load
+
+
+def measure(pipe, prompts, frames, seed, **kw) -> dict:
+    calls, frames_seen = [], []
+
+    def hook(_mod, args):
+        calls.append(1)
+        frames_seen.append(args[0].shape[1])
+
+    handle = pipe.model.backbone.register_forward_pre_hook(hook)
+    verdicts, seconds = [], 0.0
+    try:
+        for i, p in enumerate(prompts):
+            t = time.perf_counter()
+            out = pipe(p, num_frames=frames, generator=torch.Generator().manual_seed(seed + i), **kw)
+            seconds += time.perf_counter() - t
+            verdicts.append(judge_clip(out.frames[0], p))
+    finally:
+        handle.remove()
+    s = summarize(verdicts)
+    n = len(prompts)
+    return {"forward_passes": len(calls) / n, "frames_through_backbone": sum(frames_seen) / n, "seconds_per_clip": seconds / n,
+            "scene_accuracy": s.scene_accuracy, "object_accuracy": s.object_accuracy, "clips": n}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--hybrid", default="shapes-hybrid")
+    ap.add_argument("--diffusion", default="shapes-diffusion")
+    ap.add_argument("--num", type=int, default=20)
+    ap.add_argument("--frames", type=int, nargs="+", default=[16, 64])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--output", type=Path, default=Path("benchmarks/results/hybrid.json"))
+    args = ap.parse_args()
+    torch.set_num_threads(torch.get_num_threads())
+    hybrid, diffusion = load(args.hybrid), load(args.diffusion)
+    prompts = eval_prompts("train", args.num)
+    runs = [
+        ("full-sequence diffusion", diffusion.name, diffusion, {}),
+        ("hybrid, autoregressive, KV cache", hybrid.name, hybrid, {"schedule": "autoregressive", "use_cache": True}),
+        ("hybrid, autoregressive, no cache", hybrid.name, hybrid, {"schedule": "autoregressive", "use_cache": False}),
+        ("hybrid, pyramid, KV cache", hybrid.name, hybrid, {"schedule": "pyramid", "use_cache": True}),
+        ("hybrid, full", hybrid.name, hybrid, {"schedule": "full"}),
+    ]
+    rows = []
+    for frames in args.frames:
+        for label, model_name, pipe, kw in runs:
+            r = measure(pipe, prompts, frames, args.seed, **kw)
+            r.update(method=label, model=model_name, frames=frames)
+            rows.append(r)
+            print(f"{frames:3d} frames  {label:34s} {r['forward_passes']:6.1f} passes  {r['frames_through_backbone']:7.1f} frames  "
+                  f"{r['seconds_per_clip']:6.2f} s/clip  scene {r['scene_accuracy']:.2f}", flush=True)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps({"num_clips": args.num, "seed": args.seed, "results": rows}, indent=2) + "\n")
+    table = ["| frames | method | forward passes | frames through backbone | s / clip | scene acc. | object acc. |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        table.append(f"| {r['frames']} | {r['method']} | {r['forward_passes']:.0f} | {r['frames_through_backbone']:.0f} | "
+                     f"{r['seconds_per_clip']:.2f} | {r['scene_accuracy']:.2f} | {r['object_accuracy']:.2f} |")
+    args.output.with_suffix(".md").write_text("\n".join(table) + "\n")
+    print("\n".join(table))
+
+
+if __name__ == "__main__":
+    main()
