@@ -20,6 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from report import write_report
 from torch.utils.flop_counter import FlopCounterMode
 
 
@@ -125,14 +126,11 @@ def main() -> None:
                   f"({100 * r['share_of_peak']:.0f}% of {peaks[precision]:.0f})  peak {r['peak_rss_mb']:.0f} MB", flush=True)
     result = {"machine": {"cpu": platform.processor() or platform.machine(), "threads": args.threads, "torch": torch.__version__},
               "matmul_peak_gflop_per_s": peaks, "results": rows}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
     table = ["| step | precision | batch | ms | tokens/s | GFLOP/s | share of matmul peak | peak RSS MB |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         table.append(f"| {r['kind']} | {r['precision']} | {r['batch']} | {r['ms']:.0f} | {r['tokens_per_s']:.0f} | {r['gflop_per_s']:.0f} | "
                      f"{100 * r['share_of_peak']:.0f}% of {peaks[r['precision']]:.0f} | {r['peak_rss_mb']:.0f} |")
-    args.output.with_suffix(".md").write_text("\n".join(table) + "\n")
-    print("\n".join(table))
+    write_report(args.output, result, table)
 
 
 if __name__ == "__main__":

@@ -10,11 +10,11 @@ backbone, wall time per clip and the Shapes judge's scene accuracy. Writes JSON 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import torch
+from report import write_report
 
 from framecast.eval.evaluate import eval_prompts
 from framecast.eval.shapes import judge_clip, summarize
@@ -71,14 +71,11 @@ def main() -> None:
             rows.append(r)
             print(f"{frames:3d} frames  {label:34s} {r['forward_passes']:6.1f} passes  {r['frames_through_backbone']:7.1f} frames  "
                   f"{r['seconds_per_clip']:6.2f} s/clip  scene {r['scene_accuracy']:.2f}", flush=True)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({"num_clips": args.num, "seed": args.seed, "results": rows}, indent=2) + "\n")
     table = ["| frames | method | forward passes | frames through backbone | s / clip | scene acc. | object acc. |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         table.append(f"| {r['frames']} | {r['method']} | {r['forward_passes']:.0f} | {r['frames_through_backbone']:.0f} | "
                      f"{r['seconds_per_clip']:.2f} | {r['scene_accuracy']:.2f} | {r['object_accuracy']:.2f} |")
-    args.output.with_suffix(".md").write_text("\n".join(table) + "\n")
-    print("\n".join(table))
+    write_report(args.output, {"num_clips": args.num, "seed": args.seed, "results": rows}, table)
 
 
 if __name__ == "__main__":

@@ -9,13 +9,13 @@ chunk, and the judge on frames 1-16, 113-128 and 241-256 (presence, colour, shap
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from report import write_report
 
 from framecast.eval.drift import judge_windows, summarize_windows
 from framecast.eval.evaluate import eval_prompts
@@ -64,8 +64,6 @@ def main() -> None:
         "rss_mb_after_first_chunk": float(np.mean([m[0] for m in mem])), "rss_mb_peak": float(np.max([max(m) for m in mem])),
         "drift": drift,
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
     table = ["| frames | present | colour | shape | present+colour+shape | speed error | teleports |", "|---|---|---|---|---|---|---|"]
     for w in drift:
         table.append(f"| {w['window'][0]}-{w['window'][1]} | {w['present']:.2f} | {w['colour']:.2f} | {w['shape']:.2f} | "
@@ -73,8 +71,7 @@ def main() -> None:
     table.append("")
     table.append(f"ms/frame: first 16 {result['ms_per_frame_first16']:.0f}, last 16 {result['ms_per_frame_last16']:.0f} "
                  f"(ratio {result['last_over_first']:.2f}); RSS after first chunk {result['rss_mb_after_first_chunk']:.0f} MB, peak {result['rss_mb_peak']:.0f} MB")
-    args.output.with_suffix(".md").write_text("\n".join(table) + "\n")
-    print("\n".join(table))
+    write_report(args.output, result, table)
 
 
 if __name__ == "__main__":

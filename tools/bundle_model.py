@@ -1,0 +1,87 @@
+"""Copy a trained run's EMA model into framecast/assets/<name>/ with its provenance.
+
+    python tools/bundle_model.py runs/shapes-diffusion-small --name shapes-diffusion \
+        --command "framecast train shapes-diffusion-small --set threads=2"
+
+Writes config.json + model.safetensors (weights in bfloat16 when --bf16, to stay small),
+TRAINING.md (the command, steps, wall time, final loss), train_log.jsonl and loss.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import torch
+
+from framecast.generators import from_pretrained, save_pretrained
+from framecast.train.checkpoint import latest_checkpoint
+
+ASSETS = Path(__file__).resolve().parents[1] / "framecast" / "assets"
+
+
+def loss_plot(log: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [r["step"] for r in log]
+    loss = [r["loss"] for r in log]
+    k = max(1, len(loss) // 50)
+    smooth = [sum(loss[max(0, i - k): i + 1]) / len(loss[max(0, i - k): i + 1]) for i in range(len(loss))]
+    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=110)
+    ax.plot(steps, loss, alpha=0.25, lw=0.8, label="loss")
+    ax.plot(steps, smooth, lw=1.6, label=f"running mean ({k + 1} logs)")
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run", type=Path)
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--command", required=True, help="the command that trained it, written into TRAINING.md")
+    ap.add_argument("--checkpoint", type=Path, default=None, help="default: the run's latest checkpoint")
+    ap.add_argument("--bf16", action="store_true", help="store weights in bfloat16 (half the size)")
+    args = ap.parse_args()
+    ckpt = args.checkpoint or latest_checkpoint(args.run)
+    if ckpt is None:
+        raise SystemExit(f"no checkpoint in {args.run}")
+    state = json.loads((ckpt / "state.json").read_text())
+    model = from_pretrained(ckpt)
+    out = ASSETS / args.name
+    if out.exists():
+        shutil.rmtree(out)
+    save_pretrained(model, out, dtype=torch.bfloat16 if args.bf16 else None,
+                    extra={"trained_steps": state["step"], "recipe": state["train_config"].get("recipe", "")})
+    log = [json.loads(line) for line in (args.run / "log.jsonl").read_text().splitlines() if line.strip()]
+    log = [r for r in log if r["step"] <= state["step"]]
+    (out / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
+    loss_plot(log, out / "loss.png", f"{args.name}: training loss")
+    hours = (log[-1]["time"] - log[0]["time"]) / 3600 if len(log) > 1 else 0.0
+    n_params = sum(p.numel() for p in model.parameters())
+    last = log[-20:]
+    (out / "TRAINING.md").write_text(
+        f"# {args.name}\n\n"
+        f"Trained on this repository's 2-core CPU with:\n\n```bash\n{args.command}\n```\n\n"
+        f"- recipe: `{state['train_config'].get('recipe', '')}` (see framecast/train/recipes.py); full config in `config.json` and below\n"
+        f"- steps: {state['step']} at batch {state['train_config']['batch_size']}, {hours:.2f} h wall time "
+        f"(shared with other work on the same 2 cores)\n"
+        f"- parameters: {n_params / 1e6:.2f} M; weights stored in {'bfloat16' if args.bf16 else 'float32'} (EMA)\n"
+        f"- final loss (mean of the last {len(last)} logs): {sum(r['loss'] for r in last) / len(last):.4f}\n\n"
+        f"![loss](loss.png)\n\n"
+        f"```json\n{json.dumps(state['train_config'], indent=2)}\n```\n"
+    )
+    print(f"bundled {args.name} -> {out} ({sum(f.stat().st_size for f in out.iterdir()) / 2**20:.1f} MB)")
+
+
+if __name__ == "__main__":
+    main()
