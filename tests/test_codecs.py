@@ -12,7 +12,7 @@ def _vae():
     vae = CausalVAE(VAEConfig(width=8, latent_channels=4, stages=2))
     with torch.no_grad():
         for m in vae.modules():
-            if hasattr(m, "kernel"):
+            if hasattr(m, "kernel") and hasattr(m, "conv"):
                 m.conv.weight.normal_(0, 0.1)  # wake the zero-initialised temporal convs
     return vae.eval()
 
@@ -54,3 +54,24 @@ def test_loss_trains_and_folder_round_trip(tmp_path):
     again = from_pretrained(tmp_path / "vae")
     x = batch["video"]
     assert torch.allclose(again.encode(x), vae.eval().encode(x), atol=1e-6)
+
+
+def test_tokenizer_every_quantizer(tmp_path):
+    import pytest
+
+    from framecast.codecs import TokenizerConfig, VideoTokenizer
+
+    batch = next(shapes_batches(batch_size=2, frames=3))
+    for kind in ("vq", "lfq", "fsq"):
+        torch.manual_seed(0)
+        tok = VideoTokenizer(TokenizerConfig(quantizer=kind, width=8, stages=3, codebook_size=64, bits=6, levels=[4, 4, 4]))
+        loss = tok.loss(batch)
+        loss.backward()
+        assert torch.isfinite(loss) and tok.encoder.inp.weight.grad.abs().sum() > 0
+        codes = tok.eval().encode(batch["video"])
+        assert codes.shape == (2, 3, 4, 4) and codes.dtype == torch.long
+        assert tok.decode(codes).shape == batch["video"].shape
+        save_pretrained(tok, tmp_path / kind)
+        assert torch.equal(from_pretrained(tmp_path / kind).encode(batch["video"]), codes)
+        with pytest.raises(ValueError, match="codes must lie"):
+            tok.decode(torch.full((1, 1, 4, 4), tok.codebook_size))

@@ -12,13 +12,14 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from framecast.codecs.tokenizer import VideoTokenizer
 from framecast.codecs.vae import CausalVAE
 from framecast.generators.diffusion import ModelSpec, VideoDiffusion
 from framecast.generators.hybrid import CausalVideoDiffusion
 
 FORMAT_VERSION = 1
 CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
-FAMILIES = {"diffusion": VideoDiffusion, "hybrid": CausalVideoDiffusion, "vae": CausalVAE}
+FAMILIES = {"diffusion": VideoDiffusion, "hybrid": CausalVideoDiffusion, "vae": CausalVAE, "tokenizer": VideoTokenizer}
 
 
 def build_generator(spec: ModelSpec) -> torch.nn.Module:
