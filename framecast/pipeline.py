@@ -21,6 +21,7 @@ from framecast.generators.io import CONFIG_NAME, WEIGHTS_NAME, read_config
 from framecast.video import as_frames, from_uint8, read_image, read_video, to_uint8
 
 ASSETS = Path(__file__).parent / "assets"
+GENERATOR_FAMILIES = ("diffusion", "hybrid")
 
 
 def bundled_models() -> dict[str, Path]:
@@ -185,5 +186,8 @@ class Pipeline:
 
 def load(name_or_path: str | Path, *, device: str = "cpu", precision: str = "bf16") -> Pipeline:
     path = resolve_model(name_or_path)
+    family = read_config(path).get("family")
+    if family not in GENERATOR_FAMILIES:
+        raise ValueError(f"'{path.name}' is a {family} (a codec), not a video generator; load a diffusion or hybrid model")
     model = from_pretrained(path, device=device)
     return Pipeline(model, name=path.name, path=path, precision=precision)

@@ -67,3 +67,12 @@ def test_bad_requests(pipe):
         pipe("a big red circle moves right", num_frames=4, video=render_clip(0, frames=8).video)
     with pytest.raises(ValueError, match="no model"):
         framecast.load("no-such-model")
+
+
+def test_a_codec_is_not_a_pipeline(tmp_path):
+    from framecast.codecs import CausalVAE, VAEConfig
+    from framecast.generators import save_pretrained
+
+    save_pretrained(CausalVAE(VAEConfig(width=8)), tmp_path / "vae")
+    with pytest.raises(ValueError, match="not a video generator"):
+        framecast.load(str(tmp_path / "vae"))

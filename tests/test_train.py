@@ -87,3 +87,11 @@ def test_init_from_another_model(tmp_path, tiny_model_dir):
     bad = load_config("shapes-diffusion-tiny", [f"out_dir={tmp_path / 'x'}", "model.backbone.width=64", f"init_from={tiny_model_dir}"])
     with pytest.raises(ValueError, match="do not fit"):
         train(bad, progress=False)
+
+
+def test_resuming_an_earlier_checkpoint_rewrites_the_log(tmp_path):
+    cfg = load_config("shapes-diffusion-tiny", [f"out_dir={tmp_path}", "steps=4", "ckpt_every=2", "keep_last=3"])
+    train(cfg, progress=False)
+    train(cfg, resume=tmp_path / "checkpoints" / "step_000002", progress=False)
+    steps = [json.loads(line)["step"] for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]

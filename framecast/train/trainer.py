@@ -39,6 +39,14 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
         e.lerp_(p.detach(), 1 - decay)
 
 
+def _truncate_log(path: Path, step: int) -> None:
+    """A resumed run forgets what was logged after its checkpoint, so the log reads as one run."""
+    if not path.is_file():
+        return
+    kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    path.write_text("".join(line + "\n" for line in kept))
+
+
 def make_batches(cfg: TrainConfig, start_step: int):
     d = cfg.data
     if d.source == "shapes":
@@ -113,6 +121,7 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, progress: bool 
         start = load_checkpoint(ckpt, model=model, ema=ema, optimizer=optimizer)["step"]
         run_dir = ckpt.parent.parent
     run_dir.mkdir(parents=True, exist_ok=True)
+    _truncate_log(run_dir / "log.jsonl", start)
     (run_dir / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     n_params = sum(p.numel() for p in model.parameters())
 
