@@ -27,8 +27,10 @@ def train(
     set_: List[str] = typer.Option([], "--set", help="override a config key: --set optim.lr=1e-4 (repeatable)"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="a run folder (or checkpoint folder) to continue"),
     out: Optional[Path] = typer.Option(None, "--out", help="run folder (default: the recipe's out_dir)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="build everything, take two steps, keep nothing"),
 ):
-    """Train a model from a recipe or YAML; checkpoints are atomic and `--resume` continues exactly."""
+    """Train a model from a recipe or YAML; checkpoints are atomic and `--resume` continues exactly.
+    Launch with `torchrun --nproc_per_node N -m framecast.cli train ...` for DDP (or --set parallel=fsdp)."""
     from framecast.train.config import load_config
     from framecast.train.trainer import train as run_train
 
@@ -41,10 +43,13 @@ def train(
             cfg = load_config(recipe, set_)
         if out is not None:
             cfg.out_dir = str(out)
-        run_dir = run_train(cfg, resume=resume)
+        run_dir = run_train(cfg, resume=resume, dry_run=dry_run)
     except ValueError as e:
         fail(str(e))
-    typer.echo(f"trained {cfg.steps} steps; model written to {run_dir / 'model'}")
+    if dry_run:
+        typer.echo(f"dry run: built {cfg.recipe or 'the model'} and took 2 steps; nothing was kept")
+    else:
+        typer.echo(f"trained {cfg.steps} steps; model written to {run_dir / 'model'}")
 
 
 @app.command()
@@ -236,6 +241,25 @@ def schedule_show(
 
 data_app = typer.Typer(no_args_is_help=True, help="Look at data sets.")
 app.add_typer(data_app, name="data")
+
+
+@data_app.command("scan")
+def data_scan(directory: Path = typer.Argument(..., help="a folder of videos and/or frame folders, with captions")):
+    """List what a video folder holds: clips, frames, resolutions, captions, unreadable files."""
+    from framecast.data.folder import scan
+
+    try:
+        report = scan(directory)
+    except ValueError as e:
+        fail(str(e))
+    frames = report.frames
+    typer.echo(f"{directory}: {len(report.entries)} readable clips ({report.captioned} with captions), {len(report.unreadable)} unreadable")
+    if frames:
+        typer.echo(f"frames per clip: min {min(frames)}, median {sorted(frames)[len(frames) // 2]}, max {max(frames)}; {sum(frames)} in all")
+    for res, n in sorted(report.resolutions.items(), key=lambda kv: -kv[1]):
+        typer.echo(f"  {res}: {n} clips")
+    for path, why in report.unreadable:
+        typer.echo(f"  unreadable: {path}: {why}")
 
 
 @data_app.command("preview")

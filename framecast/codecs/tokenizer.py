@@ -56,7 +56,11 @@ class VideoTokenizer(Codec):
             raise ValueError(f"codes must lie in [0, {self.codebook_size}); this tokenizer has {self.codebook_size} codes")
         return self.decoder(self.quantizer.decode_codes(codes_BThw).movedim(-1, 2))
 
-    def loss(self, batch: dict, generator: torch.Generator | None = None) -> torch.Tensor:
+    def forward(self, batch: dict, generator=None) -> torch.Tensor:
+        """The training loss; `forward` so that DDP and FSDP wrappers see the call."""
+        return self.loss(batch, generator)
+
+    def loss(self, batch: dict, generator=None) -> torch.Tensor:
         x = batch["video"]
         q = self.quantize(x)
         recon = self.decoder(q.z_q.movedim(-1, 2)).float()

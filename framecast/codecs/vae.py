@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from framecast.codecs.base import Codec
 from framecast.codecs.conv import ConvDecoder, ConvEncoder
+from framecast.rng import randn
 
 
 @dataclass(kw_only=True)
@@ -47,10 +48,14 @@ class CausalVAE(Codec):
     def decode(self, z_BTChw: torch.Tensor) -> torch.Tensor:
         return self.decoder(z_BTChw)
 
-    def loss(self, batch: dict, generator: torch.Generator | None = None) -> torch.Tensor:
+    def forward(self, batch: dict, generator=None) -> torch.Tensor:
+        """The training loss; `forward` so that DDP and FSDP wrappers see the call."""
+        return self.loss(batch, generator)
+
+    def loss(self, batch: dict, generator=None) -> torch.Tensor:
         x = batch["video"]
         mean, logvar = self.moments(x)
-        z = mean + (0.5 * logvar).exp() * torch.randn(mean.shape, generator=generator).to(mean.device)
+        z = mean + (0.5 * logvar).exp() * randn(mean.shape, generator).to(mean.device)
         recon = self.decode(z).float()
         # L1 + L2 reconstruction keeps the hard edges of Shapes; the KL keeps latents near N(0, 1).
         rec = F.l1_loss(recon, x) + F.mse_loss(recon, x)

@@ -18,6 +18,7 @@ from torch import nn
 
 from framecast.nn.transformer import SpaceTimeTransformer, TransformerConfig
 from framecast.sampling import cfg_combine, flow_sigmas, get_sampler, sample_training_sigmas
+from framecast.rng import first, rand, randn
 from framecast.text.encoder import TextEmbedding, TextEncoder, build_text_encoder, check_prompts
 
 PREDICTIONS = ("x0", "velocity")
@@ -110,14 +111,19 @@ class VideoDiffusion(nn.Module):
             return sigma.view(-1, 1, 1, 1, 1)
         return sigma.repeat_interleave(T // sigma.shape[1], dim=1).view(sigma.shape[0], T, 1, 1, 1)
 
-    def loss(self, batch: dict, generator: torch.Generator | None = None) -> torch.Tensor:
+    def forward(self, batch: dict, generator=None) -> torch.Tensor:
+        """The training loss; `forward` so that DDP and FSDP wrappers see the call."""
+        return self.loss(batch, generator)
+
+    def loss(self, batch: dict, generator=None) -> torch.Tensor:
+        """`generator`: one, or a list with one per clip (per-clip randomness, framecast/rng.py)."""
         x0 = batch["video"]  # (B, T, C, H, W) in [-1, 1]
         B = x0.shape[0]
         device = x0.device
-        drop = torch.rand(B, generator=generator) < self.config.cond_dropout
+        drop = rand((B,), generator) < self.config.cond_dropout
         text = self.text.encode(batch["caption"], drop=drop)
         sigma = sample_training_sigmas(B, generator=generator, mean=self.config.train_sigma_mean, std=self.config.train_sigma_std).to(device)
-        noise = torch.randn(x0.shape, generator=generator).to(device)
+        noise = randn(x0.shape, generator).to(device)
         s = sigma.view(-1, 1, 1, 1, 1)
         x_s = (1 - s) * x0 + s * noise
         target_v = noise - x0
@@ -172,7 +178,7 @@ class VideoDiffusion(nn.Module):
         denoise = self.guided_denoiser(text, uncond, scale)
         callback = request.callback
         if request.context_BTCHW is not None:
-            hold = _context_holder(request.context_BTCHW.to(device), _first(request.generator))
+            hold = _context_holder(request.context_BTCHW.to(device), first(request.generator))
             x = hold(x, sigmas[0])
             callback = _then(hold, callback)
         return sampler(denoise, x, sigmas, callback=callback).clamp(-1, 1)
@@ -181,15 +187,7 @@ class VideoDiffusion(nn.Module):
 def initial_noise(shape: tuple[int, ...], generator) -> torch.Tensor:
     """Gaussian noise; with a list of generators each clip gets its own, so a clip depends on its
     seed only, not on the batch it was drawn in (as in diffusers)."""
-    if isinstance(generator, (list, tuple)):
-        if len(generator) != shape[0]:
-            raise ValueError(f"got {len(generator)} generators for a batch of {shape[0]} clips")
-        return torch.cat([torch.randn((1, *shape[1:]), generator=g) for g in generator])
-    return torch.randn(shape, generator=generator)
-
-
-def _first(generator):
-    return generator[0] if isinstance(generator, (list, tuple)) else generator
+    return randn(shape, generator)
 
 
 def _context_holder(context_BKCHW: torch.Tensor, generator: torch.Generator | None):

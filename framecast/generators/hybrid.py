@@ -20,11 +20,10 @@ from typing import Iterator
 
 import torch
 
-from framecast.generators.diffusion import (
-    DiffusionConfig, GenerationRequest, VideoDiffusion, _first, initial_noise,
-)
+from framecast.generators.diffusion import DiffusionConfig, GenerationRequest, VideoDiffusion, initial_noise
 from framecast.nn.attention import KVCache, MaskSpec
 from framecast.sampling import cfg_combine, sample_training_sigmas
+from framecast.rng import first, rand, randint, randn
 from framecast.sampling.noise_matrix import NoiseMatrix, build_matrix
 from framecast.text.encoder import TextEmbedding, check_prompts
 
@@ -60,31 +59,31 @@ class CausalVideoDiffusion(VideoDiffusion):
         return self.backbone.config.patch_frames
 
     # --- the objective ------------------------------------------------------------------
-    def training_levels(self, B: int, Fr: int, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def training_levels(self, B: int, Fr: int, generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, F) noise levels and a (B, F) mask of the frames that count in the loss."""
         c = self.config
-        levels = sample_training_sigmas(B * Fr, generator=generator, mean=c.train_sigma_mean, std=c.train_sigma_std).view(B, Fr)
-        prefix = torch.rand(B, generator=generator) < c.prefix_share
-        k = torch.randint(0, Fr, (B,), generator=generator)  # clean frames before the rest
+        levels = sample_training_sigmas((B, Fr), generator=generator, mean=c.train_sigma_mean, std=c.train_sigma_std)
+        prefix = rand((B,), generator) < c.prefix_share
+        k = randint(Fr, (B,), generator)  # clean frames before the rest
         one_level = sample_training_sigmas(B, generator=generator, mean=c.train_sigma_mean, std=c.train_sigma_std)
-        ctx_level = torch.rand(B, generator=generator) * c.context_noise
+        ctx_level = rand((B,), generator) * c.context_noise
         is_ctx = torch.arange(Fr)[None] < k[:, None]
         pref_levels = torch.where(is_ctx, ctx_level[:, None], one_level[:, None].expand(B, Fr))
         levels = torch.where(prefix[:, None], pref_levels, levels)
         in_loss = ~(prefix[:, None] & is_ctx)
         return levels, in_loss
 
-    def loss(self, batch: dict, generator: torch.Generator | None = None) -> torch.Tensor:
+    def loss(self, batch: dict, generator=None) -> torch.Tensor:
         x0 = batch["video"]
         B, T = x0.shape[:2]
         if T % self.patch_frames:
             raise ValueError(f"training clips must have a multiple of {self.patch_frames} frames, got {T}")
         Fr = T // self.patch_frames
-        drop = torch.rand(B, generator=generator) < self.config.cond_dropout
+        drop = rand((B,), generator) < self.config.cond_dropout
         text = self.text.encode(batch["caption"], drop=drop)
         levels, in_loss = self.training_levels(B, Fr, generator)
         levels, in_loss = levels.to(x0.device), in_loss.to(x0.device)
-        noise = torch.randn(x0.shape, generator=generator).to(x0.device)
+        noise = randn(x0.shape, generator).to(x0.device)
         s = self.per_pixel(levels, T)
         x_s = (1 - s) * x0 + s * noise
         out = self.backbone(x_s, levels, text, mask=self.config.mask_spec()).float()
@@ -152,7 +151,7 @@ class CausalVideoDiffusion(VideoDiffusion):
             neg = check_prompts(request.negative_prompts) if request.negative_prompts is not None else None
             uncond = self.text.encode(neg * B if len(neg) == 1 else neg) if neg else self.text.encode_null(B)
             text = TextEmbedding.cat([text, uncond])
-        gen = _first(request.generator)
+        gen = first(request.generator)
         x = initial_noise((B, T, c.channels, H, W), request.generator).to(device)
         known = torch.zeros(T, dtype=torch.bool)
         if ctx is not None:

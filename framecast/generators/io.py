@@ -41,12 +41,15 @@ def write_atomic(path: Path, write) -> None:
             os.remove(tmp)
 
 
-def save_pretrained(model: torch.nn.Module, directory: str | Path, *, extra: dict | None = None, dtype: torch.dtype | None = None) -> Path:
+def save_pretrained(model: torch.nn.Module, directory: str | Path, *, extra: dict | None = None, dtype: torch.dtype | None = None,
+                    state: dict[str, torch.Tensor] | None = None) -> Path:
+    """`state`: the full state dict when the module itself holds only a shard (FSDP)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     spec = model.spec()
     config = {"framecast_format": FORMAT_VERSION, **(asdict(spec) if is_dataclass(spec) else spec), **(extra or {})}
-    state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
+    state = model.state_dict() if state is None else state
+    state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().cpu().contiguous() for k, v in state.items()}
     write_atomic(directory / WEIGHTS_NAME, lambda p: save_file(state, p, metadata={"format": "pt", "framecast_format": str(FORMAT_VERSION)}))
     write_atomic(directory / CONFIG_NAME, lambda p: Path(p).write_text(json.dumps(config, indent=2) + "\n"))
     return directory

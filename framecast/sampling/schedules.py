@@ -29,7 +29,10 @@ def flow_sigmas(steps: int, *, shift: float = 1.0, sigma_min: float | None = Non
     return torch.cat([shift_sigmas(t, shift), torch.zeros(1, dtype=torch.float64)]).float()
 
 
-def sample_training_sigmas(n: int, *, generator: torch.Generator | None = None, mean: float = 0.0, std: float = 1.0, shift: float = 1.0, device=None) -> torch.Tensor:
-    """Logit-normal noise levels for training (SD3's 'rf/lognorm(0, 1)'), optionally shifted."""
-    u = torch.randn(n, generator=generator, device=device) * std + mean
+def sample_training_sigmas(shape: int | tuple[int, ...], *, generator=None, mean: float = 0.0, std: float = 1.0, shift: float = 1.0) -> torch.Tensor:
+    """Logit-normal noise levels for training (SD3's 'rf/lognorm(0, 1)'), optionally shifted.
+    `generator` may be a list, one per row (see framecast/rng.py)."""
+    from framecast.rng import randn
+
+    u = randn((shape,) if isinstance(shape, int) else shape, generator) * std + mean
     return shift_sigmas(torch.sigmoid(u), shift)

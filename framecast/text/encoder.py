@@ -71,6 +71,16 @@ class WordEncoderConfig:
     max_words: int = 24
 
 
+def split_words(prompt: str) -> list[str]:
+    """Lower-case words, punctuation dropped: how the word encoder reads a prompt."""
+    return "".join(ch if ch.isalnum() or ch in "'-" else " " for ch in prompt.lower()).split()
+
+
+def build_vocabulary(captions: list[str]) -> list[str]:
+    """Every word of a caption list, sorted: the vocabulary of a word encoder for that data."""
+    return sorted({w for c in captions for w in split_words(c)})
+
+
 class WordTokenizer:
     """Lower-cases and splits on spaces; every word must be in the vocabulary."""
 
@@ -83,7 +93,7 @@ class WordTokenizer:
         prompts = check_prompts(prompts)
         rows = []
         for p in prompts:
-            words = p.lower().replace(",", " ").replace(".", " ").split()
+            words = split_words(p)
             unknown = [w for w in words if w not in self.index or w in (PAD, NULL)]
             if unknown:
                 raise ValueError(
@@ -132,11 +142,23 @@ class WordTextEncoder(TextEncoder):
         return self.embed.weight.device
 
     def encode(self, prompts: list[str], *, drop: torch.Tensor | None = None) -> TextEmbedding:
-        ids, mask = self.tokenizer(prompts)
-        if drop is not None and drop.any():
-            null_ids, null_mask = self.tokenizer.null(1)
-            ids[drop], mask[drop] = 0, False
-            ids[drop, :1], mask[drop, :1] = null_ids, null_mask
+        """`drop` rows (and, in training, clips without a caption) get the null prompt."""
+        if drop is None:
+            ids, mask = self.tokenizer(prompts)
+        else:
+            drop = drop | torch.tensor([not p.strip() for p in prompts])
+            kept = [p for p, d in zip(prompts, drop.tolist()) if not d]
+            null_ids, _ = self.tokenizer.null(1)
+            rows = [[] for _ in prompts]
+            if kept:
+                kid, kmask = self.tokenizer(kept)
+                it = iter(range(len(kept)))
+                for r, d in enumerate(drop.tolist()):
+                    if not d:
+                        j = next(it)
+                        rows[r] = kid[j][kmask[j]].tolist()
+            rows = [r if r else null_ids[0].tolist() for r in rows]
+            ids, mask = self.tokenizer._pack(rows)
         return self(ids.to(self._device()), mask.to(self._device()))
 
     def encode_null(self, n: int) -> TextEmbedding:

@@ -12,8 +12,11 @@ import yaml
 
 @dataclass(kw_only=True)
 class DataConfig:
-    source: str = "shapes"  # the built-in world
-    split: str = "train"
+    source: str = "shapes"  # shapes (the built-in world) or folder (your videos, see data/folder.py)
+    split: str = "train"  # shapes
+    path: str = ""  # folder
+    stride: int = 1  # folder: take every stride-th frame
+    workers: int = 0  # folder: DataLoader worker processes
     size: int = 32
     frames: int = 16
 
@@ -55,6 +58,11 @@ class TrainConfig:
     keep_last: int = 2
     sample_every: int = 0  # write a sample clip every N steps (0 = never)
     init_from: str = ""  # a model folder whose weights start the run (e.g. a causal student from a bidirectional teacher)
+    accumulate: int = 1  # micro-batches per optimizer step (gradient accumulation)
+    parallel: str = "ddp"  # under torchrun: ddp or fsdp (FSDP2); ignored in a single process
+    device: str = "auto"  # auto (CUDA when present), cpu or cuda
+    activation_checkpointing: bool = False
+    compile: bool = False  # torch.compile every transformer block
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

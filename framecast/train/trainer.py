@@ -1,8 +1,11 @@
-"""The single-process training loop: AdamW, warm-up + cosine, EMA, clipping, bf16 autocast,
-atomic checkpoints, exact resume, a progress bar and a JSONL log.
+"""The training loop: one process or many (`torchrun`, DDP or FSDP2), AdamW, warm-up + cosine,
+EMA, clipping, bf16 autocast, gradient accumulation, atomic checkpoints, exact resume, a progress
+bar, JSONL and TensorBoard logs, periodic samples, and a dry run.
 
-Every step's randomness (data, noise levels, noise, condition dropout) is drawn from
-generators seeded by (seed, step), so a resumed run repeats the uninterrupted one.
+Every clip's randomness (noise level, noise, condition dropout) comes from a generator seeded by
+(seed, step, index in the global batch), and the data of step k is a function of (seed, k). So a
+resumed run repeats the uninterrupted one, and N processes with a global batch B take the steps
+one process with batch B would.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import contextlib
 import copy
 import json
 import math
+import shutil
+import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -18,11 +23,12 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from framecast.data.shapes import shapes_batches
 from framecast.generators.diffusion import ModelSpec
-from framecast.generators.io import build_generator, save_pretrained
-from framecast.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from framecast.generators.io import build_generator
+from framecast.train import distributed
+from framecast.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, save_model
 from framecast.train.config import TrainConfig
+from framecast.train.data import process_batches
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -47,13 +53,6 @@ def _truncate_log(path: Path, step: int) -> None:
     path.write_text("".join(line + "\n" for line in kept))
 
 
-def make_batches(cfg: TrainConfig, start_step: int):
-    d = cfg.data
-    if d.source == "shapes":
-        return shapes_batches(batch_size=cfg.batch_size, split=d.split, size=d.size, frames=d.frames, seed=cfg.seed, start_step=start_step)
-    raise ValueError(f"unknown data source '{d.source}'; this framecast trains on: shapes")
-
-
 @torch.no_grad()
 def write_samples(model, path: Path, cfg: TrainConfig, autocast, n: int = 4) -> None:
     """A contact sheet (rows = clips) of the EMA model on fixed captions and seeds, to watch training."""
@@ -64,6 +63,8 @@ def write_samples(model, path: Path, cfg: TrainConfig, autocast, n: int = 4) -> 
     from framecast.generators.diffusion import GenerationRequest
     from framecast.video import contact_sheet, to_uint8
 
+    if not hasattr(model, "generate"):
+        return
     prompts = [render_clip(i, split=cfg.data.split).caption for i in range(n)]
     gens = [torch.Generator().manual_seed(i) for i in range(n)]
     with autocast:
@@ -90,27 +91,65 @@ def init_weights(model: torch.nn.Module, folder: str) -> None:
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
 
 
+def _fill_vocabulary(cfg: TrainConfig) -> None:
+    """A word encoder for a folder of real videos reads the words of its captions."""
+    if cfg.data.source != "folder" or cfg.model.text_kind != "word" or cfg.model.text.get("vocabulary"):
+        return
+    from framecast.data.folder import find_clips
+    from framecast.text.encoder import build_vocabulary
+
+    words = build_vocabulary([e.caption for e in find_clips(cfg.data.path)])
+    if not words:
+        raise ValueError(f"no captions found in '{cfg.data.path}'; add .txt sidecars, captions.jsonl or captions.csv")
+    cfg.model.text["vocabulary"] = words
+    cfg.model.text["max_words"] = max(cfg.model.text.get("max_words", 24), 64)
+
+
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """No weight decay on biases, norms, embeddings of positions and adaLN offsets."""
+    """No weight decay on biases, norms, positional tables and adaLN offsets."""
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         (decay if p.dim() >= 2 and "modulation" not in name and not name.endswith("pos") else no_decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def train(cfg: TrainConfig, *, resume: str | Path | None = None, progress: bool = True) -> Path:
-    """Train to `cfg.steps`; returns the run folder. `resume`: a run folder or a checkpoint folder."""
+def _tensorboard(run_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional; the JSONL log is always written
+        return None
+    return SummaryWriter(str(run_dir / "tensorboard"))
+
+
+def train(cfg: TrainConfig, *, resume: str | Path | None = None, progress: bool = True, dry_run: bool = False) -> Path:
+    """Train to `cfg.steps`; returns the run folder. `resume`: a run folder or a checkpoint folder.
+    `dry_run`: build everything, take two steps in a temporary folder, keep nothing."""
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     if cfg.precision not in ("bf16", "fp32"):
         raise ValueError(f"precision must be bf16 or fp32, got '{cfg.precision}'")
-    run_dir = Path(cfg.out_dir)
+    if cfg.accumulate < 1:
+        raise ValueError(f"accumulate must be >= 1, got {cfg.accumulate}")
+    d = distributed.setup(cfg.device)
+    tmp_dir = Path(tempfile.mkdtemp(prefix="framecast-dry-run-")) if dry_run else None
+    run_dir = tmp_dir or Path(cfg.out_dir)
+    if dry_run:
+        cfg.steps, cfg.ckpt_every, cfg.sample_every = 2, 10**9, 0
+    _fill_vocabulary(cfg)
     torch.manual_seed(cfg.seed)
     model = build_generator(ModelSpec(**asdict(cfg.model)))
     if cfg.init_from and resume is None:
         init_weights(model, cfg.init_from)
+    model.to(d.device)
     ema = copy.deepcopy(model).requires_grad_(False).eval()
-    optimizer = torch.optim.AdamW(_param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr, betas=cfg.optim.betas, fused=False)
+    if cfg.activation_checkpointing:
+        distributed.activation_checkpointing(model)
+    if cfg.compile:
+        distributed.compile_blocks(model)
+    wrapped = distributed.wrap(model, cfg.parallel, d)
+    if cfg.parallel == "fsdp" and d.enabled:
+        distributed.shard(ema)
+    optimizer = torch.optim.AdamW(_param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr, betas=cfg.optim.betas)
 
     start = 0
     if resume is not None:
@@ -120,45 +159,71 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, progress: bool 
             raise ValueError(f"nothing to resume in '{resume}': no complete checkpoint found")
         start = load_checkpoint(ckpt, model=model, ema=ema, optimizer=optimizer)["step"]
         run_dir = ckpt.parent.parent
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _truncate_log(run_dir / "log.jsonl", start)
-    (run_dir / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    if d.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _truncate_log(run_dir / "log.jsonl", start)
+        (run_dir / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     n_params = sum(p.numel() for p in model.parameters())
 
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if cfg.precision == "bf16" else contextlib.nullcontext()
-    batches = make_batches(cfg, start)
-    log = open(run_dir / "log.jsonl", "a")
-    bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc=f"train {cfg.recipe or 'run'} ({n_params / 1e6:.1f}M params)", dynamic_ncols=True)
+    autocast = torch.autocast(d.device.type, dtype=torch.bfloat16) if cfg.precision == "bf16" else contextlib.nullcontext()
+    batches = process_batches(cfg, start, d.rank, d.world)
+    log = open(run_dir / "log.jsonl", "a") if d.main else None
+    tb = _tensorboard(run_dir) if d.main and not dry_run else None
+    desc = f"train {cfg.recipe or 'run'} ({n_params / 1e6:.1f}M params{f', {d.world} processes' if d.enabled else ''})"
+    bar = tqdm(total=cfg.steps, initial=start, disable=not (progress and d.main), desc=desc, dynamic_ncols=True)
     model.train()
-    t_last, step = time.perf_counter(), start
-    for step in range(start, cfg.steps):
-        batch = next(batches)
-        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, cfg)
-        with autocast:
-            loss = model.loss(batch, generator=gen)
-        if not torch.isfinite(loss):
-            raise RuntimeError(f"the loss became {loss.item()} at step {step}; lower optim.lr or use precision=fp32")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-        optimizer.step()
-        ema_update(ema, model, min(cfg.ema_decay, (1 + step) / (10 + step)))
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.4f}")
-        done = step + 1
-        if done % cfg.log_every == 0 or done == cfg.steps:
-            now = time.perf_counter()
-            rate = cfg.log_every / (now - t_last) if done % cfg.log_every == 0 else float("nan")
-            t_last = now
-            log.write(json.dumps({"step": done, "loss": round(loss.item(), 6), "lr": lr_at(step, cfg), "grad_norm": round(float(grad_norm), 4), "steps_per_s": round(rate, 4), "time": time.time()}) + "\n")
-            log.flush()
-        if cfg.sample_every and done % cfg.sample_every == 0:
-            write_samples(ema, run_dir / "samples" / f"step_{done:06d}.png", cfg, autocast)
-        if done % cfg.ckpt_every == 0 or done == cfg.steps:
-            save_checkpoint(run_dir, done, model=model, ema=ema, optimizer=optimizer, train_config=cfg.to_dict(), keep_last=cfg.keep_last)
-    bar.close()
-    log.close()
-    save_pretrained(ema, run_dir / "model", extra={"trained_steps": cfg.steps, "recipe": cfg.recipe})
+    t_last = time.perf_counter()
+    try:
+        for step in range(start, cfg.steps):
+            micro = next(batches)
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step, cfg)
+            optimizer.zero_grad(set_to_none=True)
+            loss_sum = 0.0
+            for i, mb in enumerate(micro):
+                video = mb.batch["video"].to(d.device)
+                sync = contextlib.nullcontext() if i == len(micro) - 1 or not hasattr(wrapped, "no_sync") else wrapped.no_sync()
+                with sync:
+                    with autocast:
+                        loss = wrapped({"video": video, "caption": mb.batch["caption"]}, mb.generators)
+                    if not torch.isfinite(loss):
+                        raise RuntimeError(f"the loss became {loss.item()} at step {step}; lower optim.lr or use precision=fp32")
+                    (loss * mb.weight).backward()
+                loss_sum += loss.item() * mb.weight
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+            if hasattr(grad_norm, "full_tensor"):  # a DTensor under FSDP
+                grad_norm = grad_norm.full_tensor()
+            optimizer.step()
+            ema_update(ema, model, min(cfg.ema_decay, (1 + step) / (10 + step)))
+            loss_mean = distributed.all_mean(loss_sum, d)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_mean:.4f}")
+            done = step + 1
+            if d.main and (done % cfg.log_every == 0 or done == cfg.steps):
+                now = time.perf_counter()
+                rate = cfg.log_every / (now - t_last) if done % cfg.log_every == 0 else float("nan")
+                t_last = now
+                record = {"step": done, "loss": round(loss_mean, 6), "lr": lr_at(step, cfg), "grad_norm": round(float(grad_norm), 4),
+                          "steps_per_s": round(rate, 4), "time": time.time()}
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+                if tb is not None:
+                    for k in ("loss", "lr", "grad_norm", "steps_per_s"):
+                        tb.add_scalar(f"train/{k}", record[k], done)
+            if cfg.sample_every and done % cfg.sample_every == 0 and d.main and not (cfg.parallel == "fsdp" and d.enabled):
+                write_samples(ema, run_dir / "samples" / f"step_{done:06d}.png", cfg, autocast)
+            if done % cfg.ckpt_every == 0 or (done == cfg.steps and not dry_run):
+                save_checkpoint(run_dir, done, model=model, ema=ema, optimizer=optimizer, train_config=cfg.to_dict(),
+                                keep_last=cfg.keep_last, main=d.main)
+        if not dry_run:
+            save_model(ema, run_dir / "model", extra={"trained_steps": cfg.steps, "recipe": cfg.recipe}, main=d.main)
+    finally:
+        bar.close()
+        if log is not None:
+            log.close()
+        if tb is not None:
+            tb.close()
+        if tmp_dir is not None:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+        distributed.teardown()
     return run_dir

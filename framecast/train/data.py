@@ -1,0 +1,76 @@
+"""Training batches: the global batch of step k is a pure function of (seed, k); a process of a
+`world` takes its share (rows r::world), split into micro-batches for gradient accumulation. Each
+clip carries its own random generator, seeded by (seed, step, global index)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from framecast.data.shapes import shapes_batches
+from framecast.train.config import TrainConfig
+
+
+@dataclass
+class MicroBatch:
+    batch: dict  # {"video": (b, T, C, H, W), "caption": [...]}
+    generators: list[torch.Generator]  # one per clip
+    weight: float  # share of this process's clips, to weight the micro-batch loss
+
+
+def clip_generator(seed: int, step: int, index: int) -> torch.Generator:
+    state = np.random.SeedSequence([seed, step, index]).generate_state(2, dtype=np.uint64)
+    return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
+
+
+def _folder_loader(cfg: TrainConfig, start_step: int, rank: int, world: int):
+    from framecast.data.folder import StepBatchSampler, VideoFolderDataset, collate_clips
+
+    d = cfg.data
+    ds = VideoFolderDataset(d.path, size=d.size, frames=d.frames, stride=d.stride, seed=cfg.seed)
+    sampler = StepBatchSampler(len(ds), cfg.batch_size, seed=cfg.seed, start_step=start_step, rank=rank, world=world)
+    loader = torch.utils.data.DataLoader(ds, batch_sampler=sampler, collate_fn=collate_clips, num_workers=d.workers)
+    for step, batch in enumerate(loader, start=start_step):
+        batch["step"] = step
+        yield batch
+
+
+def process_batches(cfg: TrainConfig, start_step: int, rank: int = 0, world: int = 1) -> Iterator[list[MicroBatch]]:
+    """Per step, this process's micro-batches."""
+    d = cfg.data
+    if cfg.batch_size % (world * cfg.accumulate):
+        raise ValueError(f"batch_size {cfg.batch_size} must divide by processes x accumulate = {world * cfg.accumulate}")
+    if d.source == "shapes":
+        source = shapes_batches(batch_size=cfg.batch_size, split=d.split, size=d.size, frames=d.frames, seed=cfg.seed, start_step=start_step)
+
+        def local(batch):
+            idx = list(range(rank, cfg.batch_size, world))
+            return {"video": batch["video"][idx], "caption": [batch["caption"][i] for i in idx], "index": idx, "step": batch["step"]}
+
+        source = (local(b) for b in source)
+    elif d.source == "folder":
+        if not d.path:
+            raise ValueError("data.source=folder needs data.path=DIR")
+        source = _folder_loader(cfg, start_step, rank, world)
+    else:
+        raise ValueError(f"unknown data source '{d.source}'; framecast trains on: shapes, folder")
+    for batch in source:
+        n = len(batch["caption"])
+        step = batch["step"]
+        parts = np.array_split(np.arange(n), cfg.accumulate) if n else []
+        micro = []
+        for part in parts:
+            if len(part) == 0:
+                continue
+            part = part.tolist()
+            micro.append(
+                MicroBatch(
+                    batch={"video": batch["video"][part], "caption": [batch["caption"][i] for i in part]},
+                    generators=[clip_generator(cfg.seed, step, batch["index"][i]) for i in part],
+                    weight=len(part) / n,
+                )
+            )
+        yield micro
