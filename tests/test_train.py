@@ -95,3 +95,39 @@ def test_resuming_an_earlier_checkpoint_rewrites_the_log(tmp_path):
     train(cfg, resume=tmp_path / "checkpoints" / "step_000002", progress=False)
     steps = [json.loads(line)["step"] for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4]
+
+
+def test_dry_run_keeps_nothing(tmp_path):
+    cfg = load_config("shapes-diffusion-tiny", [f"out_dir={tmp_path / 'run'}", "steps=50"])
+    train(cfg, progress=False, dry_run=True)
+    assert not (tmp_path / "run").exists()
+
+
+def test_activation_checkpointing_gives_the_same_gradients():
+    from dataclasses import asdict
+
+    from framecast.data.shapes import shapes_batches
+    from framecast.generators import ModelSpec, build_generator
+    from framecast.train.distributed import activation_checkpointing
+
+    cfg = load_config("shapes-diffusion-tiny")
+    batch = next(shapes_batches(batch_size=2, frames=4))
+    grads = []
+    for ckpt in (False, True):
+        torch.manual_seed(0)
+        model = build_generator(ModelSpec(**asdict(cfg.model)))
+        for p in model.parameters():
+            torch.nn.init.normal_(p, std=0.05)
+        if ckpt:
+            assert activation_checkpointing(model) == len(model.backbone.blocks)
+        model(batch, [torch.Generator().manual_seed(i) for i in range(2)]).backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
+    assert torch.allclose(grads[0], grads[1], atol=1e-6)
+
+
+def test_tensorboard_and_jsonl_logs(tmp_path):
+    cfg = load_config("shapes-diffusion-tiny", [f"out_dir={tmp_path}", "steps=2"])
+    train(cfg, progress=False)
+    assert any(p.name.startswith("events.out.tfevents") for p in (tmp_path / "tensorboard").iterdir())
+    rec = json.loads((tmp_path / "log.jsonl").read_text().splitlines()[-1])
+    assert {"step", "loss", "lr", "grad_norm", "steps_per_s"} <= rec.keys()
