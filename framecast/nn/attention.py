@@ -67,10 +67,15 @@ class RoPE3D(nn.Module):
         pos = pos_N3.float()
         return torch.cat([pos[:, 0:1] * self.freq_t, pos[:, 1:2] * self.freq_y, pos[:, 2:3] * self.freq_x], dim=-1)
 
+    def rotation(self, pos_N3: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(cos, sin), each (N, head_dim), computed once per forward and shared by every layer."""
+        a = self.angles(pos_N3)
+        a = torch.cat([a, a], dim=-1)
+        return a.cos(), a.sin()
 
-def apply_rope(x_BHND: torch.Tensor, angles_ND2: torch.Tensor) -> torch.Tensor:
-    cos, sin = angles_ND2.cos(), angles_ND2.sin()
-    cos, sin = torch.cat([cos, cos], -1).to(x_BHND.dtype), torch.cat([sin, sin], -1).to(x_BHND.dtype)
+
+def apply_rope(x_BHND: torch.Tensor, rotation: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    cos, sin = (r.to(x_BHND.dtype) for r in rotation)
     x1, x2 = x_BHND.chunk(2, dim=-1)
     return x_BHND * cos + torch.cat([-x2, x1], dim=-1) * sin
 
@@ -146,8 +151,8 @@ class SelfAttention(nn.Module):
     def forward(
         self,
         x_BND: torch.Tensor,
-        angles_q: torch.Tensor,
-        angles_k: torch.Tensor,
+        rot_q: tuple[torch.Tensor, torch.Tensor],
+        rot_k: tuple[torch.Tensor, torch.Tensor],
         mask: torch.Tensor | None,
         cache: KVCache | None = None,
         layer: int = 0,
@@ -157,7 +162,7 @@ class SelfAttention(nn.Module):
         q, k = F.rms_norm(q, q.shape[-1:]), F.rms_norm(k, k.shape[-1:])
         if cache is not None:
             k, v = cache.attend(layer, k, v)  # cached keys are stored before RoPE
-        q, k = apply_rope(q, angles_q), apply_rope(k, angles_k)
+        q, k = apply_rope(q, rot_q), apply_rope(k, rot_k)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.proj(rearrange(out, "b h n d -> b n (h d)"))
 

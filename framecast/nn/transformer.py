@@ -78,13 +78,13 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(c.width, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, c.width))
         self.modulation = nn.Parameter(torch.zeros(6, c.width))  # per-block offsets of adaLN-single
 
-    def forward(self, x_BND, mod_BF16D, angles_q, angles_k, mask, text: TextEmbedding, cache: KVCache | None, layer: int):
+    def forward(self, x_BND, mod_BF16D, rot_q, rot_k, mask, text: TextEmbedding, cache: KVCache | None, layer: int):
         B, N, D = x_BND.shape
         F_ = mod_BF16D.shape[1]
         # Modulation is per token-frame: view tokens as (B, F, tokens per frame, D) and broadcast.
         per_frame = lambda y: y.view(B, F_, -1, D)  # noqa: E731
         shift1, scale1, gate1, shift2, scale2, gate2 = (mod_BF16D + self.modulation).unbind(dim=-2)
-        a = self.attn(modulate(per_frame(self.norm1(x_BND)), shift1, scale1).view(B, N, D), angles_q, angles_k, mask, cache, layer)
+        a = self.attn(modulate(per_frame(self.norm1(x_BND)), shift1, scale1).view(B, N, D), rot_q, rot_k, mask, cache, layer)
         x_BND = x_BND + (per_frame(a) * gate1).view(B, N, D)
         x_BND = x_BND + self.cross(self.norm2(x_BND), text.tokens_BLD, text.mask_BL)
         m = self.mlp(modulate(per_frame(self.norm3(x_BND)), shift2, scale2).view(B, N, D))
@@ -178,7 +178,8 @@ class SpaceTimeTransformer(nn.Module):
             k_pos = torch.cat([cache.virtual_positions().to(pos.device), q_pos])
         else:
             q_pos = k_pos = pos
-        angles_q, angles_k = self.rope.angles(q_pos), self.rope.angles(k_pos)
+        rot_q = self.rope.rotation(q_pos)
+        rot_k = rot_q if k_pos is q_pos else self.rope.rotation(k_pos)
         attn_mask = frame_mask(mask, q_pos[:, 0], k_pos[:, 0])
 
         h = self.patch_embed(self.patchify(x_BTCHW))  # (B, N, D)
@@ -186,7 +187,7 @@ class SpaceTimeTransformer(nn.Module):
         cond_BFD = cond_BFD + self.text_pool(text.pooled_BD)[:, None]
         mod_BF16D = rearrange(self.adaln(cond_BFD), "b f (one six d) -> b f one six d", one=1, six=6)
         for i, block in enumerate(self.blocks):
-            h = block(h, mod_BF16D, angles_q, angles_k, attn_mask, text, cache, i)
+            h = block(h, mod_BF16D, rot_q, rot_k, attn_mask, text, cache, i)
         if cache is not None:
             cache.commit(pos)
         shift, scale = rearrange(self.final_adaln(cond_BFD), "b f (one two d) -> two b f one d", one=1, two=2)
