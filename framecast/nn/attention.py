@@ -7,6 +7,7 @@ frame index of the query and of the key:
     frame-causal    a token sees its own frame and earlier ones (CausVid, FAR)
     block-causal    frames grouped in blocks of `block` frames; a block sees itself and earlier blocks
     sliding-window  frame-causal, limited to the last `window` frames (rolling / long video)
+    causal          token by token in raster order (t, y, x): autoregressive token models
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-MASK_KINDS = ("full", "frame-causal", "block-causal", "sliding-window")
+MASK_KINDS = ("full", "frame-causal", "block-causal", "sliding-window", "causal")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,17 @@ class MaskSpec:
             raise ValueError("block-causal attention needs block >= 1 frames")
         if self.kind == "sliding-window" and self.window < 1:
             raise ValueError("sliding-window attention needs window >= 1 frames")
+
+
+def attention_mask(spec: MaskSpec, q_pos: torch.Tensor, k_pos: torch.Tensor, grid_hw: tuple[int, int] | None) -> torch.Tensor | None:
+    """(Nq, Nk) bool from (t, y, x) positions; `causal` orders tokens in raster order."""
+    if spec.kind != "causal":
+        return frame_mask(spec, q_pos[:, 0], k_pos[:, 0])
+    if grid_hw is None:
+        raise ValueError("the token-causal mask needs the token grid (grid_hw)")
+    h, w = grid_hw
+    order = lambda p: (p[:, 0] * h + p[:, 1]) * w + p[:, 2]  # noqa: E731
+    return order(k_pos)[None, :] <= order(q_pos)[:, None]
 
 
 def frame_mask(spec: MaskSpec, q_frames: torch.Tensor, k_frames: torch.Tensor) -> torch.Tensor | None:
@@ -112,10 +124,14 @@ class KVCache:
     def num_frames(self) -> int:
         return int(self.frame_ids().numel())
 
-    def virtual_positions(self) -> torch.Tensor:
-        """(N_cached, 3) positions with t replaced by the frame's rank in the cache."""
-        ranks = torch.searchsorted(self.frame_ids().to(self.pos.device), self.pos[:, 0].contiguous())
-        return torch.cat([ranks[:, None], self.pos[:, 1:]], dim=1)
+    def virtual_positions(self, new_pos_N3: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Positions of (cached + new) keys and of the new queries, with every frame index
+        replaced by its rank among the frames present (cached or new)."""
+        k_pos = torch.cat([self.pos.to(new_pos_N3.device), new_pos_N3])
+        frames = torch.unique(k_pos[:, 0])
+        ranks = torch.searchsorted(frames, k_pos[:, 0].contiguous())
+        k_pos = torch.cat([ranks[:, None], k_pos[:, 1:]], dim=1)
+        return k_pos, k_pos[-new_pos_N3.shape[0]:]
 
     def attend(self, layer: int, k_BHND: torch.Tensor, v_BHND: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         past_k, past_v = self.k[layer], self.v[layer]

@@ -18,7 +18,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from framecast.nn.attention import CrossAttention, KVCache, MaskSpec, RoPE3D, SelfAttention, frame_mask
+from framecast.nn.attention import CrossAttention, KVCache, MaskSpec, RoPE3D, SelfAttention, attention_mask
 from framecast.text.encoder import TextEmbedding
 
 
@@ -32,10 +32,15 @@ class TransformerConfig:
     heads: int = 4
     mlp_ratio: float = 4.0
     context_width: int = 128  # width of the text encoder's tokens
+    out_channels: int = 0  # values per pixel of the output (0 = channels; a vocabulary for token models)
 
     @property
     def patch_values(self) -> int:
         return self.patch_frames * self.patch_size**2 * self.channels
+
+    @property
+    def out_patch_values(self) -> int:
+        return self.patch_frames * self.patch_size**2 * (self.out_channels or self.channels)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -105,7 +110,7 @@ class SpaceTimeTransformer(nn.Module):
         self.rope = RoPE3D(c.width // c.heads)
         self.final_norm = nn.LayerNorm(c.width, elementwise_affine=False, eps=1e-6)
         self.final_adaln = nn.Sequential(nn.SiLU(), nn.Linear(c.width, 2 * c.width))
-        self.head = nn.Linear(c.width, c.patch_values)
+        self.head = nn.Linear(c.width, c.out_patch_values)
         self._init_weights()
 
     def _init_weights(self):
@@ -138,7 +143,7 @@ class SpaceTimeTransformer(nn.Module):
         t, h, w = grid
         return rearrange(
             x_BNP,
-            "b (t h w) (pt ph pw c) -> b (t pt) c (h ph) (w pw)",
+            "b (t h w) (pt ph pw c) -> b (t pt) c (h ph) (w pw)",  # c: output channels
             t=t, h=h, w=w, pt=c.patch_frames, ph=c.patch_size, pw=c.patch_size,
         )
 
@@ -169,27 +174,47 @@ class SpaceTimeTransformer(nn.Module):
         if C != self.config.channels:
             raise ValueError(f"the backbone expects {self.config.channels} channels, got {C}")
         grid = self.grid(T, H, W)
-        F_, per_frame = grid[0], grid[1] * grid[2]
         if noise_level_BF.dim() == 1:
-            noise_level_BF = noise_level_BF[:, None].expand(B, F_)
-        pos = self.positions(grid, frame_offset, x_BTCHW.device)  # absolute, what the cache stores
+            noise_level_BF = noise_level_BF[:, None].expand(B, grid[0])
+        pos = self.positions(grid, frame_offset, x_BTCHW.device)
+        out = self.forward_tokens(self.patchify(x_BTCHW), pos, noise_level_BF, text, mask=mask, cache=cache, grid_hw=grid[1:])
+        return self.unpatchify(out, grid)
+
+    def forward_tokens(
+        self,
+        x_BNP: torch.Tensor,
+        pos_N3: torch.Tensor,
+        noise_level_BG: torch.Tensor,
+        text: TextEmbedding,
+        *,
+        mask: MaskSpec = MaskSpec(),
+        cache: KVCache | None = None,
+        grid_hw: tuple[int, int] | None = None,
+    ) -> torch.Tensor:
+        """Any set of tokens: x_BNP (B, N, patch values) at absolute positions pos_N3 (t, y, x).
+        The condition is given per group of N / G consecutive tokens (a token-frame, or G = 1 for
+        one condition for all). `grid_hw` (tokens per frame side) orders tokens for the
+        token-causal mask. Returns (B, N, out values)."""
+        B, N, _ = x_BNP.shape
+        G = noise_level_BG.shape[1]
+        if N % G:
+            raise ValueError(f"{N} tokens do not split into {G} condition groups")
         if cache is not None and len(cache):
-            q_pos = torch.cat([pos[:, :1] - frame_offset + cache.num_frames, pos[:, 1:]], dim=1)
-            k_pos = torch.cat([cache.virtual_positions().to(pos.device), q_pos])
+            k_pos, q_pos = cache.virtual_positions(pos_N3)
         else:
-            q_pos = k_pos = pos
+            q_pos = k_pos = pos_N3
         rot_q = self.rope.rotation(q_pos)
         rot_k = rot_q if k_pos is q_pos else self.rope.rotation(k_pos)
-        attn_mask = frame_mask(mask, q_pos[:, 0], k_pos[:, 0])
+        attn_mask = attention_mask(mask, q_pos, k_pos, grid_hw)
 
-        h = self.patch_embed(self.patchify(x_BTCHW))  # (B, N, D)
-        cond_BFD = self.cond_embed(timestep_embedding(noise_level_BF, self.config.width).to(h.dtype))
-        cond_BFD = cond_BFD + self.text_pool(text.pooled_BD)[:, None]
-        mod_BF16D = rearrange(self.adaln(cond_BFD), "b f (one six d) -> b f one six d", one=1, six=6)
+        h = self.patch_embed(x_BNP)  # (B, N, D)
+        cond_BGD = self.cond_embed(timestep_embedding(noise_level_BG, self.config.width).to(h.dtype))
+        cond_BGD = cond_BGD + self.text_pool(text.pooled_BD)[:, None]
+        mod_BG16D = rearrange(self.adaln(cond_BGD), "b g (one six d) -> b g one six d", one=1, six=6)
         for i, block in enumerate(self.blocks):
-            h = block(h, mod_BF16D, rot_q, rot_k, attn_mask, text, cache, i)
+            h = block(h, mod_BG16D, rot_q, rot_k, attn_mask, text, cache, i)
         if cache is not None:
-            cache.commit(pos)
-        shift, scale = rearrange(self.final_adaln(cond_BFD), "b f (one two d) -> two b f one d", one=1, two=2)
-        h = modulate(self.final_norm(h).view(B, F_, per_frame, -1), shift, scale).view(B, F_ * per_frame, -1)
-        return self.unpatchify(self.head(h), grid)
+            cache.commit(pos_N3)
+        shift, scale = rearrange(self.final_adaln(cond_BGD), "b g (one two d) -> two b g one d", one=1, two=2)
+        h = modulate(self.final_norm(h).view(B, G, N // G, -1), shift, scale).view(B, N, -1)
+        return self.head(h)
