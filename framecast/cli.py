@@ -70,7 +70,11 @@ def generate(
     precision: str = typer.Option("bf16", "--precision", help="bf16 (fast on CPUs) or fp32"),
     schedule: Optional[str] = typer.Option(None, "--schedule", help="hybrid models: autoregressive, pyramid or full"),
     stream: bool = typer.Option(False, "--stream", help="hybrid models: write frames as they are made"),
-    no_cache: bool = typer.Option(False, "--no-cache", help="hybrid models: recompute the context at every step"),
+    no_cache: bool = typer.Option(False, "--no-cache", help="hybrid and AR models: recompute the context at every step"),
+    decode: Optional[str] = typer.Option(None, "--decode", help="autoregressive models: raster, diagonal or set"),
+    temperature: Optional[float] = typer.Option(None, "--temperature", help="autoregressive models"),
+    top_k: Optional[int] = typer.Option(None, "--top-k", help="autoregressive models"),
+    top_p: Optional[float] = typer.Option(None, "--top-p", help="autoregressive models"),
 ):
     """Generate a clip from a text prompt."""
     import torch
@@ -101,6 +105,7 @@ def generate(
             video=video,
             context_frames=context_frames,
             **({"schedule": schedule, "use_cache": not no_cache} if schedule or no_cache else {}),
+            **{k: v for k, v in dict(decode=decode, temperature=temperature, top_k=top_k, top_p=top_p).items() if v is not None},
         )
         export_to_video(out, output, fps=fps)
     except ValueError as e:

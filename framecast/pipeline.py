@@ -16,12 +16,12 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from framecast.generators import GenerationRequest, HybridRequest, from_pretrained
+from framecast.generators import ARRequest, GenerationRequest, HybridRequest, from_pretrained
 from framecast.generators.io import CONFIG_NAME, WEIGHTS_NAME, read_config
 from framecast.video import as_frames, from_uint8, read_image, read_video, to_uint8
 
 ASSETS = Path(__file__).parent / "assets"
-GENERATOR_FAMILIES = ("diffusion", "hybrid")
+GENERATOR_FAMILIES = ("diffusion", "hybrid", "autoregressive")
 
 
 def bundled_models() -> dict[str, Path]:
@@ -120,6 +120,10 @@ class Pipeline:
         num_videos_per_prompt=1,
         schedule=None,
         use_cache=True,
+        decode=None,
+        temperature=None,
+        top_k=None,
+        top_p=None,
     ) -> GenerationRequest:
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         if not prompts:
@@ -147,6 +151,12 @@ class Pipeline:
             prompts=prompts, negative_prompts=negatives, num_frames=T, steps=num_inference_steps, guidance=guidance_scale,
             sampler=sampler, shift=shift, generator=generator, callback=callback, context_BTCHW=context,
         )
+        if self.model.family == "autoregressive":
+            if sampler is not None or schedule is not None:
+                raise ValueError("an autoregressive model draws tokens; use decode, temperature, top_k and top_p instead of a sampler or schedule")
+            return ARRequest(**common, decode=decode, use_cache=use_cache, temperature=temperature, top_k=top_k, top_p=top_p)
+        if decode is not None or temperature is not None or top_k is not None or top_p is not None:
+            raise ValueError("decode, temperature, top_k and top_p are for autoregressive models")
         if self.model.family == "hybrid":
             if sampler not in (None, "euler"):
                 raise ValueError("the hybrid family samples its noise-level matrix with Euler steps; drop --sampler")
@@ -163,8 +173,9 @@ class Pipeline:
                  generator: torch.Generator | list[torch.Generator] | None = None, callback_on_step_end: Callable | None = None,
                  **kwargs) -> VideoPipelineOutput:
         """Generate clips. Keyword options: sampler, shift, image, video, context_frames,
-        num_videos_per_prompt, and for hybrid models schedule ('autoregressive', 'pyramid',
-        'full') and use_cache. `callback_on_step_end(pipe, step, sigma, {"latents", "x0"})` may
+        num_videos_per_prompt; for hybrid models schedule ('autoregressive', 'pyramid', 'full') and
+        use_cache; for autoregressive models decode ('raster', 'diagonal', 'set'), temperature,
+        top_k, top_p and use_cache. `callback_on_step_end(pipe, step, sigma, {"latents", "x0"})` may
         return {"latents": x} to replace the sample, as in diffusers."""
         request = self._request(prompt, negative_prompt, num_frames, num_inference_steps, guidance_scale, generator,
                                 callback_on_step_end, **kwargs)
@@ -188,6 +199,6 @@ def load(name_or_path: str | Path, *, device: str = "cpu", precision: str = "bf1
     path = resolve_model(name_or_path)
     family = read_config(path).get("family")
     if family not in GENERATOR_FAMILIES:
-        raise ValueError(f"'{path.name}' is a {family} (a codec), not a video generator; load a diffusion or hybrid model")
+        raise ValueError(f"'{path.name}' is a {family} (a codec), not a video generator; load a diffusion, hybrid or autoregressive model")
     model = from_pretrained(path, device=device)
     return Pipeline(model, name=path.name, path=path, precision=precision)

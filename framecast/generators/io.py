@@ -15,11 +15,12 @@ from safetensors.torch import load_file, save_file
 from framecast.codecs.tokenizer import VideoTokenizer
 from framecast.codecs.vae import CausalVAE
 from framecast.generators.diffusion import ModelSpec, VideoDiffusion
+from framecast.generators.autoregressive import TokenTransformer
 from framecast.generators.hybrid import CausalVideoDiffusion
 
 FORMAT_VERSION = 1
 CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
-FAMILIES = {"diffusion": VideoDiffusion, "hybrid": CausalVideoDiffusion, "vae": CausalVAE, "tokenizer": VideoTokenizer}
+FAMILIES = {"diffusion": VideoDiffusion, "hybrid": CausalVideoDiffusion, "autoregressive": TokenTransformer, "vae": CausalVAE, "tokenizer": VideoTokenizer}
 
 
 def build_generator(spec: ModelSpec) -> torch.nn.Module:

@@ -109,6 +109,76 @@ def shapes_vae_tiny() -> TrainConfig:
     return cfg
 
 
+def shapes_tokenizer(quantizer: str = "fsq") -> TrainConfig:
+    """A video tokenizer for the Shapes world: 8x spatial downsampling (4x4 codes a frame at S = 32),
+    causal in time; ~1000 codes for each quantizer so the three compare fairly."""
+    from framecast.codecs.tokenizer import TokenizerConfig
+
+    return TrainConfig(
+        recipe=f"shapes-tokenizer-{quantizer}",
+        model=ModelConfig(family="tokenizer", generator=asdict(TokenizerConfig(quantizer=quantizer, width=48, stages=3, codebook_size=1024,
+                                                                            vq_dim=8, bits=10, levels=[8, 5, 5, 5], frames=8)), text_kind="none"),
+        data=DataConfig(source="shapes", split="train", size=32, frames=8),
+        optim=OptimConfig(lr=1e-3, warmup_steps=100, weight_decay=0.0),
+        steps=2000,
+        batch_size=8,
+        ema_decay=0.995,
+        out_dir=f"runs/shapes-tokenizer-{quantizer}",
+        ckpt_every=250,
+    )
+
+
+def shapes_tokenizer_tiny() -> TrainConfig:
+    from framecast.codecs.tokenizer import TokenizerConfig
+
+    cfg = shapes_tokenizer("fsq")
+    cfg.recipe = "shapes-tokenizer-tiny"
+    cfg.model.generator = asdict(TokenizerConfig(quantizer="fsq", width=8, stages=3, levels=[4, 4, 4], frames=4))
+    cfg.data.frames, cfg.steps, cfg.batch_size, cfg.precision = 4, 4, 2, "fp32"
+    cfg.ckpt_every, cfg.log_every, cfg.out_dir = 2, 1, "runs/shapes-tokenizer-tiny"
+    return cfg
+
+
+def shapes_ar_small() -> TrainConfig:
+    """The bundled `shapes-ar`: a token transformer over the bundled tokenizer's codes, trained
+    with the masked set-by-set objective (its default decoding)."""
+    from framecast.generators.autoregressive import ARConfig
+
+    return TrainConfig(
+        recipe="shapes-ar-small",
+        model=ModelConfig(
+            family="autoregressive",
+            generator=asdict(ARConfig(order="set", frames=16, size=32)),
+            backbone=asdict(transformer_small(width=256, depth=6, heads=4, channels=256, patch_size=1, patch_frames=1, context_width=128)),
+            text=asdict(WordEncoderConfig(vocabulary=list(VOCABULARY), width=128, depth=2)),
+        ),
+        init_components={"tokenizer": "shapes-tokenizer"},
+        data=DataConfig(source="shapes", split="train", size=32, frames=16),
+        optim=OptimConfig(lr=5e-4, warmup_steps=200),
+        steps=6000,
+        batch_size=16,
+        out_dir="runs/shapes-ar-small",
+        ckpt_every=200,
+    )
+
+
+def shapes_ar_tiny(order: str = "set") -> TrainConfig:
+    from framecast.codecs.tokenizer import TokenizerConfig
+    from framecast.generators.autoregressive import ARConfig
+
+    tok = TokenizerConfig(quantizer="fsq", width=8, stages=3, levels=[4, 4, 4], frames=4)
+    cfg = shapes_diffusion_tiny()
+    cfg.recipe = f"shapes-ar-tiny-{order}"
+    cfg.model = ModelConfig(
+        family="autoregressive",
+        generator=asdict(ARConfig(order=order, frames=4, size=32, set_steps=2, diagonal_delay=2, tokenizer=asdict(tok))),
+        backbone=asdict(transformer_tiny(channels=32, patch_size=1, patch_frames=1, out_channels=64)),
+        text=asdict(WordEncoderConfig(vocabulary=list(VOCABULARY), width=32, depth=1, heads=2)),
+    )
+    cfg.out_dir = f"runs/shapes-ar-tiny-{order}"
+    return cfg
+
+
 RECIPES: dict[str, Callable[[], TrainConfig]] = {
     "shapes-diffusion-small": shapes_diffusion_small,
     "shapes-diffusion-tiny": shapes_diffusion_tiny,
@@ -116,6 +186,13 @@ RECIPES: dict[str, Callable[[], TrainConfig]] = {
     "shapes-hybrid-tiny": shapes_hybrid_tiny,
     "shapes-vae-small": shapes_vae_small,
     "shapes-vae-tiny": shapes_vae_tiny,
+    "shapes-tokenizer-fsq": lambda: shapes_tokenizer("fsq"),
+    "shapes-tokenizer-lfq": lambda: shapes_tokenizer("lfq"),
+    "shapes-tokenizer-vq": lambda: shapes_tokenizer("vq"),
+    "shapes-tokenizer-tiny": shapes_tokenizer_tiny,
+    "shapes-ar-small": shapes_ar_small,
+    "shapes-ar-tiny": shapes_ar_tiny,
+    "shapes-ar-tiny-raster": lambda: shapes_ar_tiny("raster"),
 }
 
 

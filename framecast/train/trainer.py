@@ -91,6 +91,21 @@ def init_weights(model: torch.nn.Module, folder: str) -> None:
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
 
 
+def _component_configs(cfg: TrainConfig) -> None:
+    """A component loaded from a folder (a tokenizer under a token transformer) brings its config."""
+    from framecast.generators.io import read_config
+    from framecast.pipeline import resolve_model
+
+    for name, folder in cfg.init_components.items():
+        if cfg.model.generator.get(name) is None:
+            cfg.model.generator[name] = read_config(resolve_model(folder))["generator"]
+    tok = cfg.model.generator.get("tokenizer")
+    if cfg.model.family == "autoregressive" and tok and not cfg.model.backbone.get("out_channels"):
+        from framecast.codecs.tokenizer import TokenizerConfig, VideoTokenizer
+
+        cfg.model.backbone["out_channels"] = VideoTokenizer(TokenizerConfig(**tok)).codebook_size
+
+
 def _fill_vocabulary(cfg: TrainConfig) -> None:
     """A word encoder for a folder of real videos reads the words of its captions."""
     if cfg.data.source != "folder" or cfg.model.text_kind != "word" or cfg.model.text.get("vocabulary"):
@@ -137,9 +152,13 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, progress: bool 
         cfg.steps, cfg.ckpt_every, cfg.sample_every = 2, 10**9, 0
     _fill_vocabulary(cfg)
     torch.manual_seed(cfg.seed)
+    _component_configs(cfg)
     model = build_generator(ModelSpec(**asdict(cfg.model)))
     if cfg.init_from and resume is None:
         init_weights(model, cfg.init_from)
+    if resume is None:
+        for name, folder in cfg.init_components.items():
+            init_weights(getattr(model, name), folder)
     model.to(d.device)
     ema = copy.deepcopy(model).requires_grad_(False).eval()
     if cfg.activation_checkpointing:

@@ -1,0 +1,141 @@
+"""The AR family: KV cache against recomputation, every decoding order, errors."""
+
+from dataclasses import asdict
+
+import pytest
+import torch
+
+from framecast.data.shapes import shapes_batches
+from framecast.generators import ARRequest, ModelSpec, build_generator
+from framecast.nn.attention import KVCache, MaskSpec
+from framecast.sampling.decoding import sample_logits
+from framecast.train.recipes import shapes_ar_tiny
+
+PROMPT = "a big red circle moves right"
+
+
+def _model(order):
+    torch.manual_seed(0)
+    m = build_generator(ModelSpec(**asdict(shapes_ar_tiny(order).model)))
+    with torch.no_grad():
+        for p in m.backbone.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    return m.eval()
+
+
+@pytest.fixture(scope="module")
+def raster():
+    return _model("raster")
+
+
+@pytest.fixture(scope="module")
+def setm():
+    return _model("set")
+
+
+def _req(**kw):
+    return ARRequest(**{**dict(prompts=[PROMPT], num_frames=3, generator=torch.Generator().manual_seed(0)), **kw})
+
+
+@pytest.mark.parametrize("order", ["raster", "set"])
+def test_losses_train(order):
+    m = _model(order).train()
+    batch = next(shapes_batches(batch_size=2, frames=4))
+    loss = m(batch, [torch.Generator().manual_seed(i) for i in range(2)])
+    loss.backward()
+    assert torch.isfinite(loss) and m.backbone.head.weight.grad is not None
+    assert all(p.grad is None for p in m.tokenizer.parameters())  # the tokenizer stays frozen
+
+
+def test_cached_logits_equal_recomputed(raster):
+    """Token by token with the KV cache = the whole prefix at once (minGPT-style parity)."""
+    text = raster.text.encode([PROMPT])
+    T = 2
+    per = raster.grid_hw[0] * raster.grid_hw[1]
+    codes = torch.randint(0, raster.tokenizer.codebook_size, (1, T * per))
+    pos = raster.positions(T)
+    ids = raster.raster_inputs(codes, T)
+    full = raster._logits(ids, pos, torch.zeros(1, 1), text, mask=MaskSpec("causal"))
+    cache = KVCache(len(raster.backbone.blocks))
+    steps = [raster._logits(ids[:, i : i + 1], pos[i : i + 1], torch.zeros(1, 1), text, mask=MaskSpec("causal"), cache=cache)
+             for i in range(T * per)]
+    assert torch.allclose(torch.cat(steps, 1), full, atol=1e-4)
+
+
+def test_greedy_tokens_same_with_and_without_cache(raster):
+    a = raster.generate_codes(_req(decode="raster", temperature=0.0, use_cache=True))
+    b = raster.generate_codes(_req(decode="raster", temperature=0.0, use_cache=False))
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("decode", ["raster", "diagonal"])
+def test_raster_model_decodes(raster, decode):
+    clip = raster.generate(_req(decode=decode))
+    assert clip.shape == (1, 3, 3, 32, 32) and clip.abs().max() <= 1
+
+
+def test_set_model_decodes_and_cache_matches(setm):
+    a = setm.generate_codes(_req(temperature=0.0, use_cache=True))
+    b = setm.generate_codes(_req(temperature=0.0, use_cache=False))
+    assert torch.equal(a, b) and (a >= 0).all()
+    assert setm.generate(_req()).shape == (1, 3, 3, 32, 32)
+
+
+def test_continuation_keeps_context_codes(setm):
+    ctx = next(shapes_batches(batch_size=1, frames=2))["video"]
+    codes = setm.generate_codes(_req(context_BTCHW=ctx))
+    per = setm.grid_hw[0] * setm.grid_hw[1]
+    assert torch.equal(codes[:, : 2 * per], setm.tokenizer.encode(ctx).reshape(1, -1))
+
+
+def test_errors(raster, setm):
+    with pytest.raises(ValueError, match="trained for 'raster'"):
+        raster.generate(_req(decode="set"))
+    with pytest.raises(ValueError, match="unknown decoding order"):
+        setm.generate(_req(decode="zigzag"))
+    with pytest.raises(ValueError, match="shorter than the clip"):
+        setm.generate(_req(context_BTCHW=torch.zeros(1, 3, 3, 32, 32)))
+
+
+def test_sampling_controls():
+    logits = torch.tensor([[0.0, 5.0, 1.0, -2.0]])
+    assert sample_logits(logits, temperature=0).item() == 1
+    g = torch.Generator().manual_seed(0)
+    draws = {sample_logits(logits, top_k=2, generator=g).item() for _ in range(200)}
+    assert draws <= {1, 2}
+    draws = {sample_logits(logits, top_p=0.5, generator=g).item() for _ in range(50)}
+    assert draws == {1}
+    with pytest.raises(ValueError):
+        sample_logits(logits, top_p=0)
+
+
+def test_pipeline_and_cli_with_an_ar_model(tmp_path):
+    import numpy as np
+    from typer.testing import CliRunner
+
+    import framecast
+    from framecast.cli import app
+    from framecast.generators import save_pretrained
+
+    save_pretrained(_model("set"), tmp_path / "ar")
+    pipe = framecast.load(str(tmp_path / "ar"), precision="fp32")
+    out = pipe(PROMPT, num_frames=2, generator=torch.Generator().manual_seed(0), temperature=0.5, top_k=10)
+    assert out.frames[0].shape == (2, 32, 32, 3)
+    with pytest.raises(ValueError, match="resize"):
+        pipe(PROMPT, num_frames=2, image=np.zeros((48, 48, 3), np.uint8))
+    with pytest.raises(ValueError, match="draws tokens"):
+        pipe(PROMPT, num_frames=2, sampler="heun")
+    r = CliRunner().invoke(app, ["generate", PROMPT, "--model", str(tmp_path / "ar"), "--decode", "set", "--frames", "2",
+                                 "--output", str(tmp_path / "x.npy")])
+    assert r.exit_code == 0, r.output
+
+
+def test_tokenizer_transformer_mismatch_is_refused():
+    from framecast.generators import ARConfig, TokenTransformer
+    from framecast.nn.transformer import transformer_tiny
+    from framecast.text.encoder import WordEncoderConfig, WordTextEncoder
+
+    cfg = shapes_ar_tiny("set").model
+    with pytest.raises(ValueError, match="codebook size"):
+        TokenTransformer(ARConfig(**cfg.generator), transformer_tiny(channels=32, patch_size=1, patch_frames=1, out_channels=99),
+                         WordTextEncoder(WordEncoderConfig(**cfg.text)))
