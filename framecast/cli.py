@@ -194,6 +194,45 @@ def eval_(
 
 
 @app.command()
+def lens(
+    prompt: str = typer.Argument(..., help="the prompt to look at"),
+    model: str = typer.Option("shapes-diffusion", "--model", "-m"),
+    output: Path = typer.Option(Path("lens"), "--output", "-o", help="folder for the contact sheets and index.html"),
+    seed: int = typer.Option(0, "--seed"),
+    steps: Optional[int] = typer.Option(None, "--steps"),
+    layer_step: Optional[int] = typer.Option(None, "--layer-step", help="diffusion/hybrid: the step whose layers are read out"),
+    frames: Optional[int] = typer.Option(None, "--frames"),
+):
+    """What the model believes the clip is at every step and every layer (a "logit lens" for video)."""
+    from framecast.eval.lens import ar_lens, diffusion_lens, write_lens
+    from framecast.pipeline import load
+
+    try:
+        pipe = load(model, precision="fp32")
+        if pipe.model.family == "autoregressive":
+            result = ar_lens(pipe, prompt, seed=seed, num_frames=frames)
+        else:
+            result = diffusion_lens(pipe, prompt, seed=seed, layer_step=layer_step, num_inference_steps=steps, num_frames=frames)
+        matrix_png = None
+        if pipe.model.family == "hybrid":
+            from PIL import Image
+
+            from framecast.generators import HybridRequest
+            from framecast.sampling.noise_matrix import matrix_image
+
+            req = pipe._request(prompt, num_frames=frames, num_inference_steps=steps)
+            assert isinstance(req, HybridRequest)
+            T = req.num_frames // pipe.model.patch_frames
+            output.mkdir(parents=True, exist_ok=True)
+            matrix_png = output / "matrix.png"
+            Image.fromarray(matrix_image(pipe.model._matrix(req, T, 0), cell=8, cell_width=32)).save(matrix_png)
+        page = write_lens(result, output, f"{pipe.name}: {prompt}", matrix_png)
+    except ValueError as e:
+        fail(str(e))
+    typer.echo(f"wrote {page} ({len(result['steps'])} steps, {len(result['layers'])} layers)")
+
+
+@app.command()
 def models():
     """List the bundled models with their size and measured scores."""
     from framecast.pipeline import bundled_models, model_card

@@ -208,13 +208,24 @@ class SpaceTimeTransformer(nn.Module):
         attn_mask = attention_mask(mask, q_pos, k_pos, grid_hw)
 
         h = self.patch_embed(x_BNP)  # (B, N, D)
-        cond_BGD = self.cond_embed(timestep_embedding(noise_level_BG, self.config.width).to(h.dtype))
-        cond_BGD = cond_BGD + self.text_pool(text.pooled_BD)[:, None]
+        cond_BGD = self.condition(noise_level_BG, text, h.dtype)
         mod_BG16D = rearrange(self.adaln(cond_BGD), "b g (one six d) -> b g one six d", one=1, six=6)
         for i, block in enumerate(self.blocks):
             h = block(h, mod_BG16D, rot_q, rot_k, attn_mask, text, cache, i)
         if cache is not None:
             cache.commit(pos_N3)
+        return self.readout(h, cond_BGD)
+
+    def condition(self, noise_level_BG: torch.Tensor, text: TextEmbedding, dtype=torch.float32) -> torch.Tensor:
+        """(B, G, D): noise level embedding + pooled text, per condition group."""
+        cond_BGD = self.cond_embed(timestep_embedding(noise_level_BG, self.config.width).to(dtype))
+        return cond_BGD + self.text_pool(text.pooled_BD)[:, None]
+
+    def readout(self, h_BND: torch.Tensor, cond_BGD: torch.Tensor) -> torch.Tensor:
+        """Final norm, adaLN modulation and output head: residual stream -> patch values. The
+        generation lens applies it to every layer's stream (the "logit lens")."""
+        B, N, _ = h_BND.shape
+        G = cond_BGD.shape[1]
         shift, scale = rearrange(self.final_adaln(cond_BGD), "b g (one two d) -> two b g one d", one=1, two=2)
-        h = modulate(self.final_norm(h).view(B, G, N // G, -1), shift, scale).view(B, N, -1)
+        h = modulate(self.final_norm(h_BND).view(B, G, N // G, -1), shift, scale).view(B, N, -1)
         return self.head(h)

@@ -1,0 +1,148 @@
+"""The generation lens: what does the model believe the final clip is, at every stage?
+
+After the "logit lens" of language-model interpretability (nostalgebraist 2020): every layer's
+residual stream is read out through the model's own final norm and output head.
+
+    diffusion, hybrid   the predicted clean clip x0 at every sampling step; for one step, x0 read
+                        out of every transformer layer; the noise-level matrix of the run
+    autoregressive      for the finished clip, the tokens each layer's stream would predict,
+                        decoded to frames; and the pass in which every token was committed
+
+Writes PNG contact sheets (rows = steps or layers, columns = frames) and an HTML page.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from framecast.video import contact_sheet, to_uint8
+
+
+def _rows_sheet(rows: list[np.ndarray], scale: int = 2) -> np.ndarray:
+    """rows of (T, H, W, 3) -> one sheet, a row each."""
+    T = rows[0].shape[0]
+    return contact_sheet(np.concatenate(rows), columns=T, scale=scale)
+
+
+@torch.no_grad()
+def diffusion_lens(pipe, prompt: str, *, seed: int = 0, layer_step: int | None = None, **kw) -> dict:
+    """x0 at every step (via the step callback) and, at `layer_step`, x0 from every layer."""
+    model = pipe.model
+    per_step: list[np.ndarray] = []
+    sigmas: list[float] = []
+
+    def cb(p, i, sigma, tensors):
+        per_step.append(to_uint8(tensors["x0"][:1].clamp(-1, 1)))
+        sigmas.append(float(sigma) if np.ndim(sigma) == 0 else float(np.max(np.asarray(sigma.cpu()))))
+        return None
+
+    out = pipe(prompt, generator=torch.Generator().manual_seed(seed), callback_on_step_end=cb, **kw)
+    final = out.frames[0]
+    # Layer readout at one step: re-run the backbone on that step's input and read every layer.
+    captured: dict[str, torch.Tensor] = {}
+    layer_step = len(per_step) // 2 if layer_step is None else layer_step
+
+    def grab(p, i, sigma, tensors):
+        if i == layer_step - 1 or (layer_step == 0 and i == -1):
+            captured["x"], captured["sigma"] = tensors["latents"][:1].clone(), sigma
+        return None
+
+    pipe(prompt, generator=torch.Generator().manual_seed(seed), callback_on_step_end=grab, **kw)
+    layers = []
+    if "x" in captured:
+        layers = layer_readout(model, captured["x"], captured["sigma"], prompt)
+    return {"steps": per_step, "sigmas": sigmas, "layers": layers, "layer_step": layer_step, "final": final}
+
+
+@torch.no_grad()
+def layer_readout(model, x_BTCHW: torch.Tensor, sigma, prompt: str) -> list[np.ndarray]:
+    """x0 read out of the residual stream after every block, for one noisy clip."""
+    bb = model.backbone
+    text = model.text.encode([prompt])
+    T = x_BTCHW.shape[1]
+    grid = bb.grid(T, x_BTCHW.shape[3], x_BTCHW.shape[4])
+    level = torch.as_tensor(sigma, dtype=torch.float32).reshape(1, -1)
+    level = level.expand(1, grid[0]) if level.numel() == 1 else level[:, : grid[0]]
+    streams: list[torch.Tensor] = []
+    hooks = [b.register_forward_hook(lambda m, a, o: streams.append(o)) for b in bb.blocks]
+    try:
+        mask = model.config.mask_spec() if hasattr(model.config, "mask_spec") else None
+        kw = {"mask": mask} if mask is not None else {}
+        bb(x_BTCHW, level, text, **kw)
+    finally:
+        for h in hooks:
+            h.remove()
+    cond = bb.condition(level, text)
+    out = []
+    for h in streams:
+        pred = bb.unpatchify(bb.readout(h, cond.to(h.dtype)), grid).float()
+        if model.config.prediction != "x0":
+            pred = x_BTCHW - model.per_pixel(level, T) * pred
+        out.append(to_uint8(pred[0].clamp(-1, 1)))
+    return out
+
+
+@torch.no_grad()
+def ar_lens(pipe, prompt: str, *, seed: int = 0, **kw) -> dict:
+    """Per-layer token predictions for the generated clip, and the order tokens were committed."""
+    model = pipe.model
+    out = pipe(prompt, generator=torch.Generator().manual_seed(seed), **kw)
+    final = out.frames[0]
+    clip = torch.from_numpy(final).permute(0, 3, 1, 2).float()[None] / 127.5 - 1
+    codes = model.tokenizer.encode(clip).reshape(1, -1)
+    T = clip.shape[1]
+    text = model.text.encode([prompt])
+    pos = model.positions(T)
+    bb = model.backbone
+    streams: list[torch.Tensor] = []
+    hooks = [b.register_forward_hook(lambda m, a, o: streams.append(o)) for b in bb.blocks]
+    from framecast.nn.attention import MaskSpec
+
+    try:
+        if model.config.order == "raster":
+            ids, level, spec = model.raster_inputs(codes, T), torch.zeros(1, 1), MaskSpec("causal")
+        else:  # what each layer believes with every token of the last frame hidden
+            per = model.grid_hw[0] * model.grid_hw[1]
+            ids = codes.clone()
+            ids[:, -per:] = model.mask_id
+            level, spec = torch.cat([torch.zeros(1, T - 1), torch.ones(1, 1)], 1), MaskSpec("frame-causal")
+        model._logits(ids, pos, level, text, mask=spec)
+    finally:
+        for h in hooks:
+            h.remove()
+    cond = bb.condition(level, text)
+    layers = []
+    for h in streams:
+        pred = bb.readout(h, cond.to(h.dtype)).argmax(-1).clamp(max=model.tokenizer.codebook_size - 1)
+        layers.append(to_uint8(model.tokenizer.decode(pred.view(1, T, *model.grid_hw))[0].clamp(-1, 1)))
+    return {"layers": layers, "final": final, "steps": [], "sigmas": []}
+
+
+def write_lens(result: dict, out_dir: Path, title: str, matrix_png: Path | None = None) -> Path:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    parts = [f"<h1>{html.escape(title)}</h1>"]
+    if result["steps"]:
+        Image.fromarray(_rows_sheet(result["steps"])).save(out_dir / "steps.png")
+        parts.append(f"<h2>Predicted clean clip at every sampling step</h2><p>rows: steps 0..{len(result['steps']) - 1} "
+                     f"(noise level after each: {', '.join(f'{s:.2f}' for s in result['sigmas'])}); columns: frames</p>"
+                     "<img src='steps.png'>")
+    if result["layers"]:
+        Image.fromarray(_rows_sheet(result["layers"])).save(out_dir / "layers.png")
+        at = f" at step {result['layer_step']}" if "layer_step" in result else ""
+        parts.append(f"<h2>Read out of every layer{at}</h2><p>rows: layers 1..{len(result['layers'])}; columns: frames</p>"
+                     "<img src='layers.png'>")
+    Image.fromarray(_rows_sheet([result["final"]])).save(out_dir / "final.png")
+    parts.append("<h2>The generated clip</h2><img src='final.png'>")
+    if matrix_png is not None:
+        parts.append(f"<h2>Noise-level matrix of the run</h2><img src='{matrix_png.name}'>")
+    page = out_dir / "index.html"
+    page.write_text("<!doctype html><meta charset='utf-8'><title>framecast lens</title>"
+                    "<style>body{font-family:sans-serif;background:#222;color:#ddd} img{image-rendering:pixelated;max-width:100%}</style>"
+                    + "\n".join(parts))
+    return page
