@@ -36,6 +36,7 @@ def write_atomic(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; a model folder is for everyone
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
