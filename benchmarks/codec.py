@@ -34,13 +34,16 @@ def main() -> None:
     ap.add_argument("--output", type=Path, default=Path("benchmarks/results/codec.json"))
     args = ap.parse_args()
     vae = from_pretrained(resolve_model(args.model))
-    scores, verdicts, seconds = [], [], 0.0
+    scores, verdicts, seconds, all_codes = [], [], 0.0, []
     for i in range(args.num):
         clip = render_clip(i, frames=args.frames)
         x = from_uint8(clip.video)[None]
         t = time.perf_counter()
         with torch.no_grad():
-            rec = to_uint8(vae.decode(vae.encode(x)).clamp(-1, 1))
+            z = vae.encode(x)
+            rec = to_uint8(vae.decode(z).clamp(-1, 1))
+        if z.dtype == torch.long:  # a tokenizer: keep the codes for usage statistics
+            all_codes.append(z.flatten())
         seconds += time.perf_counter() - t
         scores.append(psnr(rec, clip.video))
         verdicts.append(judge_clip(rec, clip.caption))
@@ -49,9 +52,18 @@ def main() -> None:
               "psnr_db_min": float(np.min(scores)), "scene_accuracy_of_reconstructions": s.scene_accuracy,
               "latent_shape_per_frame": [vae.latent_channels, 32 // vae.downsample, 32 // vae.downsample],
               "ms_per_clip": 1e3 * seconds / args.num}
-    table = ["| codec | latent per frame | PSNR dB (mean / min) | scene acc. of reconstructions | ms / clip |", "|---|---|---|---|---|",
+    if all_codes:
+        codes = torch.cat(all_codes)
+        counts = torch.bincount(codes, minlength=vae.codebook_size).double()
+        p = counts / counts.sum()
+        result["codebook_size"] = vae.codebook_size
+        result["codebook_usage"] = float((counts > 0).double().mean())
+        result["perplexity"] = float(torch.exp(-(p[p > 0] * p[p > 0].log()).sum()))
+    usage = f"{100 * result['codebook_usage']:.0f}% of {result['codebook_size']}, perplexity {result['perplexity']:.0f}" if all_codes else "-"
+    table = ["| codec | latent per frame | PSNR dB (mean / min) | scene acc. of reconstructions | codebook usage | ms / clip |",
+             "|---|---|---|---|---|---|",
              f"| {args.model} | {'x'.join(map(str, result['latent_shape_per_frame']))} | {result['psnr_db']:.1f} / {result['psnr_db_min']:.1f} | "
-             f"{result['scene_accuracy_of_reconstructions']:.2f} | {result['ms_per_clip']:.0f} |"]
+             f"{result['scene_accuracy_of_reconstructions']:.2f} | {usage} | {result['ms_per_clip']:.0f} |"]
     write_report(args.output, result, table)
 
 

@@ -26,7 +26,7 @@ def shapes_diffusion_small() -> TrainConfig:
         ),
         data=DataConfig(source="shapes", split="train", size=32, frames=16),
         optim=OptimConfig(lr=5e-4, warmup_steps=200, weight_decay=0.01, grad_clip=1.0),
-        steps=7000,
+        steps=6000,
         batch_size=16,
         ema_decay=0.999,
         out_dir="runs/shapes-diffusion-small",
