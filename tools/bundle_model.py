@@ -51,6 +51,8 @@ def main() -> None:
     ap.add_argument("--command", required=True, help="the command that trained it, written into TRAINING.md")
     ap.add_argument("--checkpoint", type=Path, default=None, help="default: the run's latest checkpoint")
     ap.add_argument("--bf16", action="store_true", help="store weights in bfloat16 (half the size)")
+    ap.add_argument("--scores", type=Path, default=None, help="a `framecast eval` JSON whose headline numbers go to scores.json")
+    ap.add_argument("--scores-command", default="", help="the command that made --scores")
     args = ap.parse_args()
     ckpt = args.checkpoint or latest_checkpoint(args.run)
     if ckpt is None:
@@ -80,6 +82,13 @@ def main() -> None:
         f"![loss](loss.png)\n\n"
         f"```json\n{json.dumps(state['train_config'], indent=2)}\n```\n"
     )
+    if args.scores is not None:
+        ev = json.loads(args.scores.read_text())
+        keys = ("scene_accuracy", "object_accuracy", "presence", "shape", "colour", "direction", "speed_error",
+                "teleports_per_clip", "extra_object_rate", "seconds_per_clip", "clips")
+        scores = {k: ev[k] for k in keys if k in ev}
+        scores["command"] = args.scores_command
+        (out / "scores.json").write_text(json.dumps(scores, indent=2) + "\n")
     print(f"bundled {args.name} -> {out} ({sum(f.stat().st_size for f in out.iterdir()) / 2**20:.1f} MB)")
 
 
