@@ -183,6 +183,28 @@ def _read_container(path: Path) -> np.ndarray:
     return np.stack(frames)
 
 
+def video_fps(path: str | Path) -> float | None:
+    """Frames per second a video file declares (None for .npy, frame folders, or unknown)."""
+    path = Path(path)
+    if path.is_dir() or path.suffix.lower() not in (*VIDEO_EXTENSIONS, ".gif"):
+        return None
+    if path.suffix.lower() == ".gif":
+        try:
+            with Image.open(path) as im:
+                ms = im.info.get("duration")
+            return 1000.0 / ms if ms else None
+        except (OSError, ValueError):
+            return None
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            rate = container.streams.video[0].average_rate
+            return float(rate) if rate else None
+    except (av.error.FFmpegError, IndexError, ValueError, OSError):
+        return None
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """One image -> (H, W, 3) uint8."""
     path = Path(path)

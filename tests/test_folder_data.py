@@ -69,3 +69,29 @@ def test_train_on_the_folder_end_to_end(tmp_path):
                                  "--output", str(tmp_path / "x.npy")])
     assert r.exit_code == 0, r.output
     assert np.load(tmp_path / "x.npy").shape == (4, 32, 32, 3)
+
+
+def test_sampling_at_a_target_frame_rate(tmp_path):
+    from framecast.video import video_fps
+
+    root = tmp_path / "v"
+    root.mkdir()
+    seed = next(s for s in range(500) if len(render_clip(s).scene.objects) == 1
+                and (abs(np.diff(render_clip(s).states[0][:, :2], axis=0)).sum(1) == 1).all()
+                and len({tuple(np.sign(d)) for d in np.diff(render_clip(s).states[0][:, :2], axis=0)}) == 1)  # no bounce
+    clip = render_clip(seed, frames=16).video
+    export_to_video(clip, root / "c.mp4", fps=8)
+    assert video_fps(root / "c.mp4") == 8
+    (root / "c.txt").write_text(render_clip(seed).caption)
+    half = VideoFolderDataset(root, size=32, frames=4, fps=4)[(0, 0, 0)]["video"]
+    full = VideoFolderDataset(root, size=32, frames=7, fps=8)[(0, 0, 0)]["video"]
+    # at 4 fps every second frame of the 8 fps file: the object moves 2 px per sampled frame
+    import torch
+
+    def step(v):  # mean centroid displacement between sampled frames, in pixels
+        on = (v.max(1).values > 0).float()  # (T, H, W)
+        g = torch.arange(32.0)
+        c = torch.stack([(on.sum(1) * g).sum(1), (on.sum(2) * g).sum(1)], 1) / on.sum((1, 2))[:, None]
+        return c.diff(dim=0).norm(dim=1).mean()
+
+    assert abs(step(half) - 2.0) < 0.5 and abs(step(full) - 1.0) < 0.5

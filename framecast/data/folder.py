@@ -7,7 +7,7 @@ A folder holds video files (.mp4 .webm .mov .mkv .avi .gif) and/or sub-folders o
   - `captions.csv` at the root with columns `file,caption`.
 A clip without a caption is used unconditionally (its caption is empty, i.e. the null prompt).
 
-Clips are sampled as `frames` frames `stride` apart (or at `fps`, when the file knows its rate),
+Clips are sampled as `frames` frames `stride` apart (or at `fps`, when the file declares its rate),
 resized so the short side is `size` and centre-cropped to size x size. A file that cannot be
 read, is truncated or is empty is skipped with a warning and counted, never a crash mid-epoch.
 """
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from framecast.video import IMAGE_EXTENSIONS, read_video
+from framecast.video import IMAGE_EXTENSIONS, read_video, video_fps
 
 FOLDER_VIDEO_EXTENSIONS = (".mp4", ".webm", ".mov", ".mkv", ".avi", ".gif")
 
@@ -121,9 +121,12 @@ class VideoFolderDataset(torch.utils.data.Dataset):
     from (seed, i, epoch), so every epoch sees other windows of long videos (a plain int i means
     epoch 0). Unreadable files return None and are counted in `skipped`; `collate_clips` drops them."""
 
-    def __init__(self, root: str | Path, *, size: int = 32, frames: int = 16, stride: int = 1, seed: int = 0):
-        if frames <= 0 or stride <= 0 or size <= 0:
-            raise ValueError("frames, stride and size must be > 0")
+    def __init__(self, root: str | Path, *, size: int = 32, frames: int = 16, stride: int = 1, fps: float = 0.0, seed: int = 0):
+        """`fps` > 0: sample at that rate, the stride of each file from its declared frame rate
+        (files that declare none use `stride`)."""
+        if frames <= 0 or stride <= 0 or size <= 0 or fps < 0:
+            raise ValueError("frames, stride and size must be > 0 and fps >= 0")
+        self.fps = fps
         self.entries = find_clips(root)
         if not self.entries:
             raise ValueError(f"data folder '{root}' holds no videos or frame folders ({', '.join(FOLDER_VIDEO_EXTENSIONS)})")
@@ -145,13 +148,17 @@ class VideoFolderDataset(torch.utils.data.Dataset):
                 warnings.warn(f"skipping {e.path}: {err}", stacklevel=2)
             self.skipped.add(str(e.path))
             return None
-        span = (self.frames - 1) * self.stride + 1
+        stride = self.stride
+        if self.fps:
+            native = video_fps(e.path)
+            stride = max(1, round(native / self.fps)) if native else self.stride
+        span = (self.frames - 1) * stride + 1
         if video.shape[0] < span:  # too short: loop it, so every clip gives a full window
             reps = -(-span // video.shape[0])
             video = np.concatenate([video] * reps)
         rng = np.random.default_rng([self.seed, i, epoch])
         start = int(rng.integers(0, video.shape[0] - span + 1))
-        clip = resize_crop(video[start : start + span : self.stride], self.size)
+        clip = resize_crop(video[start : start + span : stride], self.size)
         x = torch.from_numpy(clip).permute(0, 3, 1, 2).float() / 127.5 - 1.0
         return {"video": x, "caption": e.caption, "pos": pos}
 

@@ -16,6 +16,7 @@ class DataConfig:
     split: str = "train"  # shapes
     path: str = ""  # folder
     stride: int = 1  # folder: take every stride-th frame
+    fps: float = 0.0  # folder: sample at this frame rate instead (0 = use stride)
     workers: int = 0  # folder: DataLoader worker processes
     size: int = 32
     frames: int = 16

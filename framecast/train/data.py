@@ -30,7 +30,7 @@ def _folder_loader(cfg: TrainConfig, start_step: int, rank: int, world: int):
     from framecast.data.folder import StepBatchSampler, VideoFolderDataset, collate_clips
 
     d = cfg.data
-    ds = VideoFolderDataset(d.path, size=d.size, frames=d.frames, stride=d.stride, seed=cfg.seed)
+    ds = VideoFolderDataset(d.path, size=d.size, frames=d.frames, stride=d.stride, fps=d.fps, seed=cfg.seed)
     sampler = StepBatchSampler(len(ds), cfg.batch_size, seed=cfg.seed, start_step=start_step, rank=rank, world=world)
     loader = torch.utils.data.DataLoader(ds, batch_sampler=sampler, collate_fn=collate_clips, num_workers=d.workers)
     for step, batch in enumerate(loader, start=start_step):
