@@ -7,33 +7,19 @@ scene accuracy, and the cost of a new token as the clip grows (KV cache vs recom
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
-import torch
-from report import write_report
+from report import timed_clips, write_report
 
 from framecast.eval.evaluate import eval_prompts
-from framecast.eval.shapes import judge_clip, summarize
 from framecast.pipeline import load
 
 
 def run(pipe, prompts, frames, seed, **kw) -> dict:
-    calls = []
-    handle = pipe.model.backbone.register_forward_pre_hook(lambda *a: calls.append(1))
-    verdicts, seconds = [], 0.0
-    try:
-        for i, p in enumerate(prompts):
-            t = time.perf_counter()
-            out = pipe(p, num_frames=frames, generator=torch.Generator().manual_seed(seed + i), **kw)
-            seconds += time.perf_counter() - t
-            verdicts.append(judge_clip(out.frames[0], p))
-    finally:
-        handle.remove()
-    n = len(prompts)
+    r = timed_clips(pipe, prompts, frames, seed, **kw)
     tokens = frames * pipe.model.grid_hw[0] * pipe.model.grid_hw[1]
-    return {"forward_passes": len(calls) / n, "seconds_per_clip": seconds / n, "tokens_per_s": tokens * n / seconds,
-            "scene_accuracy": summarize(verdicts).scene_accuracy}
+    r["tokens_per_s"] = tokens / r["seconds_per_clip"]
+    return r
 
 
 def main() -> None:

@@ -10,38 +10,13 @@ backbone, wall time per clip and the Shapes judge's scene accuracy. Writes JSON 
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import torch
-from report import write_report
+from report import timed_clips, write_report
 
 from framecast.eval.evaluate import eval_prompts
-from framecast.eval.shapes import judge_clip, summarize
 from framecast.pipeline import load
-
-
-def measure(pipe, prompts, frames, seed, **kw) -> dict:
-    calls, frames_seen = [], []
-
-    def hook(_mod, args):
-        calls.append(1)
-        frames_seen.append(args[0].shape[1])
-
-    handle = pipe.model.backbone.register_forward_pre_hook(hook)
-    verdicts, seconds = [], 0.0
-    try:
-        for i, p in enumerate(prompts):
-            t = time.perf_counter()
-            out = pipe(p, num_frames=frames, generator=torch.Generator().manual_seed(seed + i), **kw)
-            seconds += time.perf_counter() - t
-            verdicts.append(judge_clip(out.frames[0], p))
-    finally:
-        handle.remove()
-    s = summarize(verdicts)
-    n = len(prompts)
-    return {"forward_passes": len(calls) / n, "frames_through_backbone": sum(frames_seen) / n, "seconds_per_clip": seconds / n,
-            "scene_accuracy": s.scene_accuracy, "object_accuracy": s.object_accuracy, "clips": n}
 
 
 def main() -> None:
@@ -66,7 +41,8 @@ def main() -> None:
     rows = []
     for frames in args.frames:
         for label, model_name, pipe, kw in runs:
-            r = measure(pipe, prompts, frames, args.seed, **kw)
+            r = timed_clips(pipe, prompts, frames, args.seed, **kw)
+            r["frames_through_backbone"] = r.pop("items_through_backbone")
             r.update(method=label, model=model_name, frames=frames)
             rows.append(r)
             print(f"{frames:3d} frames  {label:34s} {r['forward_passes']:6.1f} passes  {r['frames_through_backbone']:7.1f} frames  "

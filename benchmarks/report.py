@@ -11,3 +11,33 @@ def write_report(path: Path, result: dict, table: list[str]) -> None:
     path.write_text(json.dumps(result, indent=2) + "\n")
     path.with_suffix(".md").write_text("\n".join(table) + "\n")
     print("\n".join(table))
+
+
+def timed_clips(pipe, prompts: list[str], frames: int, seed: int, **kw) -> dict:
+    """Generate one clip per prompt (clip i with seed + i), judge each, and count the backbone's
+    forward passes and the frames (or tokens) pushed through it. Per-clip averages."""
+    import time
+
+    import torch
+
+    from framecast.eval.shapes import judge_clip, summarize
+
+    calls, items = [], []
+
+    def hook(_mod, args):
+        calls.append(1)
+        items.append(args[0].shape[1])
+
+    handle = pipe.model.backbone.register_forward_pre_hook(hook)
+    verdicts, seconds = [], 0.0
+    try:
+        for i, p in enumerate(prompts):
+            t = time.perf_counter()
+            out = pipe(p, num_frames=frames, generator=torch.Generator().manual_seed(seed + i), **kw)
+            seconds += time.perf_counter() - t
+            verdicts.append(judge_clip(out.frames[0], p))
+    finally:
+        handle.remove()
+    s, n = summarize(verdicts), len(prompts)
+    return {"forward_passes": len(calls) / n, "items_through_backbone": sum(items) / n, "seconds_per_clip": seconds / n,
+            "scene_accuracy": s.scene_accuracy, "object_accuracy": s.object_accuracy, "clips": n}

@@ -1,8 +1,6 @@
 """Schedules against diffusers, samplers against closed-form answers."""
 
-import math
 
-import numpy as np
 import pytest
 import torch
 

@@ -35,7 +35,7 @@ from framecast.nn.transformer import SpaceTimeTransformer, TransformerConfig
 from framecast.rng import first, rand, randint
 from framecast.sampling.decoding import sample_logits
 from framecast.sampling.guidance import cfg_combine
-from framecast.text.encoder import TextEmbedding, TextEncoder, build_text_encoder, check_prompts
+from framecast.text.encoder import TextEmbedding, TextEncoder, build_text_encoder, check_prompts, encode_for_guidance
 
 ORDERS = ("raster", "set")
 DECODES = ("raster", "diagonal", "set")
@@ -175,10 +175,8 @@ class TokenTransformer(nn.Module):
                              f"{'set' if c.order == 'set' else 'raster or diagonal'}, not '{decode}'")
         scale = request.guidance if request.guidance is not None else c.guidance
         guided = scale != 1.0
-        text = self.text.encode(prompts)
+        text, uncond = encode_for_guidance(self.text, prompts, request.negative_prompts, guided)
         if guided:
-            neg = check_prompts(request.negative_prompts) if request.negative_prompts is not None else None
-            uncond = self.text.encode(neg * B if len(neg) == 1 else neg) if neg else self.text.encode_null(B)
             text = TextEmbedding.cat([text, uncond])
         sample = dict(
             temperature=request.temperature if request.temperature is not None else c.temperature,

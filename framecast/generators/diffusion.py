@@ -19,7 +19,7 @@ from torch import nn
 from framecast.nn.transformer import SpaceTimeTransformer, TransformerConfig
 from framecast.sampling import cfg_combine, flow_sigmas, get_sampler, sample_training_sigmas
 from framecast.rng import first, rand, randn
-from framecast.text.encoder import TextEmbedding, TextEncoder, build_text_encoder, check_prompts
+from framecast.text.encoder import TextEmbedding, TextEncoder, build_text_encoder, check_prompts, encode_for_guidance
 
 PREDICTIONS = ("x0", "velocity")
 
@@ -166,12 +166,7 @@ class VideoDiffusion(nn.Module):
         pf = self.backbone.config.patch_frames
         if T % pf:
             raise ValueError(f"this model makes clips in multiples of {pf} frames; ask for {T + pf - T % pf} instead of {T}")
-        text = self.text.encode(prompts)
-        if request.negative_prompts is not None:
-            neg = check_prompts(request.negative_prompts)
-            uncond = self.text.encode(neg * B if len(neg) == 1 else neg)
-        else:
-            uncond = self.text.encode_null(B)
+        text, uncond = encode_for_guidance(self.text, prompts, request.negative_prompts, scale != 1.0)
         device = next(self.parameters()).device
         x = initial_noise((B, T, c.channels, H, W), request.generator).to(device)
         sigmas = flow_sigmas(steps, shift=request.shift if request.shift is not None else c.shift).to(device)

@@ -25,7 +25,7 @@ from framecast.nn.attention import KVCache, MaskSpec
 from framecast.sampling import cfg_combine, sample_training_sigmas
 from framecast.rng import first, rand, randint, randn
 from framecast.sampling.noise_matrix import NoiseMatrix, build_matrix
-from framecast.text.encoder import TextEmbedding, check_prompts
+from framecast.text.encoder import TextEmbedding, check_prompts, encode_for_guidance
 
 
 @dataclass(kw_only=True)
@@ -146,10 +146,8 @@ class CausalVideoDiffusion(VideoDiffusion):
             raise ValueError("the noise-level matrix must keep the given context frames at level 0")
         scale = request.guidance if request.guidance is not None else c.guidance
         guided = scale != 1.0
-        text = self.text.encode(prompts)
+        text, uncond = encode_for_guidance(self.text, prompts, request.negative_prompts, guided)
         if guided:
-            neg = check_prompts(request.negative_prompts) if request.negative_prompts is not None else None
-            uncond = self.text.encode(neg * B if len(neg) == 1 else neg) if neg else self.text.encode_null(B)
             text = TextEmbedding.cat([text, uncond])
         gen = first(request.generator)
         x = initial_noise((B, T, c.channels, H, W), request.generator).to(device)

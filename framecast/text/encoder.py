@@ -53,6 +53,21 @@ class TextEncoder(nn.Module):
         raise NotImplementedError
 
 
+def encode_for_guidance(encoder: "TextEncoder", prompts: list[str], negative_prompts: list[str] | None, guided: bool):
+    """(conditional, unconditional) embeddings for classifier-free guidance; the unconditional
+    branch is the negative prompt (one, or one per prompt) or the learned null prompt, and None
+    when there is no guidance."""
+    text = encoder.encode(prompts)
+    if not guided:
+        return text, None
+    if negative_prompts is None:
+        return text, encoder.encode_null(len(prompts))
+    neg = check_prompts(negative_prompts)
+    if len(neg) not in (1, len(prompts)):
+        raise ValueError(f"give one negative prompt or one per prompt ({len(prompts)}), got {len(neg)}")
+    return text, encoder.encode(neg * len(prompts) if len(neg) == 1 else neg)
+
+
 def check_prompts(prompts: list[str]) -> list[str]:
     if isinstance(prompts, str):
         prompts = [prompts]
