@@ -6,13 +6,14 @@ residual stream is read out through the model's own final norm and output head.
     diffusion, hybrid   the predicted clean clip x0 at every sampling step; for one step, x0 read
                         out of every transformer layer; the noise-level matrix of the run
     autoregressive      for the finished clip, the tokens each layer's stream would predict,
-                        decoded to frames; and the pass in which every token was committed
+                        decoded to frames (the order tokens were committed is not drawn yet)
 
 Writes PNG contact sheets (rows = steps or layers, columns = frames) and an HTML page.
 """
 
 from __future__ import annotations
 
+import contextlib
 import html
 from pathlib import Path
 
@@ -20,7 +21,19 @@ import numpy as np
 import torch
 from PIL import Image
 
-from framecast.video import contact_sheet, to_uint8
+from framecast.video import contact_sheet, from_uint8, to_uint8
+
+
+@contextlib.contextmanager
+def block_outputs(backbone):
+    """Collect the residual stream after every transformer block during the calls inside."""
+    streams: list[torch.Tensor] = []
+    hooks = [b.register_forward_hook(lambda m, a, o: streams.append(o)) for b in backbone.blocks]
+    try:
+        yield streams
+    finally:
+        for h in hooks:
+            h.remove()
 
 
 def _rows_sheet(rows: list[np.ndarray], scale: int = 2) -> np.ndarray:
@@ -68,15 +81,9 @@ def layer_readout(model, x_BTCHW: torch.Tensor, sigma, prompt: str) -> list[np.n
     grid = bb.grid(T, x_BTCHW.shape[3], x_BTCHW.shape[4])
     level = torch.as_tensor(sigma, dtype=torch.float32).reshape(1, -1)
     level = level.expand(1, grid[0]) if level.numel() == 1 else level[:, : grid[0]]
-    streams: list[torch.Tensor] = []
-    hooks = [b.register_forward_hook(lambda m, a, o: streams.append(o)) for b in bb.blocks]
-    try:
-        mask = model.config.mask_spec() if hasattr(model.config, "mask_spec") else None
-        kw = {"mask": mask} if mask is not None else {}
+    kw = {"mask": model.config.mask_spec()} if hasattr(model.config, "mask_spec") else {}
+    with block_outputs(bb) as streams:
         bb(x_BTCHW, level, text, **kw)
-    finally:
-        for h in hooks:
-            h.remove()
     cond = bb.condition(level, text)
     out = []
     for h in streams:
@@ -89,32 +96,27 @@ def layer_readout(model, x_BTCHW: torch.Tensor, sigma, prompt: str) -> list[np.n
 
 @torch.no_grad()
 def ar_lens(pipe, prompt: str, *, seed: int = 0, **kw) -> dict:
-    """Per-layer token predictions for the generated clip, and the order tokens were committed."""
+    """Per-layer token predictions for the generated clip."""
     model = pipe.model
     out = pipe(prompt, generator=torch.Generator().manual_seed(seed), **kw)
     final = out.frames[0]
-    clip = torch.from_numpy(final).permute(0, 3, 1, 2).float()[None] / 127.5 - 1
+    clip = from_uint8(final)[None]
     codes = model.tokenizer.encode(clip).reshape(1, -1)
     T = clip.shape[1]
     text = model.text.encode([prompt])
     pos = model.positions(T)
     bb = model.backbone
-    streams: list[torch.Tensor] = []
-    hooks = [b.register_forward_hook(lambda m, a, o: streams.append(o)) for b in bb.blocks]
     from framecast.nn.attention import MaskSpec
 
-    try:
-        if model.config.order == "raster":
-            ids, level, spec = model.raster_inputs(codes, T), torch.zeros(1, 1), MaskSpec("causal")
-        else:  # what each layer believes with every token of the last frame hidden
-            per = model.grid_hw[0] * model.grid_hw[1]
-            ids = codes.clone()
-            ids[:, -per:] = model.mask_id
-            level, spec = torch.cat([torch.zeros(1, T - 1), torch.ones(1, 1)], 1), MaskSpec("frame-causal")
+    if model.config.order == "raster":
+        ids, level, spec = model.raster_inputs(codes, T), torch.zeros(1, 1), MaskSpec("causal")
+    else:  # what each layer believes with every token of the last frame hidden
+        per = model.grid_hw[0] * model.grid_hw[1]
+        ids = codes.clone()
+        ids[:, -per:] = model.mask_id
+        level, spec = torch.cat([torch.zeros(1, T - 1), torch.ones(1, 1)], 1), MaskSpec("frame-causal")
+    with block_outputs(bb) as streams:
         model._logits(ids, pos, level, text, mask=spec)
-    finally:
-        for h in hooks:
-            h.remove()
     cond = bb.condition(level, text)
     layers = []
     for h in streams:

@@ -81,7 +81,7 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return done[-1] if done else None
 
 
-def _optimizer_state(tensors: dict[str, torch.Tensor], state: dict, model) -> dict:
+def _optimizer_state(tensors: dict[str, torch.Tensor], state: dict) -> dict:
     opt_state: dict = {}
     for key, val in tensors.items():
         if "::" in key:
@@ -105,7 +105,7 @@ def load_checkpoint(path: Path, *, model, ema, optimizer) -> dict:
         raise ValueError(f"checkpoint '{path}' belongs to another model than the one this config builds")
     set_model_state_dict(model, raw, options=StateDictOptions(full_state_dict=True))
     set_model_state_dict(ema, load_file(str(path / "model.safetensors")), options=StateDictOptions(full_state_dict=True))
-    osd = _optimizer_state(load_file(str(path / "optimizer.safetensors")), state, model)
+    osd = _optimizer_state(load_file(str(path / "optimizer.safetensors")), state)
     if osd["state"] and isinstance(next(iter(osd["state"])), int):
         optimizer.load_state_dict(osd)  # the older index-keyed format, single process
     else:
