@@ -5,4 +5,11 @@ from framecast.codecs.quantizers import FSQ, LFQ, VQ, build_quantizer
 from framecast.codecs.tokenizer import TokenizerConfig, VideoTokenizer
 from framecast.codecs.vae import CausalVAE, VAEConfig
 
-__all__ = ["FSQ", "LFQ", "VQ", "CausalVAE", "Codec", "PixelCodec", "TokenizerConfig", "VAEConfig", "VideoTokenizer", "build_quantizer"]
+
+def build_codec(vae_config: dict | None) -> Codec:
+    """The frozen codec a diffusion model works in: pixels (None) or a causal VAE."""
+    if vae_config is None:
+        return PixelCodec()
+    return CausalVAE(VAEConfig(**vae_config)).requires_grad_(False).eval()
+
+__all__ = ["FSQ", "LFQ", "VQ", "CausalVAE", "Codec", "PixelCodec", "TokenizerConfig", "VAEConfig", "VideoTokenizer", "build_codec", "build_quantizer"]

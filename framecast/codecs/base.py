@@ -12,6 +12,7 @@ class Codec(nn.Module):
 
     latent_channels: int
     downsample: int
+    receptive_frames: int = 0  # earlier frames a decoded frame depends on (the causal window)
 
     def encode(self, x_BTCHW: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError

@@ -32,6 +32,7 @@ class CausalVAE(Codec):
         super().__init__()
         c = self.config = config
         self.latent_channels, self.downsample = c.latent_channels, 2**c.stages
+        self.receptive_frames = (c.stages + 1) * (c.temporal_kernel - 1)  # one causal conv per decoder ResBlock
         self.encoder = ConvEncoder(c.channels, c.width, c.stages, c.temporal_kernel, 2 * c.latent_channels)  # mean, log-variance
         self.decoder = ConvDecoder(c.latent_channels, c.width, c.stages, c.temporal_kernel, c.channels)
 

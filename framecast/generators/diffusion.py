@@ -5,6 +5,10 @@ v = eps - x0, with logit-normal s (SD3). The network may predict v directly or t
 clip x0; with x0 prediction the loss is still taken on the implied velocity
 v_hat = (x_s - x0_hat) / s (Li & He 2025, "Back to Basics"), which is what let a
 pixel-space model with large patches reach clean backgrounds here (DESIGN.md, "Lessons").
+
+The clip lives in pixels or, with a `codec` (a frozen causal VAE, trained first), in its latents
+scaled to unit variance (Rombach et al. 2022): the transformer then spends its tokens on layout
+and motion while the codec's decoder draws the hard edges.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from framecast.codecs import build_codec
 from framecast.nn.transformer import SpaceTimeTransformer, TransformerConfig
 from framecast.sampling import cfg_combine, flow_sigmas, get_sampler, sample_training_sigmas
 from framecast.rng import first, rand, randn
@@ -38,6 +43,8 @@ class DiffusionConfig:
     steps: int = 25  # default sampling steps
     guidance: float = 4.0  # default classifier-free guidance scale
     sampler: str = "euler"  # default sampler
+    codec: dict | None = None  # a VAE's config (its weights live beside the model's); None = pixels
+    latent_scale: float = 0.0  # latents are multiplied by it (0: measured on the first training batch)
 
     def __post_init__(self):
         if self.prediction not in PREDICTIONS:
@@ -78,9 +85,10 @@ class VideoDiffusion(nn.Module):
 
     def __init__(self, config: DiffusionConfig, backbone: TransformerConfig, text_encoder: TextEncoder):
         super().__init__()
-        if backbone.channels != config.channels:
-            raise ValueError(f"backbone has {backbone.channels} channels but the generator {config.channels}")
         self.config = config
+        self.codec = build_codec(config.codec)
+        if backbone.channels != self.codec.latent_channels:
+            raise ValueError(f"backbone has {backbone.channels} channels but the codec's latents have {self.codec.latent_channels}")
         self.backbone = SpaceTimeTransformer(backbone)
         self.text = text_encoder
 
@@ -96,6 +104,52 @@ class VideoDiffusion(nn.Module):
             text_kind="word",
             text=asdict(self.text.config),
         )
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.codec.eval()  # frozen
+        return self
+
+    # --- the representation -----------------------------------------------------------
+    @property
+    def latent_shape(self) -> tuple[int, int]:
+        """(channels, side) of the representation of a training-size frame."""
+        return self.codec.latent_channels, self.config.size // self.codec.downsample
+
+    @torch.no_grad()
+    def calibrate(self, video_BTCHW: torch.Tensor) -> float:
+        """Set latent_scale so that latents of these clips have unit standard deviation."""
+        if self.config.codec is None:
+            self.config.latent_scale = 1.0
+        else:
+            self.config.latent_scale = float(1.0 / self.codec.encode(video_BTCHW.float()).std().clamp(min=1e-6))
+        return self.config.latent_scale
+
+    @torch.no_grad()
+    def to_latent(self, video_BTCHW: torch.Tensor) -> torch.Tensor:
+        if self.config.codec is None:
+            return video_BTCHW
+        if not self.config.latent_scale:
+            raise ValueError("this model's latent_scale is not set; call calibrate() on training clips first")
+        return self.codec.encode(video_BTCHW.float()) * self.config.latent_scale
+
+    def representation(self, batch: dict) -> torch.Tensor:
+        """A training batch's clips as the model sees them: pixels in [-1, 1] or scaled latents
+        (given, from a latent pool, or encoded here)."""
+        return batch["latent"] if "latent" in batch else self.to_latent(batch["video"])
+
+    @torch.no_grad()
+    def from_latent(self, z_BTChw: torch.Tensor) -> torch.Tensor:
+        if self.config.codec is None:
+            return z_BTChw
+        return self.codec.decode(z_BTChw.float() / self.config.latent_scale).float()
+
+    @torch.no_grad()
+    def decode_frames(self, z_BTChw: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """Frames [start, stop) of the decoded clip, decoding only what they depend on: the codec
+        is causal, so `receptive_frames` earlier latents make them exact (for streaming)."""
+        lo = max(0, start - self.codec.receptive_frames)
+        return self.from_latent(z_BTChw[:, lo:stop])[:, start - lo :]
 
     # --- the objective ------------------------------------------------------------------
     def predict_x0(self, x_BTCHW: torch.Tensor, sigma: torch.Tensor, text: TextEmbedding, **backbone_kw) -> torch.Tensor:
@@ -117,7 +171,7 @@ class VideoDiffusion(nn.Module):
 
     def loss(self, batch: dict, generator=None) -> torch.Tensor:
         """`generator`: one, or a list with one per clip (per-clip randomness, framecast/rng.py)."""
-        x0 = batch["video"]  # (B, T, C, H, W) in [-1, 1]
+        x0 = self.representation(batch)
         B = x0.shape[0]
         device = x0.device
         drop = rand((B,), generator) < self.config.cond_dropout
@@ -149,13 +203,17 @@ class VideoDiffusion(nn.Module):
 
     @torch.no_grad()
     def generate(self, request: GenerationRequest) -> torch.Tensor:
-        """-> (B, T, C, H, W) in [-1, 1]."""
+        """-> (B, T, 3, H, W) in [-1, 1]. The step callback sees the representation (latents with a
+        codec), as diffusers' callbacks do."""
         c = self.config
         prompts = check_prompts(request.prompts)
         B = len(prompts)
         T = request.num_frames if request.num_frames is not None else c.frames
         H = request.height or c.size
         W = request.width or c.size
+        d = self.codec.downsample
+        if H % d or W % d:
+            raise ValueError(f"this model's codec downsamples by {d}; ask for a height and width divisible by {d}")
         steps = request.steps if request.steps is not None else c.steps
         scale = request.guidance if request.guidance is not None else c.guidance
         if T <= 0:
@@ -168,15 +226,15 @@ class VideoDiffusion(nn.Module):
             raise ValueError(f"this model makes clips in multiples of {pf} frames; ask for {T + pf - T % pf} instead of {T}")
         text, uncond = encode_for_guidance(self.text, prompts, request.negative_prompts, scale != 1.0)
         device = next(self.parameters()).device
-        x = initial_noise((B, T, c.channels, H, W), request.generator).to(device)
+        x = initial_noise((B, T, self.codec.latent_channels, H // d, W // d), request.generator).to(device)
         sigmas = flow_sigmas(steps, shift=request.shift if request.shift is not None else c.shift).to(device)
         denoise = self.guided_denoiser(text, uncond, scale)
         callback = request.callback
         if request.context_BTCHW is not None:
-            hold = _context_holder(request.context_BTCHW.to(device), first(request.generator))
+            hold = _context_holder(self.to_latent(request.context_BTCHW.to(device)), first(request.generator))
             x = hold(x, sigmas[0])
             callback = _then(hold, callback)
-        return sampler(denoise, x, sigmas, callback=callback).clamp(-1, 1)
+        return self.from_latent(sampler(denoise, x, sigmas, callback=callback)).clamp(-1, 1)
 
 
 def initial_noise(shape: tuple[int, ...], generator) -> torch.Tensor:

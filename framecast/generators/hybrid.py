@@ -74,7 +74,7 @@ class CausalVideoDiffusion(VideoDiffusion):
         return levels, in_loss
 
     def loss(self, batch: dict, generator=None) -> torch.Tensor:
-        x0 = batch["video"]
+        x0 = self.representation(batch)
         B, T = x0.shape[:2]
         if T % self.patch_frames:
             raise ValueError(f"training clips must have a multiple of {self.patch_frames} frames, got {T}")
@@ -133,10 +133,9 @@ class CausalVideoDiffusion(VideoDiffusion):
             raise ValueError(f"the number of frames must be > 0, got {T}")
         if T % pf:
             raise ValueError(f"this model makes clips in multiples of {pf} frames; ask for {T + pf - T % pf} instead of {T}")
-        H = W = c.size
         Fr = T // pf
         device = next(self.parameters()).device
-        ctx = request.context_BTCHW
+        ctx = None if request.context_BTCHW is None else self.to_latent(request.context_BTCHW.to(device))
         n_ctx_frames = 0 if ctx is None else ctx.shape[1]
         if n_ctx_frames >= T:
             raise ValueError(f"the context ({n_ctx_frames} frames) must be shorter than the clip ({T} frames)")
@@ -150,10 +149,11 @@ class CausalVideoDiffusion(VideoDiffusion):
         if guided:
             text = TextEmbedding.cat([text, uncond])
         gen = first(request.generator)
-        x = initial_noise((B, T, c.channels, H, W), request.generator).to(device)
+        Cl, side = self.latent_shape
+        x = initial_noise((B, T, Cl, side, side), request.generator).to(device)
         known = torch.zeros(T, dtype=torch.bool)
         if ctx is not None:
-            x[:, :n_ctx_frames] = ctx.to(device)
+            x[:, :n_ctx_frames] = ctx
             known[:n_ctx_frames] = True
         spec = c.mask_spec()
         cache = KVCache(len(self.backbone.blocks)) if request.use_cache else None
@@ -192,7 +192,7 @@ class CausalVideoDiffusion(VideoDiffusion):
                     lvl = self.per_pixel(nxt[None], T)[0]
                     noise = torch.randn(ctx.shape, generator=gen).to(device)
                     kf = known.nonzero().squeeze(1)
-                    x[:, kf] = (1 - lvl[kf]) * ctx.to(device)[:, kf] + lvl[kf] * noise[:, kf]
+                    x[:, kf] = (1 - lvl[kf]) * ctx[:, kf] + lvl[kf] * noise[:, kf]
                 if request.callback is not None:
                     out = request.callback(r, nxt, x, x0)
                     if out is not None:
@@ -201,7 +201,7 @@ class CausalVideoDiffusion(VideoDiffusion):
             while done < Fr and nxt[done] == 0:
                 done += 1
             if done > emitted:
-                yield x[:, tf(emitted, done)].clamp(-1, 1)
+                yield self.decode_frames(x, emitted * pf, done * pf).clamp(-1, 1)
                 emitted = done
 
     @torch.no_grad()

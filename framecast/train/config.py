@@ -20,6 +20,7 @@ class DataConfig:
     workers: int = 0  # folder: DataLoader worker processes
     size: int = 32
     frames: int = 16
+    latent_pool: int = 0  # models in a codec's latents: encode this many clips once and draw from them (0 = encode every batch)
 
 
 @dataclass(kw_only=True)

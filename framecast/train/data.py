@@ -4,11 +4,12 @@ clip carries its own random generator, seeded by (seed, step, global index)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterator
+from dataclasses import dataclass, replace
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from framecast.data.shapes import shapes_batches
 from framecast.train.config import TrainConfig
@@ -16,7 +17,7 @@ from framecast.train.config import TrainConfig
 
 @dataclass
 class MicroBatch:
-    batch: dict  # {"video": (b, T, C, H, W), "caption": [...]}
+    batch: dict  # {"video": (b, T, C, H, W) or "latent": (b, T, C, h, w), "caption": [...]}
     generators: list[torch.Generator]  # one per clip
     weight: float  # share of this process's clips, to weight the micro-batch loss
 
@@ -38,12 +39,45 @@ def _folder_loader(cfg: TrainConfig, start_step: int, rank: int, world: int):
         yield batch
 
 
-def process_batches(cfg: TrainConfig, start_step: int, rank: int = 0, world: int = 1) -> Iterator[list[MicroBatch]]:
-    """Per step, this process's micro-batches."""
+class LatentPool:
+    """Training clips encoded once by a model's frozen codec, then drawn at random: the codec's
+    encoder would otherwise cost about as much as the transformer at every step. The pool is the
+    first `size` clips of the run's data and step k's draw is a pure function of (seed, k), so a
+    resumed run (which encodes the pool again) sees the same batches."""
+
+    def __init__(self, cfg: TrainConfig, encode: Callable[[torch.Tensor], torch.Tensor], size: int, progress: bool = True):
+        one = replace(cfg, accumulate=1)
+        source = process_batches(one, 0)
+        latents, self.captions = [], []
+        with tqdm(total=size, desc="encoding the latent pool", unit="clip", disable=not progress, dynamic_ncols=True) as bar:
+            while len(self.captions) < size:
+                (mb,) = next(source)
+                latents.append(encode(mb.batch["video"]).to(torch.bfloat16).cpu())  # bf16 halves the pool's memory
+                self.captions += mb.batch["caption"]
+                bar.update(len(mb.batch["caption"]))
+        self.latents = torch.cat(latents)[:size]
+        self.captions = self.captions[:size]
+
+    def __len__(self) -> int:
+        return len(self.captions)
+
+    def batches(self, cfg: TrainConfig, start_step: int, rank: int, world: int) -> Iterator[dict]:
+        step = start_step
+        while True:
+            rows = np.random.default_rng([cfg.seed, step, 11]).integers(0, len(self), size=cfg.batch_size)
+            idx = list(range(rank, cfg.batch_size, world))
+            yield {"latent": self.latents[rows[idx]].float(), "caption": [self.captions[rows[i]] for i in idx], "index": idx, "step": step}
+            step += 1
+
+
+def process_batches(cfg: TrainConfig, start_step: int, rank: int = 0, world: int = 1, pool: LatentPool | None = None) -> Iterator[list[MicroBatch]]:
+    """Per step, this process's micro-batches: {"video" (pixels) or "latent" (from a pool), "caption"}."""
     d = cfg.data
     if cfg.batch_size % (world * cfg.accumulate):
         raise ValueError(f"batch_size {cfg.batch_size} must divide by processes x accumulate = {world * cfg.accumulate}")
-    if d.source == "shapes":
+    if pool is not None:
+        source = pool.batches(cfg, start_step, rank, world)
+    elif d.source == "shapes":
         source = shapes_batches(batch_size=cfg.batch_size, split=d.split, size=d.size, frames=d.frames, seed=cfg.seed, start_step=start_step)
 
         def local(batch):
@@ -68,7 +102,7 @@ def process_batches(cfg: TrainConfig, start_step: int, rank: int = 0, world: int
             part = part.tolist()
             micro.append(
                 MicroBatch(
-                    batch={"video": batch["video"][part], "caption": [batch["caption"][i] for i in part]},
+                    batch={**{k: batch[k][part] for k in ("video", "latent") if k in batch}, "caption": [batch["caption"][i] for i in part]},
                     generators=[clip_generator(cfg.seed, step, batch["index"][i]) for i in part],
                     weight=len(part) / n,
                 )

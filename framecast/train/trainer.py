@@ -28,7 +28,7 @@ from framecast.generators.io import build_generator
 from framecast.train import distributed
 from framecast.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, save_model
 from framecast.train.config import TrainConfig
-from framecast.train.data import process_batches
+from framecast.train.data import LatentPool, process_batches
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -106,6 +106,18 @@ def _component_configs(cfg: TrainConfig) -> None:
         cfg.model.backbone["out_channels"] = VideoTokenizer(TokenizerConfig(**tok)).codebook_size
 
 
+def _calibrate_latents(model: torch.nn.Module, cfg: TrainConfig) -> None:
+    """A model in a codec's latents scales them to unit variance, measured once on the first
+    batch of the run (the same on every rank) and kept in the config so a resumed run reuses it."""
+    config = getattr(model, "config", None)
+    if getattr(config, "codec", None) is None or config.latent_scale:
+        return
+    if not cfg.model.generator.get("latent_scale"):
+        first = next(process_batches(cfg, 0, 0, 1))
+        cfg.model.generator["latent_scale"] = model.calibrate(torch.cat([mb.batch["video"] for mb in first]))
+    config.latent_scale = cfg.model.generator["latent_scale"]
+
+
 def _fill_vocabulary(cfg: TrainConfig) -> None:
     """A word encoder for a folder of real videos reads the words of its captions."""
     if cfg.data.source != "folder" or cfg.model.text_kind != "word" or cfg.model.text.get("vocabulary"):
@@ -159,6 +171,7 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, progress: bool 
     if resume is None:
         for name, folder in cfg.init_components.items():
             init_weights(getattr(model, name), folder)
+    _calibrate_latents(model, cfg)
     model.to(d.device)
     ema = copy.deepcopy(model).requires_grad_(False).eval()
     if cfg.activation_checkpointing:
@@ -185,7 +198,13 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, progress: bool 
     n_params = sum(p.numel() for p in model.parameters())
 
     autocast = torch.autocast(d.device.type, dtype=torch.bfloat16) if cfg.precision == "bf16" else contextlib.nullcontext()
-    batches = process_batches(cfg, start, d.rank, d.world)
+    pool = None
+    if cfg.data.latent_pool and getattr(getattr(model, "config", None), "codec", None) is not None:
+        def encode(video):
+            with autocast:
+                return model.to_latent(video.to(d.device))
+        pool = LatentPool(cfg, encode, cfg.data.latent_pool, progress=progress and d.main)
+    batches = process_batches(cfg, start, d.rank, d.world, pool)
     log = open(run_dir / "log.jsonl", "a") if d.main else None
     tb = _tensorboard(run_dir) if d.main and not dry_run else None
     desc = f"train {cfg.recipe or 'run'} ({n_params / 1e6:.1f}M params{f', {d.world} processes' if d.enabled else ''})"
@@ -200,11 +219,11 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, progress: bool 
             optimizer.zero_grad(set_to_none=True)
             loss_sum = 0.0
             for i, mb in enumerate(micro):
-                video = mb.batch["video"].to(d.device)
+                batch = {k: v.to(d.device) if torch.is_tensor(v) else v for k, v in mb.batch.items()}
                 sync = contextlib.nullcontext() if i == len(micro) - 1 or not hasattr(wrapped, "no_sync") else wrapped.no_sync()
                 with sync:
                     with autocast:
-                        loss = wrapped({"video": video, "caption": mb.batch["caption"]}, mb.generators)
+                        loss = wrapped(batch, mb.generators)
                     if not torch.isfinite(loss):
                         raise RuntimeError(f"the loss became {loss.item()} at step {step}; lower optim.lr or use precision=fp32")
                     (loss * mb.weight).backward()
