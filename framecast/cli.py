@@ -160,6 +160,8 @@ def eval_(
     batch_size: int = typer.Option(10, "--batch-size"),
     output: Path = typer.Option(Path("eval.json"), "--output", "-o", help="JSON report (a contact sheet .png is written beside it)"),
     precision: str = typer.Option("bf16", "--precision"),
+    fvd_network: Optional[str] = typer.Option(None, "--fvd", help="also report FVD against real Shapes clips of the same prompts: "
+                                              "'shapes' (the shipped classifier), 'shapes:FOLDER' or 'i3d:FILE' (.safetensors or TorchScript)"),
 ):
     """Generate clips for a prompt set, judge them with the Shapes judge, print a table, write JSON."""
     from PIL import Image
@@ -170,11 +172,21 @@ def eval_(
     if num <= 0:
         fail(f"--num must be > 0, got {num}")
     try:
+        extractor = None
+        if fvd_network is not None:  # before generating, so a bad network fails fast
+            from framecast.data.shapes import SPLITS
+            from framecast.eval.fvd import feature_network, shapes_fvd
+
+            if prompts not in SPLITS:
+                raise ValueError(f"--fvd compares with real Shapes clips, so --prompts must be a Shapes split ({', '.join(SPLITS)})")
+            extractor = feature_network(fvd_network)
         pipe = load(model, precision=precision)
         summary = evaluate(
             pipe, eval_prompts(prompts, num), seed=seed, batch_size=batch_size,
             num_inference_steps=steps, guidance_scale=guidance, sampler=sampler, num_frames=frames,
         )
+        if extractor is not None:
+            summary.update(shapes_fvd(summary["frames"], split=prompts, network=extractor))
     except ValueError as e:
         fail(str(e))
     summary["prompts"] = prompts
@@ -187,6 +199,8 @@ def eval_(
         ("teleports / clip", summary["teleports_per_clip"]), ("extra objects", summary["extra_object_rate"]),
         ("seconds / clip", summary["seconds_per_clip"]),
     ]
+    if "fvd" in summary:
+        rows += [(f"FVD ({summary['fvd_clips']} clips)", summary["fvd"]), ("FVD real vs real", summary["fvd_real_vs_real"])]
     typer.echo(f"{pipe.name} on {num} '{prompts}' clips (seed {seed}):")
     for name, value in rows:
         typer.echo(f"  {name:<18} {value:8.3f}")

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 os.environ.setdefault("TQDM_DISABLE", "1")
-torch.set_num_threads(2)
+torch.set_num_threads(int(os.environ.get("FRAMECAST_TEST_THREADS", "2")))  # 1 while a training run shares the CPU
 
 
 @pytest.fixture(scope="session")

@@ -56,6 +56,8 @@ def test_train_tiny_then_generate_with_it(tmp_path):
         (["generate", "a big red circle moves right", "--model", "/no/such/folder", "--output", "x.npy"], "no model"),
         (["train", "no-such-recipe"], "unknown recipe"),
         (["eval", "--prompts", "no-such-split-or-file", "--num", "1"], "neither a Shapes split"),
+        (["eval", "--num", "1", "--fvd", "resnet"], "unknown FVD feature network"),
+        (["eval", "--num", "1", "--fvd", "i3d:/no/such/i3d.safetensors"], "i3d.safetensors"),
     ],
 )
 def test_bad_input_is_one_line(args, message, tiny_model_dir, tmp_path, monkeypatch):

@@ -78,7 +78,7 @@ def test_windowed_decoding_is_exact():
 
 def test_hybrid_streams_latents_with_and_without_cache():
     m = _latent(shapes_hybrid_tiny, latent_scale=1.0)
-    req = lambda cache: HybridRequest(prompts=[PROMPT], num_frames=4, steps=2, use_cache=cache,  # noqa: E731
+    req = lambda cache: HybridRequest(prompts=[PROMPT], num_frames=4, steps=2, use_cache=cache,
                                       generator=torch.Generator().manual_seed(0))
     parts = list(m.stream(req(True)))
     assert len(parts) == 4 and all(p.shape == (1, 1, 3, 32, 32) for p in parts)
@@ -113,6 +113,7 @@ def test_training_in_latents_calibrates_once(tmp_path):
         assert torch.equal(model.codec.state_dict()[k], v)
     video = model.generate(GenerationRequest(prompts=[PROMPT], num_frames=4, steps=2))
     assert video.shape == (1, 4, 3, 32, 32)
+    assert (run / "latent_pool.safetensors").is_file()  # cached for a resumed run
 
 
 def test_latent_pool_draws_encoded_clips_deterministically():
@@ -128,3 +129,20 @@ def test_latent_pool_draws_encoded_clips_deterministically():
     b = next(process_batches(cfg, 3, pool=pool))[0].batch
     assert set(a) == {"latent", "caption"} and torch.equal(a["latent"], b["latent"]) and a["caption"] == b["caption"]
     assert all(c in pool.captions for c in a["caption"])
+
+
+def test_latent_pool_cache_is_reused_only_when_it_matches(tmp_path):
+    from framecast.train.data import LatentPool
+
+    cfg = shapes_diffusion_tiny()
+    m = _latent(shapes_diffusion_tiny, latent_scale=1.0)
+    cache = tmp_path / "pool.safetensors"
+    pool = LatentPool(cfg, m.to_latent, 3, progress=False, cache=cache, fingerprint="codec A")
+
+    def no_encoding(video):
+        raise AssertionError("encoded although a matching cache exists")
+
+    again = LatentPool(cfg, no_encoding, 3, progress=False, cache=cache, fingerprint="codec A")
+    assert torch.equal(again.latents, pool.latents) and again.captions == pool.captions
+    with pytest.raises(AssertionError, match="encoded although"):
+        LatentPool(cfg, no_encoding, 3, progress=False, cache=cache, fingerprint="codec B")

@@ -13,8 +13,8 @@ and motion while the codec's decoder draws the hard edges.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -22,8 +22,8 @@ from torch import nn
 
 from framecast.codecs import build_codec
 from framecast.nn.transformer import SpaceTimeTransformer, TransformerConfig
-from framecast.sampling import cfg_combine, flow_sigmas, get_sampler, sample_training_sigmas
 from framecast.rng import first, rand, randn
+from framecast.sampling import cfg_combine, flow_sigmas, get_sampler, sample_training_sigmas
 from framecast.text.encoder import TextEmbedding, TextEncoder, build_text_encoder, check_prompts, encode_for_guidance
 
 PREDICTIONS = ("x0", "velocity")
@@ -93,7 +93,7 @@ class VideoDiffusion(nn.Module):
         self.text = text_encoder
 
     @classmethod
-    def from_spec(cls, spec: ModelSpec) -> "VideoDiffusion":
+    def from_spec(cls, spec: ModelSpec) -> VideoDiffusion:
         return cls(cls.config_class(**spec.generator), TransformerConfig(**spec.backbone), build_text_encoder(spec.text_kind, spec.text))
 
     def spec(self) -> ModelSpec:

@@ -4,11 +4,15 @@ clip carries its own random generator, seeded by (seed, step, global index)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+import json
 from dataclasses import dataclass, replace
-from typing import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from framecast.data.shapes import shapes_batches
@@ -42,10 +46,14 @@ def _folder_loader(cfg: TrainConfig, start_step: int, rank: int, world: int):
 class LatentPool:
     """Training clips encoded once by a model's frozen codec, then drawn at random: the codec's
     encoder would otherwise cost about as much as the transformer at every step. The pool is the
-    first `size` clips of the run's data and step k's draw is a pure function of (seed, k), so a
-    resumed run (which encodes the pool again) sees the same batches."""
+    first `size` clips of the run's data and step k's draw is a pure function of (seed, k). With a
+    `cache` file (the run folder's), a resumed run reloads the pool instead of encoding it again,
+    when its `fingerprint` (data, codec weights, scale) still matches."""
 
-    def __init__(self, cfg: TrainConfig, encode: Callable[[torch.Tensor], torch.Tensor], size: int, progress: bool = True):
+    def __init__(self, cfg: TrainConfig, encode: Callable[[torch.Tensor], torch.Tensor], size: int, progress: bool = True,
+                 cache: Path | None = None, fingerprint: str = "", save_cache: bool = True):
+        if cache is not None and self._load(cache, fingerprint, size):
+            return
         one = replace(cfg, accumulate=1)
         source = process_batches(one, 0)
         latents, self.captions = [], []
@@ -57,6 +65,21 @@ class LatentPool:
                 bar.update(len(mb.batch["caption"]))
         self.latents = torch.cat(latents)[:size]
         self.captions = self.captions[:size]
+        if cache is not None and save_cache:
+            from framecast.generators.io import write_atomic
+
+            meta = {"fingerprint": fingerprint, "captions": json.dumps(self.captions)}
+            write_atomic(cache, lambda p: save_file({"latents": self.latents.contiguous()}, p, metadata=meta))
+
+    def _load(self, cache: Path, fingerprint: str, size: int) -> bool:
+        if not cache.is_file():
+            return False
+        with safe_open(str(cache), "pt") as f:
+            meta = f.metadata() or {}
+            if meta.get("fingerprint") != fingerprint:
+                return False
+            self.latents, self.captions = f.get_tensor("latents"), json.loads(meta["captions"])
+        return len(self.captions) == size
 
     def __len__(self) -> int:
         return len(self.captions)

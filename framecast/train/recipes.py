@@ -26,7 +26,7 @@ def shapes_diffusion_small() -> TrainConfig:
             text=asdict(WordEncoderConfig(vocabulary=list(VOCABULARY), width=128, depth=2)),
         ),
         init_components={"codec": "shapes-vae"},
-        data=DataConfig(source="shapes", split="train", size=32, frames=16),
+        data=DataConfig(source="shapes", split="train", size=32, frames=16, latent_pool=20000),
         optim=OptimConfig(lr=5e-4, warmup_steps=200, weight_decay=0.01, grad_clip=1.0),
         steps=12000,
         batch_size=16,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import json
 import math
 import shutil
@@ -118,6 +119,15 @@ def _calibrate_latents(model: torch.nn.Module, cfg: TrainConfig) -> None:
     config.latent_scale = cfg.model.generator["latent_scale"]
 
 
+def weights_digest(module: torch.nn.Module) -> str:
+    """sha256 of a module's parameters and buffers: which weights a cached result came from."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().float().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
 def _fill_vocabulary(cfg: TrainConfig) -> None:
     """A word encoder for a folder of real videos reads the words of its captions."""
     if cfg.data.source != "folder" or cfg.model.text_kind != "word" or cfg.model.text.get("vocabulary"):
@@ -203,7 +213,10 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, progress: bool 
         def encode(video):
             with autocast:
                 return model.to_latent(video.to(d.device))
-        pool = LatentPool(cfg, encode, cfg.data.latent_pool, progress=progress and d.main)
+        fingerprint = json.dumps({"data": asdict(cfg.data), "seed": cfg.seed, "batch_size": cfg.batch_size,
+                                  "codec": weights_digest(model.codec), "latent_scale": model.config.latent_scale}, sort_keys=True)
+        pool = LatentPool(cfg, encode, cfg.data.latent_pool, progress=progress and d.main, fingerprint=fingerprint,
+                          cache=None if dry_run else run_dir / "latent_pool.safetensors", save_cache=d.main)
     batches = process_batches(cfg, start, d.rank, d.world, pool)
     log = open(run_dir / "log.jsonl", "a") if d.main else None
     tb = _tensorboard(run_dir) if d.main and not dry_run else None
