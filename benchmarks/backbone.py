@@ -56,11 +56,19 @@ def _measure(kind: str, recipe: str, precision: str, batch: int, repeats: int, t
     from framecast.generators import ModelSpec, build_generator
     from framecast.train.recipes import get_recipe
 
+    from framecast.train.trainer import component_configs
+
     cfg = get_recipe(recipe)
+    component_configs(cfg)  # a latent recipe's codec config
+    if cfg.model.generator.get("codec"):
+        cfg.model.generator["latent_scale"] = 1.0  # the scale does not change the cost
     torch.manual_seed(0)
     model = build_generator(ModelSpec(**asdict(cfg.model)))
-    data = next(shapes_batches(batch_size=batch, frames=cfg.data.frames, size=cfg.data.size))
-    grid = model.backbone.grid(cfg.data.frames, cfg.data.size, cfg.data.size)
+    video = next(shapes_batches(batch_size=batch, frames=cfg.data.frames, size=cfg.data.size))
+    # The backbone's work only: a latent model's clips go in as latents, as from the latent pool.
+    data = {"latent": model.to_latent(video["video"]), "caption": video["caption"]}
+    side = cfg.data.size // model.codec.downsample
+    grid = model.backbone.grid(cfg.data.frames, side, side)
     tokens = batch * grid[0] * grid[1] * grid[2]
     if kind == "train":
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -76,7 +84,7 @@ def _measure(kind: str, recipe: str, precision: str, batch: int, repeats: int, t
         text = model.text.encode(data["caption"])
         uncond = model.text.encode_null(batch)
         denoise = model.guided_denoiser(text, uncond, 4.0)
-        x = torch.randn_like(data["video"])
+        x = torch.randn_like(data["latent"])
         tokens *= 2
 
         def step():

@@ -259,7 +259,7 @@ def models():
     for name, path in found.items():
         card = model_card(path)
         sc = card["scores"]
-        shown = {"scene_accuracy": "scene", "object_accuracy": "object", "seconds_per_clip": "s/clip", "clips": "clips"}
+        shown = {"scene_accuracy": "scene", "object_accuracy": "object", "psnr_db": "PSNR dB", "seconds_per_clip": "s/clip", "clips": "clips"}
         score = ", ".join(f"{label} {sc[k]:.2f}" if k != "clips" else f"on {sc[k]} clips" for k, label in shown.items() if k in sc) or "not measured"
         typer.echo(f"{name:<20} {card['family']:<15} {card['params'] / 1e6:>7.2f}M {card['size_mb']:>7.1f}MB  {score}")
 

@@ -92,7 +92,7 @@ def init_weights(model: torch.nn.Module, folder: str) -> None:
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
 
 
-def _component_configs(cfg: TrainConfig) -> None:
+def component_configs(cfg: TrainConfig) -> None:
     """A component loaded from a folder (a tokenizer under a token transformer) brings its config."""
     from framecast.generators.io import read_config
     from framecast.pipeline import resolve_model
@@ -174,7 +174,7 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, progress: bool 
         cfg.steps, cfg.ckpt_every, cfg.sample_every = 2, 10**9, 0
     _fill_vocabulary(cfg)
     torch.manual_seed(cfg.seed)
-    _component_configs(cfg)
+    component_configs(cfg)
     model = build_generator(ModelSpec(**asdict(cfg.model)))
     if cfg.init_from and resume is None:
         init_weights(model, cfg.init_from)
