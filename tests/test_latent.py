@@ -114,6 +114,14 @@ def test_training_in_latents_calibrates_once(tmp_path):
     video = model.generate(GenerationRequest(prompts=[PROMPT], num_frames=4, steps=2))
     assert video.shape == (1, 4, 3, 32, 32)
     assert (run / "latent_pool.safetensors").is_file()  # cached for a resumed run
+    # The command line resumes it from train_config.json (which now holds the codec's config).
+    from typer.testing import CliRunner
+
+    from framecast.cli import app
+
+    r = CliRunner().invoke(app, ["train", "--resume", str(run), "--set", "steps=6"])
+    assert r.exit_code == 0, r.output
+    assert from_pretrained(run / "model").config.latent_scale == model.config.latent_scale
 
 
 def test_latent_pool_draws_encoded_clips_deterministically():

@@ -112,7 +112,9 @@ def apply_override(cfg, key: str, value) -> None:
                 old = obj.get(part)
                 obj[part] = _coerce(value, type(old)) if old is not None and not isinstance(old, (list, dict)) else _coerce(value, None)
             else:
-                obj = obj.setdefault(part, {})
+                if obj.get(part) is None:  # an optional sub-config, e.g. a codec's, given key by key
+                    obj[part] = {}
+                obj = obj[part]
         else:
             raise ValueError(f"unknown config key '{key}'")
 
