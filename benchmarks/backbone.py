@@ -55,7 +55,6 @@ def _measure(kind: str, recipe: str, precision: str, batch: int, repeats: int, t
     from framecast.data.shapes import shapes_batches
     from framecast.generators import ModelSpec, build_generator
     from framecast.train.recipes import get_recipe
-
     from framecast.train.trainer import component_configs
 
     cfg = get_recipe(recipe)
