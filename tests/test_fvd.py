@@ -148,6 +148,20 @@ def test_i3d_refuses_other_files_and_converts_pickles(random_i3d, tmp_path):
     assert np.allclose(load_i3d(out, size=32)(_clips(n=1)), direct(_clips(n=1)), atol=1e-5)
 
 
+def _ordering_sets(tiny_model_dir, n: int = 128):
+    """Real clips, other real clips, those with shuffled frames, and an untrained model's clips of
+    the other clips' prompts: the sets whose FVD to the real ones must rise in that order."""
+    from framecast.pipeline import load
+
+    real = [render_clip(i).video for i in range(n)]
+    other = [render_clip(10_000 + i).video for i in range(n)]
+    rng = np.random.default_rng(0)
+    shuffled = [v[rng.permutation(len(v))] for v in other]
+    untrained = load(tiny_model_dir)([render_clip(10_000 + i).caption for i in range(n)], num_frames=16, num_inference_steps=2,
+                                     generator=[torch.Generator().manual_seed(i) for i in range(n)]).frames
+    return real, other, shuffled, untrained
+
+
 # --- the Shapes classifier ----------------------------------------------------------------------
 def test_caption_labels():
     labels = caption_labels(["a big red circle moves right and a small blue square moves left",
@@ -159,8 +173,6 @@ def test_caption_labels():
 def test_fvd_orders_real_shuffled_untrained(tiny_model_dir, tmp_path):
     """Acceptance: with a (tiny, seconds-trained) Shapes classifier, FVD(real, real') < FVD(real,
     real' with shuffled frames) < FVD(real, an untrained model's clips)."""
-    from framecast.pipeline import load
-
     model = train_classifier(120, 16, lr=3e-3, config=classifier_tiny(), progress=False)
     scores = accuracy(model, 64)
     assert set(scores) == {"count", "colour", "shape", "size", "direction", "caption"} and scores["count"] > 0.7
@@ -168,15 +180,7 @@ def test_fvd_orders_real_shuffled_untrained(tiny_model_dir, tmp_path):
     folder = save_classifier(model, tmp_path / "shapes-classifier")
     ext = feature_network(f"shapes:{folder}")
     assert ext.name == "shapes-classifier:shapes-classifier"
-    n = 128
-    real = [render_clip(i).video for i in range(n)]
-    other = [render_clip(10_000 + i).video for i in range(n)]
-    rng = np.random.default_rng(0)
-    shuffled = [v[rng.permutation(len(v))] for v in other]
-    pipe = load(tiny_model_dir)
-    prompts = [render_clip(10_000 + i).caption for i in range(n)]
-    gens = [torch.Generator().manual_seed(i) for i in range(n)]
-    untrained = pipe(prompts, num_frames=16, num_inference_steps=2, generator=gens).frames
+    real, other, shuffled, untrained = _ordering_sets(tiny_model_dir)
     f_real = ext(real)
     d_real, d_shuffled, d_untrained = (frechet_distance(f_real, ext(s)) for s in (other, shuffled, untrained))
     assert d_real < d_shuffled < d_untrained, (d_real, d_shuffled, d_untrained)
@@ -197,15 +201,6 @@ def test_fvd_orders_real_shuffled_untrained(tiny_model_dir, tmp_path):
 
 @pytest.mark.skipif(not DEFAULT_PATH.is_dir(), reason="no shipped Shapes classifier yet")
 def test_shipped_classifier_orders_real_shuffled_untrained(tiny_model_dir):
-    from framecast.pipeline import load
-
     ext = feature_network("shapes")
-    n = 128
-    real = [render_clip(i).video for i in range(n)]
-    other = [render_clip(10_000 + i).video for i in range(n)]
-    rng = np.random.default_rng(0)
-    shuffled = [v[rng.permutation(len(v))] for v in other]
-    pipe = load(tiny_model_dir)
-    untrained = pipe([render_clip(10_000 + i).caption for i in range(n)], num_frames=16, num_inference_steps=2,
-                     generator=[torch.Generator().manual_seed(i) for i in range(n)]).frames
+    real, other, shuffled, untrained = _ordering_sets(tiny_model_dir)
     assert fvd(real, other, ext) < fvd(real, shuffled, ext) < fvd(real, untrained, ext)

@@ -39,22 +39,13 @@ def shapes_diffusion_small() -> TrainConfig:
 def shapes_diffusion_pixels() -> TrainConfig:
     """Pixel-space diffusion, the first bundled model's recipe (kept for comparison): 4x4 pixel x
     4 frame patches (192 values on a 256-wide model, 256 tokens a clip), x0 prediction."""
-    return TrainConfig(
-        recipe="shapes-diffusion-pixels",
-        model=ModelConfig(
-            family="diffusion",
-            generator=asdict(DiffusionConfig(prediction="x0", frames=16, size=32, shift=1.0, steps=25, guidance=4.0)),
-            backbone=asdict(transformer_small(width=256, depth=6, heads=4, patch_size=4, patch_frames=4, context_width=128)),
-            text=asdict(WordEncoderConfig(vocabulary=list(VOCABULARY), width=128, depth=2)),
-        ),
-        data=DataConfig(source="shapes", split="train", size=32, frames=16),
-        optim=OptimConfig(lr=5e-4, warmup_steps=200, weight_decay=0.01, grad_clip=1.0),
-        steps=6000,
-        batch_size=16,
-        ema_decay=0.999,
-        out_dir="runs/shapes-diffusion-pixels",
-        ckpt_every=200,
-    )
+    cfg = shapes_diffusion_small()
+    cfg.recipe = "shapes-diffusion-pixels"
+    cfg.model.backbone = asdict(transformer_small(width=256, depth=6, heads=4, patch_size=4, patch_frames=4, context_width=128))
+    cfg.init_components = {}
+    cfg.data.latent_pool = 0
+    cfg.steps, cfg.out_dir = 6000, "runs/shapes-diffusion-pixels"
+    return cfg
 
 
 def shapes_diffusion_tiny() -> TrainConfig:
