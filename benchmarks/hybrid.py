@@ -3,7 +3,7 @@ hybrid model under its three schedules, on clips of 16 and 64 frames.
 
     python benchmarks/hybrid.py --num 20 --output benchmarks/results/hybrid.json
 
-Reports forward passes (backbone calls, context encodings included), frames pushed through the
+Reports forward passes (backbone calls, context encodings included), tokens pushed through the
 backbone, wall time per clip and the Shapes judge's scene accuracy. Writes JSON and a Markdown table.
 """
 
@@ -42,14 +42,13 @@ def main() -> None:
     for frames in args.frames:
         for label, model_name, pipe, kw in runs:
             r = timed_clips(pipe, prompts, frames, args.seed, **kw)
-            r["frames_through_backbone"] = r.pop("items_through_backbone")
             r.update(method=label, model=model_name, frames=frames)
             rows.append(r)
-            print(f"{frames:3d} frames  {label:34s} {r['forward_passes']:6.1f} passes  {r['frames_through_backbone']:7.1f} frames  "
+            print(f"{frames:3d} frames  {label:34s} {r['forward_passes']:6.1f} passes  {r['tokens_through_backbone']:7.1f} tokens  "
                   f"{r['seconds_per_clip']:6.2f} s/clip  scene {r['scene_accuracy']:.2f}", flush=True)
-    table = ["| frames | method | forward passes | frames through backbone | s / clip | scene acc. | object acc. |", "|---|---|---|---|---|---|---|"]
+    table = ["| frames | method | forward passes | tokens through backbone | s / clip | scene acc. | object acc. |", "|---|---|---|---|---|---|---|"]
     for r in rows:
-        table.append(f"| {r['frames']} | {r['method']} | {r['forward_passes']:.0f} | {r['frames_through_backbone']:.0f} | "
+        table.append(f"| {r['frames']} | {r['method']} | {r['forward_passes']:.0f} | {r['tokens_through_backbone']:.0f} | "
                      f"{r['seconds_per_clip']:.2f} | {r['scene_accuracy']:.2f} | {r['object_accuracy']:.2f} |")
     write_report(args.output, {"num_clips": args.num, "seed": args.seed, "results": rows}, table)
 

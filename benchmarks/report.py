@@ -15,7 +15,7 @@ def write_report(path: Path, result: dict, table: list[str]) -> None:
 
 def timed_clips(pipe, prompts: list[str], frames: int, seed: int, **kw) -> dict:
     """Generate one clip per prompt (clip i with seed + i), judge each, and count the backbone's
-    forward passes and the frames (or tokens) pushed through it. Per-clip averages."""
+    forward passes and the tokens pushed through it. Per-clip averages."""
     import time
 
     import torch
@@ -24,11 +24,11 @@ def timed_clips(pipe, prompts: list[str], frames: int, seed: int, **kw) -> dict:
 
     calls, items = [], []
 
-    def hook(_mod, args):
+    def hook(_mod, args):  # the first block sees every pass, of pixels, latents or token ids alike
         calls.append(1)
-        items.append(args[0].shape[1])
+        items.append(args[0].shape[1])  # (B, N, D): tokens in this pass
 
-    handle = pipe.model.backbone.register_forward_pre_hook(hook)
+    handle = pipe.model.backbone.blocks[0].register_forward_pre_hook(hook)
     verdicts, seconds = [], 0.0
     try:
         for i, p in enumerate(prompts):
@@ -39,5 +39,5 @@ def timed_clips(pipe, prompts: list[str], frames: int, seed: int, **kw) -> dict:
     finally:
         handle.remove()
     s, n = summarize(verdicts), len(prompts)
-    return {"forward_passes": len(calls) / n, "items_through_backbone": sum(items) / n, "seconds_per_clip": seconds / n,
+    return {"forward_passes": len(calls) / n, "tokens_through_backbone": sum(items) / n, "seconds_per_clip": seconds / n,
             "scene_accuracy": s.scene_accuracy, "object_accuracy": s.object_accuracy, "clips": n}

@@ -75,6 +75,9 @@ def generate(
     temperature: Optional[float] = typer.Option(None, "--temperature", help="autoregressive models"),
     top_k: Optional[int] = typer.Option(None, "--top-k", help="autoregressive models"),
     top_p: Optional[float] = typer.Option(None, "--top-p", help="autoregressive models"),
+    best_of: int = typer.Option(1, "--best-of", help="draw N candidates and keep the verifier's pick (test-time scaling)"),
+    verifier: str = typer.Option("judge", "--verifier", help="for --best-of: judge (Shapes prompts), classifier or classifier:FOLDER"),
+    chunk: Optional[int] = typer.Option(None, "--chunk", help="hybrid/AR with --best-of: pick among N candidates for each next CHUNK frames"),
 ):
     """Generate a clip from a text prompt."""
     import torch
@@ -88,9 +91,19 @@ def generate(
         fail(f"--frames must be > 0, got {frames}")
     if steps is not None and steps <= 0:
         fail(f"--steps must be > 0, got {steps}")
+    if best_of < 1:
+        fail(f"--best-of must be >= 1, got {best_of}")
+    if stream and (best_of > 1 or chunk is not None):
+        fail("--stream writes frames as they are made, so it cannot search among candidates; drop --best-of/--chunk or --stream")
     if stream:
         return _generate_stream(prompt, model, output, seed, steps, guidance, frames, negative_prompt, schedule, no_cache, image, video,
                                 context_frames, fps, precision)
+    if best_of > 1 or chunk is not None:
+        return _generate_search(prompt, model, output, seed, best_of, verifier, chunk, fps, precision, frames,
+                                dict(negative_prompt=negative_prompt, num_inference_steps=steps, guidance_scale=guidance, sampler=sampler,
+                                     **({"schedule": schedule} if schedule else {}),
+                                     **{k: v for k, v in dict(decode=decode, temperature=temperature, top_k=top_k, top_p=top_p).items()
+                                        if v is not None}))
     try:
         pipe = load(model, precision=precision)
         out = pipe(
@@ -112,6 +125,28 @@ def generate(
         fail(str(e))
     clip = out.frames[0]
     typer.echo(f"wrote {output} ({clip.shape[0]} frames of {clip.shape[2]}x{clip.shape[1]}) in {out.seconds:.1f}s")
+
+
+def _generate_search(prompt, model, output, seed, best_of, verifier, chunk, fps, precision, frames, call_kwargs):
+    from framecast.eval.scaling import best_of_n, chunk_search, make_verifier
+    from framecast.pipeline import load
+    from framecast.video import export_to_video
+
+    try:
+        pipe = load(model, precision=precision)
+        verify = make_verifier(verifier)
+        if chunk is not None:
+            found = chunk_search(pipe, prompt, best_of, seed=seed, chunk=chunk, num_frames=frames, verifier=verify, **call_kwargs)
+            clip, picked = found["frames"], f"candidates {found['chosen']} of {best_of} for the chunks"
+        else:
+            found = best_of_n(pipe, [prompt], best_of, seeds=[seed], verifier=verify, num_frames=frames, **call_kwargs)
+            clip = found["frames"][0]
+            scores = ", ".join(f"{x:.2f}" for x in found["scores"][0])
+            picked = f"candidate {found['chosen'][0]} of {best_of} ({verify.name} scores {scores})"
+        export_to_video(clip, output, fps=fps)
+    except ValueError as e:
+        fail(str(e))
+    typer.echo(f"wrote {output} ({clip.shape[0]} frames of {clip.shape[2]}x{clip.shape[1]}), {picked}, in {found['seconds']:.1f}s")
 
 
 def _generate_stream(prompt, model, output, seed, steps, guidance, frames, negative_prompt, schedule, no_cache, image, video,
@@ -160,6 +195,9 @@ def eval_(
     batch_size: int = typer.Option(10, "--batch-size"),
     output: Path = typer.Option(Path("eval.json"), "--output", "-o", help="JSON report (a contact sheet .png is written beside it)"),
     precision: str = typer.Option("bf16", "--precision"),
+    best_of: int = typer.Option(1, "--best-of", help="draw N candidates a clip and keep the verifier's pick (test-time scaling)"),
+    verifier: str = typer.Option("judge", "--verifier", help="for --best-of: judge, classifier or classifier:FOLDER"),
+    chunk: Optional[int] = typer.Option(None, "--chunk", help="hybrid/AR with --best-of: pick among N candidates for each next CHUNK frames"),
     fvd_network: Optional[str] = typer.Option(None, "--fvd", help="also report FVD against real Shapes clips of the same prompts: "
                                               "'shapes' (the shipped classifier), 'shapes:FOLDER' or 'i3d:FILE' (.safetensors or TorchScript)"),
 ):
@@ -184,6 +222,7 @@ def eval_(
         summary = evaluate(
             pipe, eval_prompts(prompts, num), seed=seed, batch_size=batch_size,
             num_inference_steps=steps, guidance_scale=guidance, sampler=sampler, num_frames=frames,
+            best_of=best_of, verifier=verifier, chunk=chunk,
         )
         if extractor is not None:
             summary.update(shapes_fvd(summary["frames"], split=prompts, network=extractor))
@@ -244,6 +283,36 @@ def lens(
     except ValueError as e:
         fail(str(e))
     typer.echo(f"wrote {page} ({len(result['steps'])} steps, {len(result['layers'])} layers)")
+
+
+@app.command()
+def arena(
+    models: Optional[str] = typer.Option(None, "--models", help="comma-separated model names or folders (default: one bundled model a family)"),
+    quick: bool = typer.Option(False, "--quick", help="fewer clips and settings: minutes instead of an hour"),
+    output: Path = typer.Option(Path("arena"), "--output", "-o", help="folder for report.md, index.html, report.json and plots"),
+    num: Optional[int] = typer.Option(None, "--num", help="clips of the main evaluation (default: 20 quick, 100 full)"),
+    seed: int = typer.Option(0, "--seed"),
+    verifier: str = typer.Option("classifier", "--verifier", help="best-of-N verifier: classifier (the judge if none is shipped) or judge"),
+):
+    """Compare the families on the same prompts and seeds: quality, FVD, coherence, speed, memory, drift, best-of-N."""
+    import dataclasses
+    import shlex
+    import sys
+
+    from framecast.eval.arena import FULL, QUICK, default_models, run_arena
+
+    plan = dataclasses.replace(QUICK if quick else FULL, seed=seed, verifier=verifier)
+    if num is not None:
+        if num <= 0:
+            fail(f"--num must be > 0, got {num}")
+        plan = dataclasses.replace(plan, num=num)
+    names = [m.strip() for m in models.split(",") if m.strip()] if models else default_models()
+    command = "framecast " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    try:
+        report = run_arena(names, output, plan, command=command, progress=typer.echo)
+    except ValueError as e:
+        fail(str(e))
+    typer.echo(f"wrote {report} and {report.with_name('index.html')}")
 
 
 @app.command()

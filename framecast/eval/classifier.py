@@ -114,6 +114,20 @@ class ShapesClassifier(nn.Module):
         return total
 
 
+@torch.no_grad()
+def caption_log_likelihood(model: ShapesClassifier, video_BTCHW: torch.Tensor, captions: list[str]) -> torch.Tensor:
+    """(B,) log p(caption | clip) under the classifier: the sum over heads of the log-probability
+    of the caption's label (the absent second slot left out). A verifier for best-of-N."""
+    labels = caption_labels(captions)
+    out = model(video_BTCHW)
+    total = torch.log_softmax(out["count"].float(), -1).gather(1, labels[:, :1]).squeeze(1)
+    for i, head in enumerate(SLOT_HEADS):
+        target = labels[:, 1 + i :: len(SLOT_HEADS)]  # (B, SLOTS)
+        logp = torch.log_softmax(out[head].float(), -1).gather(2, target.clamp(min=0)[..., None]).squeeze(2)
+        total = total + (logp * (target != IGNORE)).sum(1)
+    return total
+
+
 def _lr_factor(step: int, steps: int, warmup: int) -> float:
     if step < warmup:
         return (step + 1) / warmup

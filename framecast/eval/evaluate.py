@@ -28,18 +28,35 @@ def eval_prompts(source: str, num: int | None = None) -> list[str]:
     return prompts if num is None else [prompts[i % len(prompts)] for i in range(num)]
 
 
-def evaluate(pipe, prompts: list[str], *, seed: int = 0, batch_size: int = 8, progress: bool = True, **call_kwargs) -> dict:
-    """Clip i is drawn with seed `seed + i` whatever the batch size. Returns the judge's summary,
-    the time per clip, and the frames (under the key 'frames', not for JSON)."""
+def evaluate(pipe, prompts: list[str], *, seed: int = 0, batch_size: int = 8, progress: bool = True, best_of: int = 1,
+             verifier: str = "judge", chunk: int | None = None, **call_kwargs) -> dict:
+    """Clip i is drawn with seed `seed + i` whatever the batch size. With best_of > 1 each clip is
+    the verifier's pick of that many candidates (framecast.eval.scaling), of whole clips or, with
+    `chunk`, of each next chunk. Returns the judge's summary, the time per clip, and the frames
+    (under the key 'frames', not for JSON)."""
+    from framecast.eval.scaling import best_of_n, chunk_search, make_verifier
+
+    if best_of < 1:
+        raise ValueError(f"best-of must be >= 1, got {best_of}")
+    searching = best_of > 1 or chunk is not None
+    verify = make_verifier(verifier) if searching else None  # once: the classifier loads from disk
     verdicts, frames, seconds = [], [], 0.0
     bar = tqdm(total=len(prompts), disable=not progress, desc=f"eval {pipe.name}", unit="clip")
     for start in range(0, len(prompts), batch_size):
         batch = prompts[start : start + batch_size]
-        gens = [torch.Generator().manual_seed(seed + start + j) for j in range(len(batch))]
-        t0 = time.perf_counter()
-        out = pipe(batch, generator=gens, **call_kwargs)
-        seconds += time.perf_counter() - t0
-        for p, f in zip(batch, out.frames):
+        seeds = [seed + start + j for j in range(len(batch))]
+        if chunk is not None:
+            found = [chunk_search(pipe, p, best_of, seed=s, chunk=chunk, verifier=verify, **call_kwargs) for p, s in zip(batch, seeds)]
+            made, spent = [f["frames"] for f in found], sum(f["seconds"] for f in found)
+        elif best_of > 1:
+            found = best_of_n(pipe, batch, best_of, seeds=seeds, verifier=verify, **call_kwargs)
+            made, spent = found["frames"], found["seconds"]
+        else:
+            t0 = time.perf_counter()
+            made = pipe(batch, generator=[torch.Generator().manual_seed(s) for s in seeds], **call_kwargs).frames
+            spent = time.perf_counter() - t0
+        seconds += spent
+        for p, f in zip(batch, made):
             verdicts.append(judge_clip(f, p))
             frames.append(f)
         bar.update(len(batch))
@@ -49,6 +66,8 @@ def evaluate(pipe, prompts: list[str], *, seed: int = 0, batch_size: int = 8, pr
     summary["seed"] = seed
     summary["model"] = pipe.name
     summary["settings"] = {k: v for k, v in call_kwargs.items() if v is not None}
+    if searching:
+        summary["settings"].update(best_of=best_of, verifier=verify.name, chunk=chunk)
     summary["frames"] = frames
     return summary
 

@@ -1,0 +1,62 @@
+"""The arena: every family measured on the same prompts, one report with tables and plots."""
+
+import json
+from dataclasses import asdict
+
+import pytest
+import torch
+
+from framecast.eval.arena import ArenaPlan, default_models, run_arena
+from framecast.generators import ModelSpec, build_generator, save_pretrained
+from framecast.train.recipes import shapes_ar_tiny, shapes_hybrid_tiny
+
+PLAN = ArenaPlan(num=2, sweep_num=1, steps=(1,), drift_num=1, drift_frames=(8,), best_of=(1, 2), best_of_num=1, verifier="judge")
+
+
+def _save(cfg, folder, noise):
+    torch.manual_seed(0)
+    m = build_generator(ModelSpec(**asdict(cfg.model)))
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(torch.randn_like(p) * noise)
+    return save_pretrained(m, folder)
+
+
+@pytest.fixture(scope="module")
+def three_families(tiny_model_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("arena-models")
+    return [str(tiny_model_dir), str(_save(shapes_hybrid_tiny(), root / "tiny-hybrid", 0.05)),
+            str(_save(shapes_ar_tiny("raster"), root / "tiny-ar", 0.1))]
+
+
+def test_arena_report_covers_every_family(three_families, tmp_path):
+    report = run_arena(three_families, tmp_path / "arena", PLAN, isolate=False, command="framecast arena --test", progress=lambda m: None)
+    text = report.read_text()
+    data = json.loads((tmp_path / "arena" / "report.json").read_text())
+    families = [r["family"] for r in data["results"]]
+    assert families == ["diffusion", "hybrid", "autoregressive"]
+    diffusion, hybrid, ar = data["results"]
+    # Euler: one forward pass a step (guidance doubles the batch, not the passes); the sweep adds the 1-step point
+    assert diffusion["main"]["forward_passes"] == 3 and [p["label"] for p in diffusion["sweep"]] == ["default", "1 steps"]
+    assert {"schedule full", "schedule pyramid"} <= {p["label"] for p in hybrid["sweep"]}
+    assert [p["label"] for p in ar["sweep"]] == ["default", "decode diagonal"] and ar["main"]["forward_passes"] > 0
+    for r in data["results"]:
+        assert [p["extra"]["n"] for p in r["best_of"]] == [1, 2] and r["verifier"] == "judge"
+        assert set(r["main"]["extra"]) >= {"flicker", "warping_error", "motion_smoothness", "dynamic_degree", "frames_per_second"}
+        assert r["peak_rss_main_mb"] >= r["rss_loaded_mb"] > 0
+    for name in ("quality_vs_time.png", "drift.png", "best_of_n.png", "index.html"):
+        assert (tmp_path / "arena" / name).stat().st_size > 0
+    assert "framecast arena --test" in text and text.count("| tiny-") >= 3 and "<table>" in (tmp_path / "arena" / "index.html").read_text()
+
+
+def test_arena_measures_a_model_in_its_own_process(tiny_model_dir, tmp_path):
+    plan = ArenaPlan(num=1, sweep_num=1, steps=(), drift_num=1, drift_frames=(4,), best_of=(1,), best_of_num=1, verifier="judge")
+    run_arena([str(tiny_model_dir)], tmp_path, plan, progress=lambda m: None)
+    r = json.loads((tmp_path / "report.json").read_text())["results"][0]
+    assert r["family"] == "diffusion" and r["main"]["clips"] == 1
+
+
+def test_arena_errors():
+    with pytest.raises(ValueError, match="no models to compare"):
+        run_arena([], "unused", PLAN)
+    assert "shapes-diffusion" in default_models()
