@@ -62,7 +62,7 @@ def generate(
     guidance: Optional[float] = typer.Option(None, "--guidance", help="classifier-free guidance scale (default: the model's)"),
     frames: Optional[int] = typer.Option(None, "--frames", help="clip length (default: the model's training length)"),
     negative_prompt: Optional[str] = typer.Option(None, "--negative-prompt", help="steer away from this prompt"),
-    sampler: Optional[str] = typer.Option(None, "--sampler", help="euler, heun or dpmpp-2m (default: the model's)"),
+    sampler: Optional[str] = typer.Option(None, "--sampler", help="euler, euler-ancestral, euler-stochastic, heun or dpmpp-2m (default: the model's)"),
     image: Optional[Path] = typer.Option(None, "--image", help="first frame to start from (image to video)"),
     video: Optional[Path] = typer.Option(None, "--video", help="clip to continue"),
     context_frames: Optional[int] = typer.Option(None, "--context-frames", help="how many frames of --video to keep"),

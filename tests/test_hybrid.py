@@ -40,12 +40,15 @@ def test_training_levels_and_loss(model):
     assert torch.isfinite(loss) and model.backbone.head.weight.grad is not None
 
 
+@pytest.mark.parametrize("sampler", ["euler", "euler-ancestral"])
 @pytest.mark.parametrize("schedule", ["autoregressive", "pyramid", "full"])
-def test_cached_and_uncached_sampling_agree(model, schedule):
-    a = model.generate(_req(schedule=schedule, use_cache=True))
-    b = model.generate(_req(schedule=schedule, use_cache=False))
+def test_cached_and_uncached_sampling_agree(model, schedule, sampler):
+    a = model.generate(_req(schedule=schedule, use_cache=True, sampler=sampler))
+    b = model.generate(_req(schedule=schedule, use_cache=False, sampler=sampler))
     assert a.shape == (1, 4, 3, 32, 32)
     assert torch.allclose(a, b, atol=1e-4)
+    if sampler == "euler-ancestral":  # fresh noise at every step: not the Euler clip
+        assert not torch.allclose(a, model.generate(_req(schedule=schedule)), atol=1e-3)
 
 
 def test_cache_saves_forward_work(model):

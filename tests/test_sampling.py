@@ -1,10 +1,11 @@
 """Schedules against diffusers, samplers against closed-form answers."""
 
+import math
 
 import pytest
 import torch
 
-from framecast.sampling import flow_sigmas, get_sampler, sample_euler, sample_heun, shift_sigmas
+from framecast.sampling import ancestral_step, flow_sigmas, get_sampler, sample_euler, sample_euler_ancestral, sample_heun, shift_sigmas
 
 
 @pytest.mark.parametrize("shift", [1.0, 3.0])
@@ -36,11 +37,12 @@ def _gaussian_denoiser(c: float):
     return denoise
 
 
-@pytest.mark.parametrize("name", ["euler", "heun", "dpmpp-2m"])
+@pytest.mark.parametrize("name", ["euler", "euler-ancestral", "heun", "dpmpp-2m"])
 def test_samplers_transport_noise_to_the_data_distribution(name):
     c = 0.5
     x = torch.randn(200_000, generator=torch.Generator().manual_seed(0)).double()
-    out = get_sampler(name)(_gaussian_denoiser(c), x, flow_sigmas(40).double())
+    steps = 200 if name == "euler-ancestral" else 40  # stochastic steps converge more slowly (0.46 at 40)
+    out = get_sampler(name)(_gaussian_denoiser(c), x, flow_sigmas(steps).double())
     assert abs(out.std().item() - c) < 0.02
 
 
@@ -65,3 +67,35 @@ def test_callback_sees_every_step_and_can_replace_x():
     assert seen == [0, 1, 2, 3, 4] and torch.allclose(out, torch.ones(3))
     with pytest.raises(ValueError, match="unknown sampler"):
         get_sampler("ddpm-magic")
+
+
+def test_stochastic_step_matches_diffusers():
+    """eta = inf is FlowMatchEulerDiscreteScheduler(stochastic_sampling=True): the same step from
+    the same noise."""
+    diffusers = pytest.importorskip("diffusers")
+    sched = diffusers.FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, stochastic_sampling=True)
+    sched.set_timesteps(5)
+    x = torch.randn(2, 3, 4, generator=torch.Generator().manual_seed(0))
+    v = torch.randn(2, 3, 4, generator=torch.Generator().manual_seed(1))  # a velocity prediction
+    s, s_next = sched.sigmas[1], sched.sigmas[2]
+    sched._step_index = 1
+    theirs = sched.step(v, sched.timesteps[1], x, generator=torch.Generator().manual_seed(2)).prev_sample
+    ours = ancestral_step(x, x - s * v, s, s_next, torch.randn(x.shape, generator=torch.Generator().manual_seed(2)), math.inf)
+    assert torch.allclose(ours, theirs, atol=1e-5)
+
+
+def test_ancestral_family():
+    den = _gaussian_denoiser(0.5)
+    x = torch.randn(2, 1000, generator=torch.Generator().manual_seed(3)).double()
+    sig = flow_sigmas(8).double()
+    assert torch.allclose(sample_euler_ancestral(den, x, sig, eta=0.0), sample_euler(den, x, sig))  # eta = 0 is Euler
+    gens = lambda: [torch.Generator().manual_seed(k) for k in (4, 5)]  # noqa: E731
+    both = sample_euler_ancestral(den, x, sig, generator=gens())
+    alone = sample_euler_ancestral(den, x[1:], sig, generator=[torch.Generator().manual_seed(5)])
+    assert torch.allclose(both[1:], alone)  # each clip's noise is its own
+    # renewing all the noise with the exact posterior mean shrinks the spread: it is not a sampler of
+    # the data distribution, only of what a model's mean predictions make sharp
+    wide = torch.randn(200_000, generator=torch.Generator().manual_seed(0)).double()
+    assert get_sampler("euler-stochastic")(den, wide, flow_sigmas(40).double()).std() < 0.45
+    with pytest.raises(ValueError, match="eta"):
+        sample_euler_ancestral(den, x, sig, eta=-1.0)

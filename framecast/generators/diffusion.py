@@ -234,7 +234,7 @@ class VideoDiffusion(nn.Module):
             hold = _context_holder(self.to_latent(request.context_BTCHW.to(device)), first(request.generator))
             x = hold(x, sigmas[0])
             callback = _then(hold, callback)
-        return self.from_latent(sampler(denoise, x, sigmas, callback=callback)).clamp(-1, 1)
+        return self.from_latent(sampler(denoise, x, sigmas, callback=callback, generator=request.generator)).clamp(-1, 1)
 
 
 def initial_noise(shape: tuple[int, ...], generator) -> torch.Tensor:

@@ -22,7 +22,7 @@ import torch
 
 from framecast.generators.diffusion import DiffusionConfig, GenerationRequest, VideoDiffusion, initial_noise
 from framecast.nn.attention import KVCache, MaskSpec
-from framecast.sampling import cfg_combine, sample_training_sigmas
+from framecast.sampling import ETA, ancestral_step, cfg_combine, sample_training_sigmas
 from framecast.rng import first, rand, randint, randn
 from framecast.sampling.noise_matrix import NoiseMatrix, build_matrix
 from framecast.text.encoder import TextEmbedding, check_prompts, encode_for_guidance
@@ -155,6 +155,10 @@ class CausalVideoDiffusion(VideoDiffusion):
         if ctx is not None:
             x[:, :n_ctx_frames] = ctx
             known[:n_ctx_frames] = True
+        sampler = request.sampler or c.sampler
+        if sampler not in ETA:
+            raise ValueError(f"a hybrid model steps its noise-level matrix with {', '.join(ETA)}, not '{sampler}'")
+        eta = ETA[sampler]
         spec = c.mask_spec()
         cache = KVCache(len(self.backbone.blocks)) if request.use_cache else None
         cached_upto = 0  # token-frames [0, cached_upto) are in the cache
@@ -183,11 +187,15 @@ class CausalVideoDiffusion(VideoDiffusion):
                 else:
                     start = 0
                     x0 = self._model(x[:, tf(0, hi)], cur[:hi].expand(B, -1), text, scale, guided, mask=spec)
-                # Euler step per token-frame from level cur to nxt (frames not moving: ds = 0).
                 s, s_next = cur[start:hi], nxt[start:hi]
-                ds = self.per_pixel((s_next - s)[None], (hi - start) * pf)
-                d = (x[:, tf(start, hi)] - x0) / self.per_pixel(s.clamp(min=1e-8)[None], (hi - start) * pf)
-                x[:, tf(start, hi)] = x[:, tf(start, hi)] + ds * d
+                pp = lambda lv: self.per_pixel(lv[None], (hi - start) * pf)  # noqa: E731 - levels -> per pixel
+                if eta > 0:  # to the next level from x0 with fresh noise, for the frames that move
+                    z = randn(x.shape, request.generator).to(x)[:, tf(start, hi)]  # drawn whole: cached = uncached
+                    moved = ancestral_step(x[:, tf(start, hi)], x0, pp(s.clamp(min=1e-8)), pp(s_next), z, eta)
+                    x[:, tf(start, hi)] = torch.where(pp((s_next != s).float()) > 0, moved, x[:, tf(start, hi)])
+                else:  # Euler step per token-frame from level cur to nxt (frames not moving: ds = 0)
+                    d = (x[:, tf(start, hi)] - x0) / pp(s.clamp(min=1e-8))
+                    x[:, tf(start, hi)] = x[:, tf(start, hi)] + pp(s_next - s) * d
                 if known.any():  # partly known token-frames: hold the given frames at the current level
                     lvl = self.per_pixel(nxt[None], T)[0]
                     noise = torch.randn(ctx.shape, generator=gen).to(device)
