@@ -191,6 +191,8 @@ def eval_(
     steps: Optional[int] = typer.Option(None, "--steps"),
     guidance: Optional[float] = typer.Option(None, "--guidance"),
     sampler: Optional[str] = typer.Option(None, "--sampler"),
+    schedule: Optional[str] = typer.Option(None, "--schedule", help="hybrid models: autoregressive, pyramid or full"),
+    decode: Optional[str] = typer.Option(None, "--decode", help="autoregressive models: raster, diagonal or set"),
     frames: Optional[int] = typer.Option(None, "--frames"),
     batch_size: int = typer.Option(10, "--batch-size"),
     output: Path = typer.Option(Path("eval.json"), "--output", "-o", help="JSON report (a contact sheet .png is written beside it)"),
@@ -223,6 +225,7 @@ def eval_(
             pipe, eval_prompts(prompts, num), seed=seed, batch_size=batch_size,
             num_inference_steps=steps, guidance_scale=guidance, sampler=sampler, num_frames=frames,
             best_of=best_of, verifier=verifier, chunk=chunk,
+            **{k: v for k, v in dict(schedule=schedule, decode=decode).items() if v is not None},
         )
         if extractor is not None:
             summary.update(shapes_fvd(summary["frames"], split=prompts, network=extractor))

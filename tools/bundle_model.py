@@ -20,6 +20,7 @@ from framecast.generators import from_pretrained, save_pretrained
 from framecast.train.checkpoint import latest_checkpoint
 
 ASSETS = Path(__file__).resolve().parents[1] / "framecast" / "assets"
+SAMPLING_KEYS = ("sampler", "steps", "guidance", "shift", "schedule", "decode", "temperature", "top_k", "top_p")
 
 
 def loss_plot(log: list[dict], path: Path, title: str) -> None:
@@ -53,12 +54,23 @@ def main() -> None:
     ap.add_argument("--bf16", action="store_true", help="store weights in bfloat16 (half the size)")
     ap.add_argument("--scores", type=Path, default=None, help="a `framecast eval` JSON whose headline numbers go to scores.json")
     ap.add_argument("--scores-command", default="", help="the command that made --scores")
+    ap.add_argument("--default", action="append", default=[], metavar="KEY=VALUE",
+                    help="a sampling default chosen after training (sampler, steps, guidance, shift, schedule, decode, "
+                         "temperature, top_k, top_p), e.g. --default sampler=euler-stochastic; written into TRAINING.md")
     args = ap.parse_args()
     ckpt = args.checkpoint or latest_checkpoint(args.run)
     if ckpt is None:
         raise SystemExit(f"no checkpoint in {args.run}")
     state = json.loads((ckpt / "state.json").read_text())
     model = from_pretrained(ckpt)
+    defaults = {}
+    for item in args.default:
+        key, _, value = item.partition("=")
+        if key not in SAMPLING_KEYS or not value:
+            raise SystemExit(f"--default {item}: give KEY=VALUE with KEY one of {', '.join(SAMPLING_KEYS)}")
+        old = getattr(model.config, key)
+        defaults[key] = type(old)(value) if old is not None else value
+        setattr(model.config, key, defaults[key])
     out = ASSETS / args.name
     if out.exists():
         shutil.rmtree(out)
@@ -68,18 +80,23 @@ def main() -> None:
     log = [r for r in log if r["step"] <= state["step"]]
     (out / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
     loss_plot(log, out / "loss.png", f"{args.name}: training loss")
-    hours = (log[-1]["time"] - log[0]["time"]) / 3600 if len(log) > 1 else 0.0
+    # Time spent training: gaps between logs over 5x the median (a resume, a paused process) left out.
+    gaps = [b["time"] - a["time"] for a, b in zip(log, log[1:])]
+    typical = sorted(gaps)[len(gaps) // 2] if gaps else 0.0
+    hours = sum(g for g in gaps if g <= 5 * typical) / 3600
     n_params = sum(p.numel() for p in model.parameters())
     last = log[-20:]
     (out / "TRAINING.md").write_text(
         f"# {args.name}\n\n"
         f"Trained on this repository's 2-core CPU with:\n\n```bash\n{args.command}\n```\n\n"
         f"- recipe: `{state['train_config'].get('recipe', '')}` (see framecast/train/recipes.py); full config in `config.json` and below\n"
-        f"- steps: {state['step']} at batch {state['train_config']['batch_size']}, {hours:.2f} h wall time "
-        f"(shared with other work on the same 2 cores)\n"
+        f"- steps: {state['step']} at batch {state['train_config']['batch_size']}, {hours:.2f} h of training "
+        f"(wall time between logs; resumes and pauses left out)\n"
         f"- parameters: {n_params / 1e6:.2f} M; weights stored in {'bfloat16' if args.bf16 else 'float32'} (EMA)\n"
-        f"- final loss (mean of the last {len(last)} logs): {sum(r['loss'] for r in last) / len(last):.4f}\n\n"
-        f"![loss](loss.png)\n\n"
+        f"- final loss (mean of the last {len(last)} logs): {sum(r['loss'] for r in last) / len(last):.4f}\n"
+        + (f"- sampling defaults set at bundling (the training run saved its recipe's): "
+           f"{', '.join(f'{k} = {v}' for k, v in defaults.items())}\n" if defaults else "")
+        + f"\n![loss](loss.png)\n\n"
         f"```json\n{json.dumps(state['train_config'], indent=2)}\n```\n"
     )
     if args.scores is not None:
