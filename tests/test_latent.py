@@ -122,6 +122,11 @@ def test_training_in_latents_calibrates_once(tmp_path):
     r = CliRunner().invoke(app, ["train", "--resume", str(run), "--set", "steps=6"])
     assert r.exit_code == 0, r.output
     assert from_pretrained(run / "model").config.latent_scale == model.config.latent_scale
+    # A hybrid student started from it keeps its latent scale (not one measured on other clips).
+    hyb = shapes_hybrid_tiny()
+    hyb.out_dir, hyb.init_from, hyb.init_components = str(tmp_path / "hybrid"), str(run / "model"), {"codec": str(vae_dir)}
+    hyb.model.backbone, hyb.seed = dict(cfg.model.backbone), 7  # the teacher's architecture; other clips first
+    assert from_pretrained(train(hyb, progress=False) / "model").config.latent_scale == model.config.latent_scale
 
 
 def test_latent_pool_draws_encoded_clips_deterministically():

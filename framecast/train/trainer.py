@@ -107,6 +107,17 @@ def component_configs(cfg: TrainConfig) -> None:
         cfg.model.backbone["out_channels"] = VideoTokenizer(TokenizerConfig(**tok)).codebook_size
 
 
+def _inherit_latent_scale(cfg: TrainConfig, folder: str) -> None:
+    """A run started from a latent model keeps that model's latent scale: its weights were
+    trained on latents at that scale (a CausVid student starts from its teacher)."""
+    from framecast.generators.io import read_config
+    from framecast.pipeline import resolve_model
+
+    scale = read_config(resolve_model(folder)).get("generator", {}).get("latent_scale")
+    if scale and not cfg.model.generator.get("latent_scale"):
+        cfg.model.generator["latent_scale"] = scale
+
+
 def _calibrate_latents(model: torch.nn.Module, cfg: TrainConfig) -> None:
     """A model in a codec's latents scales them to unit variance, measured once on the first
     batch of the run (the same on every rank) and kept in the config so a resumed run reuses it."""
@@ -178,6 +189,7 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, progress: bool 
     model = build_generator(ModelSpec(**asdict(cfg.model)))
     if cfg.init_from and resume is None:
         init_weights(model, cfg.init_from)
+        _inherit_latent_scale(cfg, cfg.init_from)
     if resume is None:
         for name, folder in cfg.init_components.items():
             init_weights(getattr(model, name), folder)
