@@ -20,24 +20,16 @@ def timed_clips(pipe, prompts: list[str], frames: int, seed: int, **kw) -> dict:
 
     import torch
 
+    from framecast.eval.arena import PassCounter
     from framecast.eval.shapes import judge_clip, summarize
 
-    calls, items = [], []
-
-    def hook(_mod, args):  # the first block sees every pass, of pixels, latents or token ids alike
-        calls.append(1)
-        items.append(args[0].shape[1])  # (B, N, D): tokens in this pass
-
-    handle = pipe.model.backbone.blocks[0].register_forward_pre_hook(hook)
     verdicts, seconds = [], 0.0
-    try:
+    with PassCounter(pipe.model) as count:
         for i, p in enumerate(prompts):
             t = time.perf_counter()
             out = pipe(p, num_frames=frames, generator=torch.Generator().manual_seed(seed + i), **kw)
             seconds += time.perf_counter() - t
             verdicts.append(judge_clip(out.frames[0], p))
-    finally:
-        handle.remove()
     s, n = summarize(verdicts), len(prompts)
-    return {"forward_passes": len(calls) / n, "tokens_through_backbone": sum(items) / n, "seconds_per_clip": seconds / n,
+    return {"forward_passes": count.calls / n, "tokens_through_backbone": count.tokens / n, "seconds_per_clip": seconds / n,
             "scene_accuracy": s.scene_accuracy, "object_accuracy": s.object_accuracy, "clips": n}

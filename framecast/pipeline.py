@@ -158,8 +158,6 @@ class Pipeline:
         if decode is not None or temperature is not None or top_k is not None or top_p is not None:
             raise ValueError("decode, temperature, top_k and top_p are for autoregressive models")
         if self.model.family == "hybrid":
-            if sampler not in (None, "euler", "euler-ancestral", "euler-stochastic"):
-                raise ValueError("the hybrid family steps its noise-level matrix with euler, euler-ancestral or euler-stochastic")
             return HybridRequest(**common, schedule=schedule, use_cache=use_cache)
         if schedule not in (None, "full"):
             raise ValueError(f"a full-sequence diffusion model samples all frames together; schedule '{schedule}' needs a hybrid model")

@@ -22,3 +22,29 @@ def tiny_model_dir(tmp_path_factory):
             if p.abs().sum() == 0 and p.dim() >= 1:
                 p.normal_(0, 0.02)
     return save_pretrained(model, tmp_path_factory.mktemp("models") / "tiny-diffusion")
+
+
+def _perturbed(cfg, folder, noise: float):
+    """A tiny model of a recipe with random weights moved by `noise`, saved as a model folder."""
+    from framecast.generators import ModelSpec, build_generator, save_pretrained
+
+    torch.manual_seed(0)
+    model = build_generator(ModelSpec(**asdict(cfg.model)))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * noise)
+    return save_pretrained(model, folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_hybrid_dir(tmp_path_factory):
+    from framecast.train.recipes import shapes_hybrid_tiny
+
+    return _perturbed(shapes_hybrid_tiny(), tmp_path_factory.mktemp("models") / "tiny-hybrid", 0.05)
+
+
+@pytest.fixture(scope="session")
+def tiny_ar_dir(tmp_path_factory):
+    from framecast.train.recipes import shapes_ar_tiny
+
+    return _perturbed(shapes_ar_tiny("raster"), tmp_path_factory.mktemp("models") / "tiny-ar", 0.1)

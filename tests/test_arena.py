@@ -1,32 +1,17 @@
 """The arena: every family measured on the same prompts, one report with tables and plots."""
 
 import json
-from dataclasses import asdict
 
 import pytest
-import torch
 
 from framecast.eval.arena import ArenaPlan, default_models, run_arena
-from framecast.generators import ModelSpec, build_generator, save_pretrained
-from framecast.train.recipes import shapes_ar_tiny, shapes_hybrid_tiny
 
 PLAN = ArenaPlan(num=2, sweep_num=1, steps=(1,), drift_num=1, drift_frames=(8,), best_of=(1, 2), best_of_num=1, verifier="judge")
 
 
-def _save(cfg, folder, noise):
-    torch.manual_seed(0)
-    m = build_generator(ModelSpec(**asdict(cfg.model)))
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(torch.randn_like(p) * noise)
-    return save_pretrained(m, folder)
-
-
 @pytest.fixture(scope="module")
-def three_families(tiny_model_dir, tmp_path_factory):
-    root = tmp_path_factory.mktemp("arena-models")
-    return [str(tiny_model_dir), str(_save(shapes_hybrid_tiny(), root / "tiny-hybrid", 0.05)),
-            str(_save(shapes_ar_tiny("raster"), root / "tiny-ar", 0.1))]
+def three_families(tiny_model_dir, tiny_hybrid_dir, tiny_ar_dir):
+    return [str(tiny_model_dir), str(tiny_hybrid_dir), str(tiny_ar_dir)]
 
 
 def test_arena_report_covers_every_family(three_families, tmp_path):

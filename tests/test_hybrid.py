@@ -105,3 +105,5 @@ def test_custom_matrix_and_errors(model):
         model.generate(_req(context_BTCHW=torch.zeros(1, 4, 3, 32, 32)))
     with pytest.raises(ValueError, match="frames must be > 0"):
         model.generate(_req(num_frames=0))
+    with pytest.raises(ValueError, match="euler, euler-ancestral, euler-stochastic, not 'heun'"):
+        model.generate(_req(sampler="heun"))

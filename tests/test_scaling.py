@@ -1,7 +1,5 @@
 """Test-time scaling: verifiers, best-of-N and per-chunk search."""
 
-from dataclasses import asdict
-
 import numpy as np
 import pytest
 import torch
@@ -30,16 +28,8 @@ def pipe(tiny_model_dir):
 
 
 @pytest.fixture(scope="module")
-def hybrid_pipe(tmp_path_factory):
-    from framecast.generators import ModelSpec, build_generator, save_pretrained
-    from framecast.train.recipes import shapes_hybrid_tiny
-
-    torch.manual_seed(0)
-    m = build_generator(ModelSpec(**asdict(shapes_hybrid_tiny().model)))
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    return framecast.load(str(save_pretrained(m, tmp_path_factory.mktemp("models") / "tiny-hybrid")), precision="fp32")
+def hybrid_pipe(tiny_hybrid_dir):
+    return framecast.load(str(tiny_hybrid_dir), precision="fp32")
 
 
 def test_judge_score_ranks_a_right_clip_first():

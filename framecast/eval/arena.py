@@ -58,18 +58,19 @@ class Point:
 
 
 class PassCounter:
-    """Counts the backbone's forward passes while active."""
+    """Counts the backbone's forward passes, and the tokens pushed through it, while active."""
 
     def __init__(self, model):
-        self.model, self.calls = model, 0
+        self.model, self.calls, self.tokens = model, 0, 0
 
     def __enter__(self):
         # the first block sees every pass, whether the model calls the backbone on clips or on token ids
         self.handle = self.model.backbone.blocks[0].register_forward_pre_hook(self._hook)
         return self
 
-    def _hook(self, *_):
+    def _hook(self, _module, args):
         self.calls += 1
+        self.tokens += args[0].shape[1]  # (B, N, D): tokens in this pass
 
     def __exit__(self, *exc):
         self.handle.remove()
@@ -169,8 +170,8 @@ def _in_own_process(name: str, plan: ArenaPlan, threads: int) -> dict:
 
 def default_models() -> list[str]:
     """One bundled generator of each family, the first by name."""
-    from framecast.pipeline import GENERATOR_FAMILIES, bundled_models
     from framecast.generators.io import read_config
+    from framecast.pipeline import GENERATOR_FAMILIES, bundled_models
 
     chosen: dict[str, str] = {}
     for name, path in bundled_models().items():
@@ -208,47 +209,49 @@ def _plots(results: list[dict], out_dir: Path) -> dict[str, str]:
     import matplotlib.pyplot as plt
 
     files = {}
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for r in results:
-        pts = sorted(r["sweep"], key=lambda p: p["seconds_per_clip"])
-        ax.plot([p["seconds_per_clip"] for p in pts], [p["scene_accuracy"] for p in pts], "o-",
-                color=FAMILY_COLOURS.get(r["family"]), label=f"{r['model']} ({r['family']})")
-        for p in pts:
-            ax.annotate(p["label"], (p["seconds_per_clip"], p["scene_accuracy"]), fontsize=7, alpha=0.7)
-    ax.set(xscale="log", xlabel="seconds a clip (CPU)", ylabel="scene accuracy", title="Quality against time", ylim=(-0.02, 1.02))
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out_dir / "quality_vs_time.png", dpi=120)
-    files["quality_vs_time"] = "quality_vs_time.png"
-    plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for r in results:
-        pts = [d for d in r["drift"] if "error" not in d]
-        if pts:
-            ax.plot([d["frames"] for d in pts], [d["last16_present_colour_shape"] for d in pts], "o-",
-                    color=FAMILY_COLOURS.get(r["family"]), label=r["model"])
-    ax.set(xlabel="clip length (frames)", ylabel="objects present, right colour and shape\nin the last 16 frames",
-           title="Drift against clip length", ylim=(-0.02, 1.02))
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out_dir / "drift.png", dpi=120)
-    files["drift"] = "drift.png"
-    plt.close(fig)
+    def figure(name: str, draw) -> None:
+        """One plot: `draw(ax)` for every model's lines and the labels, then legend and file."""
+        fig, ax = plt.subplots(figsize=(6, 4))
+        draw(ax)
+        ax.set(ylim=(-0.02, 1.02))
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out_dir / f"{name}.png", dpi=120)
+        files[name] = f"{name}.png"
+        plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for r in results:
-        pts = r["best_of"]
-        ax.plot([p["extra"]["n"] for p in pts], [p["scene_accuracy"] for p in pts], "o-", color=FAMILY_COLOURS.get(r["family"]),
-                label=f"{r['model']} ({r['verifier']} verifier)")
-    ax.set(xscale="log", xlabel="candidates a clip (N, compute in units of one clip)", ylabel="scene accuracy",
-           title="Test-time scaling: best of N", ylim=(-0.02, 1.02))
-    ax.set_xticks([p["extra"]["n"] for p in results[0]["best_of"]], [str(p["extra"]["n"]) for p in results[0]["best_of"]])
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out_dir / "best_of_n.png", dpi=120)
-    files["best_of_n"] = "best_of_n.png"
-    plt.close(fig)
+    def quality_vs_time(ax):
+        for r in results:
+            pts = sorted(r["sweep"], key=lambda p: p["seconds_per_clip"])
+            ax.plot([p["seconds_per_clip"] for p in pts], [p["scene_accuracy"] for p in pts], "o-",
+                    color=FAMILY_COLOURS.get(r["family"]), label=f"{r['model']} ({r['family']})")
+            for p in pts:
+                ax.annotate(p["label"], (p["seconds_per_clip"], p["scene_accuracy"]), fontsize=7, alpha=0.7)
+        ax.set(xscale="log", xlabel="seconds a clip (CPU)", ylabel="scene accuracy", title="Quality against time")
+
+    def drift(ax):
+        for r in results:
+            pts = [d for d in r["drift"] if "error" not in d]
+            if pts:
+                ax.plot([d["frames"] for d in pts], [d["last16_present_colour_shape"] for d in pts], "o-",
+                        color=FAMILY_COLOURS.get(r["family"]), label=r["model"])
+        ax.set(xlabel="clip length (frames)", ylabel="objects present, right colour and shape\nin the last 16 frames",
+               title="Drift against clip length")
+
+    def best_of_n(ax):
+        for r in results:
+            pts = r["best_of"]
+            ax.plot([p["extra"]["n"] for p in pts], [p["scene_accuracy"] for p in pts], "o-", color=FAMILY_COLOURS.get(r["family"]),
+                    label=f"{r['model']} ({r['verifier']} verifier)")
+        ax.set(xscale="log", xlabel="candidates a clip (N, compute in units of one clip)", ylabel="scene accuracy",
+               title="Test-time scaling: best of N")
+        ns = [p["extra"]["n"] for p in results[0]["best_of"]]
+        ax.set_xticks(ns, [str(n) for n in ns])
+
+    figure("quality_vs_time", quality_vs_time)
+    figure("drift", drift)
+    figure("best_of_n", best_of_n)
     return files
 
 

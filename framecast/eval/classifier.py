@@ -226,6 +226,14 @@ def load_classifier(directory: str | Path | None = None) -> ShapesClassifier:
     return model.eval()
 
 
+def classifier_input(model: ShapesClassifier, clips, who: str) -> torch.Tensor:
+    """What the classifier reads: the first `frames` frames (`who` names the reader in the error
+    for shorter clips), resized to S x S (area averaging down, bilinear up), in [-1, 1]."""
+    cfg = model.config
+    x = first_frames(as_video_batch(clips), cfg.frames, who)
+    return resize_frames(x, cfg.size, "area" if x.shape[-1] > cfg.size else "bilinear")
+
+
 class ShapesFeatures:
     """FVD features from the Shapes classifier. Preprocessing: the first `frames` (16) frames
     (shorter clips are rejected), frames resized to S x S (32) by area averaging when they are
@@ -242,11 +250,9 @@ class ShapesFeatures:
 
     @torch.no_grad()
     def __call__(self, videos) -> np.ndarray:
-        cfg, out = self.model.config, []
+        out = []
         for clips in chunks(videos, self.batch_size):
-            x = first_frames(as_video_batch(clips), cfg.frames, "Shapes-classifier")
-            x = resize_frames(x, cfg.size, "area" if x.shape[-1] > cfg.size else "bilinear")
-            out.append(self.model.features(x))
+            out.append(self.model.features(classifier_input(self.model, clips, "Shapes-classifier")))
         return torch.cat(out).numpy()
 
 

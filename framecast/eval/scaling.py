@@ -59,12 +59,9 @@ class ClassifierVerifier:
 
     @torch.no_grad()
     def __call__(self, clips: list[np.ndarray], captions: list[str]) -> np.ndarray:
-        from framecast.eval.classifier import caption_log_likelihood
-        from framecast.eval.fvd import as_video_batch, first_frames, resize_frames
+        from framecast.eval.classifier import caption_log_likelihood, classifier_input
 
-        cfg = self.model.config
-        x = first_frames(as_video_batch(clips), cfg.frames, "the classifier verifier")
-        x = resize_frames(x, cfg.size, "area" if x.shape[-1] > cfg.size else "bilinear")
+        x = classifier_input(self.model, clips, "the classifier verifier")
         return caption_log_likelihood(self.model, x, captions).numpy()
 
 

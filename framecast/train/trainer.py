@@ -75,21 +75,23 @@ def write_samples(model, path: Path, cfg: TrainConfig, autocast, n: int = 4) -> 
     Image.fromarray(contact_sheet(frames, columns=cfg.data.frames, scale=2)).save(path)
 
 
-def init_weights(model: torch.nn.Module, folder: str) -> None:
+def init_weights(model: torch.nn.Module, folder: str) -> dict:
     """Start from another model's weights (safetensors only). Architectures must match; the
-    families may differ: CausVid initialises its causal student from a bidirectional teacher."""
+    families may differ: CausVid initialises its causal student from a bidirectional teacher.
+    Returns the folder's config."""
     from safetensors.torch import load_file
 
     from framecast.generators.io import WEIGHTS_NAME, read_config
     from framecast.pipeline import resolve_model
 
     path = resolve_model(folder)
-    read_config(path)
+    config = read_config(path)
     state = load_file(str(path / WEIGHTS_NAME))
     own = model.state_dict()
     if set(state) != set(own) or any(state[k].shape != own[k].shape for k in own):
         raise ValueError(f"cannot start from '{folder}': its weights do not fit this recipe's architecture")
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+    return config
 
 
 def component_configs(cfg: TrainConfig) -> None:
@@ -107,13 +109,10 @@ def component_configs(cfg: TrainConfig) -> None:
         cfg.model.backbone["out_channels"] = VideoTokenizer(TokenizerConfig(**tok)).codebook_size
 
 
-def _inherit_latent_scale(cfg: TrainConfig, folder: str) -> None:
+def _inherit_latent_scale(cfg: TrainConfig, init_config: dict) -> None:
     """A run started from a latent model keeps that model's latent scale: its weights were
     trained on latents at that scale (a CausVid student starts from its teacher)."""
-    from framecast.generators.io import read_config
-    from framecast.pipeline import resolve_model
-
-    scale = read_config(resolve_model(folder)).get("generator", {}).get("latent_scale")
+    scale = init_config.get("generator", {}).get("latent_scale")
     if scale and not cfg.model.generator.get("latent_scale"):
         cfg.model.generator["latent_scale"] = scale
 
@@ -188,8 +187,7 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, progress: bool 
     component_configs(cfg)
     model = build_generator(ModelSpec(**asdict(cfg.model)))
     if cfg.init_from and resume is None:
-        init_weights(model, cfg.init_from)
-        _inherit_latent_scale(cfg, cfg.init_from)
+        _inherit_latent_scale(cfg, init_weights(model, cfg.init_from))
     if resume is None:
         for name, folder in cfg.init_components.items():
             init_weights(getattr(model, name), folder)
