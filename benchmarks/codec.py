@@ -25,7 +25,6 @@ from framecast.pipeline import resolve_model
 from framecast.video import from_uint8, to_uint8
 
 
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="shapes-vae")

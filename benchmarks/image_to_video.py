@@ -24,7 +24,6 @@ from framecast.eval.shapes import judge_clip, summarize
 from framecast.pipeline import load
 
 
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=["shapes-diffusion", "shapes-hybrid"])

@@ -68,6 +68,7 @@ def generate(
     context_frames: Optional[int] = typer.Option(None, "--context-frames", help="how many frames of --video to keep"),
     fps: int = typer.Option(8, "--fps"),
     precision: str = typer.Option("bf16", "--precision", help="bf16 (fast on CPUs) or fp32"),
+    device: str = typer.Option("auto", "--device", help="auto (the GPU when PyTorch sees one), cpu, cuda or cuda:N"),
     schedule: Optional[str] = typer.Option(None, "--schedule", help="hybrid models: autoregressive, pyramid or full"),
     stream: bool = typer.Option(False, "--stream", help="hybrid models: write frames as they are made"),
     no_cache: bool = typer.Option(False, "--no-cache", help="hybrid and AR models: recompute the context at every step"),
@@ -97,15 +98,15 @@ def generate(
         fail("--stream writes frames as they are made, so it cannot search among candidates; drop --best-of/--chunk or --stream")
     if stream:
         return _generate_stream(prompt, model, output, seed, steps, guidance, frames, negative_prompt, schedule, no_cache, image, video,
-                                context_frames, fps, precision)
+                                context_frames, fps, precision, device)
     if best_of > 1 or chunk is not None:
-        return _generate_search(prompt, model, output, seed, best_of, verifier, chunk, fps, precision, frames,
+        return _generate_search(prompt, model, output, seed, best_of, verifier, chunk, fps, precision, device, frames,
                                 dict(negative_prompt=negative_prompt, num_inference_steps=steps, guidance_scale=guidance, sampler=sampler,
                                      **({"schedule": schedule} if schedule else {}),
                                      **{k: v for k, v in dict(decode=decode, temperature=temperature, top_k=top_k, top_p=top_p).items()
                                         if v is not None}))
     try:
-        pipe = load(model, precision=precision)
+        pipe = load(model, precision=precision, device=device)
         out = pipe(
             prompt,
             negative_prompt=negative_prompt,
@@ -127,13 +128,13 @@ def generate(
     typer.echo(f"wrote {output} ({clip.shape[0]} frames of {clip.shape[2]}x{clip.shape[1]}) in {out.seconds:.1f}s")
 
 
-def _generate_search(prompt, model, output, seed, best_of, verifier, chunk, fps, precision, frames, call_kwargs):
+def _generate_search(prompt, model, output, seed, best_of, verifier, chunk, fps, precision, device, frames, call_kwargs):
     from framecast.eval.scaling import best_of_n, chunk_search, make_verifier
     from framecast.pipeline import load
     from framecast.video import export_to_video
 
     try:
-        pipe = load(model, precision=precision)
+        pipe = load(model, precision=precision, device=device)
         verify = make_verifier(verifier)
         if chunk is not None:
             found = chunk_search(pipe, prompt, best_of, seed=seed, chunk=chunk, num_frames=frames, verifier=verify, **call_kwargs)
@@ -150,7 +151,7 @@ def _generate_search(prompt, model, output, seed, best_of, verifier, chunk, fps,
 
 
 def _generate_stream(prompt, model, output, seed, steps, guidance, frames, negative_prompt, schedule, no_cache, image, video,
-                     context_frames, fps, precision):
+                     context_frames, fps, precision, device):
     import time
 
     import numpy as np
@@ -161,7 +162,7 @@ def _generate_stream(prompt, model, output, seed, steps, guidance, frames, negat
 
     chunks = []
     try:
-        pipe = load(model, precision=precision)
+        pipe = load(model, precision=precision, device=device)
         kw = dict(negative_prompt=negative_prompt, num_frames=frames, num_inference_steps=steps, guidance_scale=guidance,
                   generator=torch.Generator().manual_seed(seed), schedule=schedule, use_cache=not no_cache, image=image,
                   video=video, context_frames=context_frames)
@@ -197,6 +198,7 @@ def eval_(
     batch_size: int = typer.Option(10, "--batch-size"),
     output: Path = typer.Option(Path("eval.json"), "--output", "-o", help="JSON report (a contact sheet .png is written beside it)"),
     precision: str = typer.Option("bf16", "--precision"),
+    device: str = typer.Option("auto", "--device", help="auto (the GPU when PyTorch sees one), cpu, cuda or cuda:N"),
     best_of: int = typer.Option(1, "--best-of", help="draw N candidates a clip and keep the verifier's pick (test-time scaling)"),
     verifier: str = typer.Option("judge", "--verifier", help="for --best-of: judge, classifier or classifier:FOLDER"),
     chunk: Optional[int] = typer.Option(None, "--chunk", help="hybrid/AR with --best-of: pick among N candidates for each next CHUNK frames"),
@@ -220,7 +222,7 @@ def eval_(
             if prompts not in SPLITS:
                 raise ValueError(f"--fvd compares with real Shapes clips, so --prompts must be a Shapes split ({', '.join(SPLITS)})")
             extractor = feature_network(fvd_network)
-        pipe = load(model, precision=precision)
+        pipe = load(model, precision=precision, device=device)
         summary = evaluate(
             pipe, eval_prompts(prompts, num), seed=seed, batch_size=batch_size,
             num_inference_steps=steps, guidance_scale=guidance, sampler=sampler, num_frames=frames,
@@ -258,13 +260,14 @@ def lens(
     steps: Optional[int] = typer.Option(None, "--steps"),
     layer_step: Optional[int] = typer.Option(None, "--layer-step", help="diffusion/hybrid: the step whose layers are read out"),
     frames: Optional[int] = typer.Option(None, "--frames"),
+    device: str = typer.Option("auto", "--device", help="auto (the GPU when PyTorch sees one), cpu, cuda or cuda:N"),
 ):
     """What the model believes the clip is at every step and every layer (a "logit lens" for video)."""
     from framecast.eval.lens import ar_lens, diffusion_lens, write_lens
     from framecast.pipeline import load
 
     try:
-        pipe = load(model, precision="fp32")
+        pipe = load(model, precision="fp32", device=device)
         if pipe.model.family == "autoregressive":
             result = ar_lens(pipe, prompt, seed=seed, num_frames=frames)
         else:
@@ -434,7 +437,7 @@ def data_preview(
 def _config_of_run(resume: Path, overrides: list[str]):
     import json
 
-    from framecast.train.config import TrainConfig, apply_override, _flatten
+    from framecast.train.config import TrainConfig, _flatten, apply_override
     from framecast.train.recipes import get_recipe
 
     path = resume / "train_config.json" if (resume / "train_config.json").is_file() else resume.parent.parent / "train_config.json"

@@ -163,8 +163,17 @@ class Pipeline:
             raise ValueError(f"a full-sequence diffusion model samples all frames together; schedule '{schedule}' needs a hybrid model")
         return GenerationRequest(**common)
 
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def to(self, device: str | torch.device) -> Pipeline:
+        """Move the model, as `pipe.to("cuda")` in diffusers; returns the pipeline."""
+        self.model.to(resolve_device(device))
+        return self
+
     def _autocast(self):
-        return torch.autocast("cpu", dtype=torch.bfloat16) if self.precision == "bf16" else contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16) if self.precision == "bf16" else contextlib.nullcontext()
 
     def __call__(self, prompt: str | list[str], negative_prompt=None, num_frames: int | None = None,
                  num_inference_steps: int | None = None, guidance_scale: float | None = None,
@@ -193,7 +202,22 @@ class Pipeline:
                 yield to_uint8(chunk[:1])
 
 
-def load(name_or_path: str | Path, *, device: str = "cpu", precision: str = "bf16") -> Pipeline:
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """'auto' is the GPU when PyTorch sees one, else the CPU; an unavailable device is a clear error."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"unknown device '{device}'; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device '{device}' asked for but PyTorch sees no CUDA GPU here; use --device cpu (or auto)")
+    return dev
+
+
+def load(name_or_path: str | Path, *, device: str | torch.device = "auto", precision: str = "bf16") -> Pipeline:
+    """A bundled name or a model folder -> a Pipeline on `device` (auto: the GPU when there is one)."""
+    device = resolve_device(device)
     path = resolve_model(name_or_path)
     family = read_config(path).get("family")
     if family not in GENERATOR_FAMILIES:

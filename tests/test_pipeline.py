@@ -76,3 +76,22 @@ def test_a_codec_is_not_a_pipeline(tmp_path):
     save_pretrained(CausalVAE(VAEConfig(width=8)), tmp_path / "vae")
     with pytest.raises(ValueError, match="not a video generator"):
         framecast.load(str(tmp_path / "vae"))
+
+
+def test_devices(pipe, tiny_model_dir):
+    from framecast.pipeline import resolve_device
+
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="unknown device"):
+        framecast.load(str(tiny_model_dir), device="tpu9")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            framecast.load(str(tiny_model_dir), device="cuda")
+        return
+    # on a GPU: the same seed gives (nearly) the same clip on either device, in fp32
+    cpu = framecast.load(str(tiny_model_dir), device="cpu", precision="fp32")
+    gpu = framecast.load(str(tiny_model_dir), device="cuda", precision="fp32")
+    assert gpu.device.type == "cuda" and cpu.to("cpu") is cpu
+    a = cpu("a big red circle moves right", num_frames=4, generator=torch.Generator().manual_seed(0)).frames[0]
+    b = gpu("a big red circle moves right", num_frames=4, generator=torch.Generator().manual_seed(0)).frames[0]
+    assert np.abs(a.astype(int) - b.astype(int)).mean() < 2.0

@@ -22,8 +22,8 @@ import torch
 
 from framecast.generators.diffusion import DiffusionConfig, GenerationRequest, VideoDiffusion, initial_noise
 from framecast.nn.attention import KVCache, MaskSpec
-from framecast.sampling import ETA, ancestral_step, cfg_combine, sample_training_sigmas
 from framecast.rng import first, rand, randint, randn
+from framecast.sampling import ETA, ancestral_step, cfg_combine, sample_training_sigmas
 from framecast.sampling.noise_matrix import NoiseMatrix, build_matrix
 from framecast.text.encoder import TextEmbedding, check_prompts, encode_for_guidance
 
@@ -115,6 +115,16 @@ class CausalVideoDiffusion(VideoDiffusion):
         cond, unc = out.chunk(2)
         return cfg_combine(cond, unc, scale)
 
+    def _step_noise(self, x: torch.Tensor, moving: torch.Tensor, generator) -> torch.Tensor:
+        """Fresh noise for the token-frames that move this step, zeros elsewhere. Drawn only for those
+        frames, so a step costs the same at frame 16 as at frame 256, and cached and uncached
+        sampling (which see different spans) consume the same random numbers."""
+        B, pf = x.shape[0], self.patch_frames
+        z = torch.zeros_like(x).unflatten(1, (-1, pf))
+        idx = moving.nonzero().squeeze(1)
+        z[:, idx] = randn((B, idx.numel(), pf, *x.shape[2:]), generator).to(x)
+        return z.flatten(1, 2)
+
     def window_frames(self) -> int:
         """Recent token-frames kept in the cache: by default sinks + window + the frame being made
         fill the training length, so every RoPE distance was seen in training."""
@@ -190,7 +200,7 @@ class CausalVideoDiffusion(VideoDiffusion):
                 s, s_next = cur[start:hi], nxt[start:hi]
                 pp = lambda lv: self.per_pixel(lv[None], (hi - start) * pf)  # noqa: E731 - levels -> per pixel
                 if eta > 0:  # to the next level from x0 with fresh noise, for the frames that move
-                    z = randn(x.shape, request.generator).to(x)[:, tf(start, hi)]  # drawn whole: cached = uncached
+                    z = self._step_noise(x[:, tf(start, hi)], s_next != s, request.generator)
                     moved = ancestral_step(x[:, tf(start, hi)], x0, pp(s.clamp(min=1e-8)), pp(s_next), z, eta)
                     x[:, tf(start, hi)] = torch.where(pp((s_next != s).float()) > 0, moved, x[:, tf(start, hi)])
                 else:  # Euler step per token-frame from level cur to nxt (frames not moving: ds = 0)
