@@ -25,45 +25,53 @@ from framecast.pipeline import resolve_model
 from framecast.video import from_uint8, to_uint8
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="shapes-vae")
-    ap.add_argument("--num", type=int, default=200)
-    ap.add_argument("--frames", type=int, default=16)
-    ap.add_argument("--output", type=Path, default=Path("benchmarks/results/codec.json"))
-    args = ap.parse_args()
-    vae = from_pretrained(resolve_model(args.model))
+def measure(name: str, num: int, frames: int) -> dict:
+    codec = from_pretrained(resolve_model(name))
     scores, verdicts, seconds, all_codes = [], [], 0.0, []
-    for i in range(args.num):
-        clip = render_clip(i, frames=args.frames)
+    for i in range(num):
+        clip = render_clip(i, frames=frames)
         x = from_uint8(clip.video)[None]
         t = time.perf_counter()
         with torch.no_grad():
-            z = vae.encode(x)
-            rec = to_uint8(vae.decode(z).clamp(-1, 1))
+            z = codec.encode(x)
+            rec = to_uint8(codec.decode(z).clamp(-1, 1))
         if z.dtype == torch.long:  # a tokenizer: keep the codes for usage statistics
             all_codes.append(z.flatten())
         seconds += time.perf_counter() - t
         scores.append(psnr(rec, clip.video))
         verdicts.append(judge_clip(rec, clip.caption))
     s = summarize(verdicts)
-    result = {"model": str(args.model), "clips": args.num, "frames": args.frames, "psnr_db": float(np.mean(scores)),
+    result = {"model": str(name), "clips": num, "frames": frames, "psnr_db": float(np.mean(scores)),
               "psnr_db_min": float(np.min(scores)), "scene_accuracy_of_reconstructions": s.scene_accuracy,
-              "latent_shape_per_frame": [vae.latent_channels, 32 // vae.downsample, 32 // vae.downsample],
-              "ms_per_clip": 1e3 * seconds / args.num}
+              "latent_shape_per_frame": [codec.latent_channels, 32 // codec.downsample, 32 // codec.downsample],
+              "ms_per_clip": 1e3 * seconds / num}
     if all_codes:
         codes = torch.cat(all_codes)
-        counts = torch.bincount(codes, minlength=vae.codebook_size).double()
+        counts = torch.bincount(codes, minlength=codec.codebook_size).double()
         p = counts / counts.sum()
-        result["codebook_size"] = vae.codebook_size
+        result["quantizer"] = codec.config.quantizer
+        result["codebook_size"] = codec.codebook_size
         result["codebook_usage"] = float((counts > 0).double().mean())
         result["perplexity"] = float(torch.exp(-(p[p > 0] * p[p > 0].log()).sum()))
-    usage = f"{100 * result['codebook_usage']:.0f}% of {result['codebook_size']}, perplexity {result['perplexity']:.0f}" if all_codes else "-"
-    table = ["| codec | latent per frame | PSNR dB (mean / min) | scene acc. of reconstructions | codebook usage | ms / clip |",
-             "|---|---|---|---|---|---|",
-             f"| {args.model} | {'x'.join(map(str, result['latent_shape_per_frame']))} | {result['psnr_db']:.1f} / {result['psnr_db_min']:.1f} | "
-             f"{result['scene_accuracy_of_reconstructions']:.2f} | {usage} | {result['ms_per_clip']:.0f} |"]
-    write_report(args.output, result, table)
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="shapes-vae", help="a codec (bundled name or folder); several, comma-separated, make one table")
+    ap.add_argument("--num", type=int, default=200)
+    ap.add_argument("--frames", type=int, default=16)
+    ap.add_argument("--output", type=Path, default=Path("benchmarks/results/codec.json"))
+    args = ap.parse_args()
+    results = [measure(name, args.num, args.frames) for name in args.model.split(",")]
+    table = ["| codec | latent per frame | PSNR dB (mean / min) | scene acc. of reconstructions | codebook usage | perplexity | ms / clip |",
+             "|---|---|---|---|---|---|---|"]
+    for r in results:
+        usage = f"{100 * r['codebook_usage']:.0f}% of {r['codebook_size']}" if "codebook_size" in r else "-"
+        perplexity = f"{r['perplexity']:.0f}" if "perplexity" in r else "-"
+        table.append(f"| {r['model']} | {'x'.join(map(str, r['latent_shape_per_frame']))} | {r['psnr_db']:.1f} / {r['psnr_db_min']:.1f} | "
+                     f"{r['scene_accuracy_of_reconstructions']:.2f} | {usage} | {perplexity} | {r['ms_per_clip']:.0f} |")
+    write_report(args.output, results[0] if len(results) == 1 else {"codecs": results}, table)
 
 
 if __name__ == "__main__":

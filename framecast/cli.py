@@ -166,9 +166,10 @@ def _generate_stream(prompt, model, output, seed, steps, guidance, frames, negat
         kw = dict(negative_prompt=negative_prompt, num_frames=frames, num_inference_steps=steps, guidance_scale=guidance,
                   generator=torch.Generator().manual_seed(seed), schedule=schedule, use_cache=not no_cache, image=image,
                   video=video, context_frames=context_frames)
+        frames_made = pipe.stream(prompt, **kw)  # checks the request before the file is opened
         writer = Mp4Stream(output, fps=fps) if output.suffix.lower() == ".mp4" else None
         start, made = time.perf_counter(), 0
-        for chunk in pipe.stream(prompt, **kw):
+        for chunk in frames_made:
             made += chunk.shape[0]
             if writer is not None:
                 writer.write(chunk)

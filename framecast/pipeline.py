@@ -193,13 +193,19 @@ class Pipeline:
         return VideoPipelineOutput(frames=[to_uint8(c) for c in clips], seconds=seconds, info={"model": self.name})
 
     def stream(self, prompt: str, **kwargs) -> Iterator[np.ndarray]:
-        """Yield (k, H, W, 3) uint8 frames of the first clip as soon as they are final (hybrid models)."""
+        """Yield (k, H, W, 3) uint8 frames of the first clip as soon as they are final (hybrid models).
+        The request is checked here, before the first frame is asked for, so a caller learns of a
+        bad request before it opens its output."""
         if not hasattr(self.model, "stream"):
             raise ValueError(f"'{self.name}' is a {self.model.family} model, which makes all frames at once; streaming needs a hybrid model")
         request = self._request(prompt, **kwargs)
-        with self._autocast():
-            for chunk in self.model.stream(request):
-                yield to_uint8(chunk[:1])
+
+        def frames() -> Iterator[np.ndarray]:
+            with self._autocast():
+                for chunk in self.model.stream(request):
+                    yield to_uint8(chunk[:1])
+
+        return frames()
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

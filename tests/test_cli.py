@@ -107,6 +107,7 @@ def test_schedule_show_and_streaming(tmp_path):
 def test_stream_needs_a_hybrid_model_and_works_with_one(tiny_model_dir, tmp_path):
     r = _run("generate", "a big red circle moves right", "--model", tiny_model_dir, "--stream", "--output", tmp_path / "x.mp4")
     assert r.exit_code != 0 and "streaming needs a hybrid model" in r.output
+    assert not (tmp_path / "x.mp4").exists()  # the request was refused before the file was opened
     r = _run("train", "shapes-hybrid-tiny", "--set", "steps=1", "--out", tmp_path / "h")
     assert r.exit_code == 0, r.output
     r = _run("generate", "a big red circle moves right", "--model", tmp_path / "h" / "model", "--stream", "--frames", 6,

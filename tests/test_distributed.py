@@ -11,7 +11,8 @@ import torch
 from safetensors.torch import load_file
 
 TORCHRUN = Path(sys.executable).with_name("torchrun")
-BASE = ["train", "shapes-diffusion-tiny", "--set", "steps=3", "--set", "ckpt_every=3", "--set", "batch_size=4", "--set", "threads=1"]
+BASE = ["train", "shapes-diffusion-tiny", "--set", "steps=3", "--set", "ckpt_every=3", "--set", "batch_size=4", "--set", "threads=1",
+        "--set", "device=cpu"]  # gloo, also where a GPU is present
 
 
 def _run(args, env_extra=None, torchrun=False):
@@ -49,3 +50,15 @@ def test_gradient_accumulation_matches_one_big_batch(single, tmp_path):
     acc = _weights(tmp_path)
     for k in single:
         assert torch.allclose(acc[k], single[k], atol=1e-5, rtol=1e-4), k
+
+
+def test_device_choice(monkeypatch):
+    from framecast.train.distributed import setup
+
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    if torch.cuda.device_count() < 2:  # two processes, fewer GPUs: auto stays on the CPU, cuda is a clear error
+        assert setup("auto").device.type == "cpu"
+        with pytest.raises(ValueError, match="needs a GPU for each"):
+            setup("cuda")
+    with pytest.raises(ValueError, match="unknown device"):
+        setup("tpu")

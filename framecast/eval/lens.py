@@ -76,10 +76,12 @@ def diffusion_lens(pipe, prompt: str, *, seed: int = 0, layer_step: int | None =
 def layer_readout(model, x_BTCHW: torch.Tensor, sigma, prompt: str) -> list[np.ndarray]:
     """x0 read out of the residual stream after every block, for one noisy clip."""
     bb = model.backbone
+    dev = next(model.parameters()).device
+    x_BTCHW = x_BTCHW.to(dev)
     text = model.text.encode([prompt])
     T = x_BTCHW.shape[1]
     grid = bb.grid(T, x_BTCHW.shape[3], x_BTCHW.shape[4])
-    level = torch.as_tensor(sigma, dtype=torch.float32).reshape(1, -1)
+    level = torch.as_tensor(sigma, dtype=torch.float32).reshape(1, -1).to(dev)
     level = level.expand(1, grid[0]) if level.numel() == 1 else level[:, : grid[0]]
     kw = {"mask": model.config.mask_spec()} if hasattr(model.config, "mask_spec") else {}
     with block_outputs(bb) as streams:
@@ -100,7 +102,8 @@ def ar_lens(pipe, prompt: str, *, seed: int = 0, **kw) -> dict:
     model = pipe.model
     out = pipe(prompt, generator=torch.Generator().manual_seed(seed), **kw)
     final = out.frames[0]
-    clip = from_uint8(final)[None]
+    dev = next(model.parameters()).device
+    clip = from_uint8(final)[None].to(dev)
     codes = model.tokenizer.encode(clip).reshape(1, -1)
     T = clip.shape[1]
     text = model.text.encode([prompt])
@@ -109,12 +112,12 @@ def ar_lens(pipe, prompt: str, *, seed: int = 0, **kw) -> dict:
     from framecast.nn.attention import MaskSpec
 
     if model.config.order == "raster":
-        ids, level, spec = model.raster_inputs(codes, T), torch.zeros(1, 1), MaskSpec("causal")
+        ids, level, spec = model.raster_inputs(codes, T), torch.zeros(1, 1, device=dev), MaskSpec("causal")
     else:  # what each layer believes with every token of the last frame hidden
         per = model.grid_hw[0] * model.grid_hw[1]
         ids = codes.clone()
         ids[:, -per:] = model.mask_id
-        level, spec = torch.cat([torch.zeros(1, T - 1), torch.ones(1, 1)], 1), MaskSpec("frame-causal")
+        level, spec = torch.cat([torch.zeros(1, T - 1), torch.ones(1, 1)], 1).to(dev), MaskSpec("frame-causal")
     with block_outputs(bb) as streams:
         model._logits(ids, pos, level, text, mask=spec)
     cond = bb.condition(level, text)

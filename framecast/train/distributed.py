@@ -33,7 +33,19 @@ def setup(device: str = "auto") -> Dist:
     a world of one. gloo on the CPU, nccl on CUDA."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if device == "auto":  # one GPU a process, or none: processes never share a GPU (NCCL refuses it)
+        use_cuda = gpus >= local_world
+    elif device == "cuda":
+        if gpus < local_world:
+            raise ValueError(f"device cuda needs a GPU for each of the {local_world} processes on this machine; "
+                             f"PyTorch sees {gpus}. Launch fewer processes or use --set device=cpu")
+        use_cuda = True
+    elif device == "cpu":
+        use_cuda = False
+    else:
+        raise ValueError(f"unknown device '{device}'; use auto, cpu or cuda")
     dev = torch.device(f"cuda:{local}") if use_cuda else torch.device("cpu")
     if use_cuda:
         torch.cuda.set_device(dev)

@@ -77,15 +77,16 @@ def shapes_diffusion_tiny() -> TrainConfig:
 
 def shapes_hybrid_small() -> TrainConfig:
     """The bundled `shapes-hybrid`: the diffusion recipe's backbone under a frame-causal mask over
-    token-frames (chunks of 4 frames), trained with diffusion forcing. Like CausVid, the causal
+    token-frames (chunks of 2 frames: the backbone's temporal patch), trained with diffusion forcing. Like CausVid, the causal
     student starts from the bidirectional model (`init_from`), which costs far fewer steps than
     training it from scratch."""
     cfg = shapes_diffusion_small()
     cfg.recipe = "shapes-hybrid-small"
     cfg.model.family = "hybrid"
-    cfg.model.generator = asdict(HybridConfig(prediction="x0", frames=16, size=32, steps=10, guidance=4.0, context_noise=0.1))
+    cfg.model.generator = asdict(HybridConfig(prediction="x0", frames=16, size=32, steps=10, guidance=3.0, sampler="euler-stochastic",
+                                              context_noise=0.1))
     cfg.init_from = "shapes-diffusion"
-    cfg.steps, cfg.optim.lr, cfg.optim.warmup_steps = 1500, 2e-4, 100
+    cfg.steps, cfg.optim.lr, cfg.optim.warmup_steps = 3000, 2e-4, 100
     cfg.out_dir = "runs/shapes-hybrid-small"
     return cfg
 
