@@ -46,3 +46,27 @@ def test_vq_restarts_dead_codes():
     assert (q.codebook - torch.tensor([5.0, 5.0])).norm(dim=1).min() < 0.5
     with pytest.raises(ValueError, match="unknown quantizer"):
         build_quantizer("rvq", dim=4)
+
+
+def test_vq_picks_nearest_code_under_bf16_autocast():
+    torch.manual_seed(0)
+    q = VQ(512, 8).eval()
+    q.codebook.copy_(4.0 + 0.1 * torch.randn(512, 8))  # codes close together, far from 0: bf16 dot products blur them
+    z = q.codebook[:256] + 1e-3 * torch.randn(256, 8)  # each right next to its own code
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        codes = q(z).codes
+    assert torch.equal(codes, torch.arange(256))
+
+
+def test_ema_model_carries_the_codebook():
+    """The trainer's EMA averages parameters and copies buffers: an EMA tokenizer must quantize
+    with the codebook its encoder was trained against, not the one it was born with."""
+    from framecast.train.trainer import ema_update
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), VQ(16, 2)).train()
+    ema = torch.nn.Sequential(torch.nn.Linear(2, 2), VQ(16, 2))
+    ema.load_state_dict(model.state_dict())
+    model(torch.randn(64, 2) + 5.0)  # the codebook moves
+    ema_update(ema, model, 0.99)
+    assert torch.equal(ema[1].codebook, model[1].codebook)

@@ -88,7 +88,8 @@ class LFQ(nn.Module):
         if self.training:
             commit = F.mse_loss(zf, q.detach())
             # Entropy penalty: confident per-token assignments, diverse usage across the batch.
-            logits = 2 * zf.reshape(-1, self.dim) @ self._codebook.t()  # -||z - c||^2 up to a constant
+            with torch.autocast(zf.device.type, enabled=False):
+                logits = 2 * zf.reshape(-1, self.dim) @ self._codebook.t()  # -||z - c||^2 up to a constant
             probs = logits.softmax(-1)
             per_token = -(probs * torch.log(probs.clamp(min=1e-10))).sum(-1).mean()
             avg = probs.mean(0)
@@ -112,7 +113,8 @@ class VQ(nn.Module):
     def forward(self, z: torch.Tensor) -> Quantized:
         zf = z.float()
         flat = zf.reshape(-1, self.dim)
-        dist = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ self.codebook.t() + self.codebook.pow(2).sum(1)[None]
+        with torch.autocast(flat.device.type, enabled=False):  # distances in fp32: bf16 picks the wrong codes
+            dist = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ self.codebook.t() + self.codebook.pow(2).sum(1)[None]
         codes = dist.argmin(1)
         q = self.codebook[codes].view_as(zf)
         if self.training:

@@ -42,8 +42,12 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 @torch.no_grad()
 def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """Parameters are averaged; buffers are copied (a VQ codebook is already its own moving
+    average, and it must match the encoder it is used with)."""
     for e, p in zip(ema.parameters(), model.parameters()):
         e.lerp_(p.detach(), 1 - decay)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.copy_(b)
 
 
 def _truncate_log(path: Path, step: int) -> None:
