@@ -27,6 +27,7 @@ def judge_windows(frames: np.ndarray, caption: str, windows: list[tuple[int, int
                 "colour": float(np.mean([o.colour_ok for o in objs])),
                 "shape": float(np.mean([o.shape_ok for o in objs])),
                 "present_colour_shape": float(np.mean([o.present and o.colour_ok and o.shape_ok for o in objs])),
+                "clip_right": float(all(o.present and o.colour_ok and o.shape_ok for o in objs)),  # every object
                 "speed_error": float(np.mean([o.speed_error for o in objs if o.speed_error is not None])) if any(o.speed_error is not None for o in objs) else float("nan"),
                 "teleports": int(v.teleports),
                 "extra_objects": bool(v.extra_colours),
@@ -36,12 +37,14 @@ def judge_windows(frames: np.ndarray, caption: str, windows: list[tuple[int, int
 
 
 def summarize_windows(per_clip: list[list[dict]]) -> list[dict]:
-    """Average the window verdicts of many clips, window by window."""
+    """Average the window verdicts of many clips, window by window: object shares are averaged
+    over clips; `clip_right` becomes the share of clips in which every object is present with its
+    colour and shape."""
     rows = []
     for i in range(len(per_clip[0])):
         ws = [clip[i] for clip in per_clip]
         row = {"window": ws[0]["window"]}
-        for key in ("present", "colour", "shape", "present_colour_shape", "speed_error", "teleports", "extra_objects"):
+        for key in ("present", "colour", "shape", "present_colour_shape", "clip_right", "speed_error", "teleports", "extra_objects"):
             vals = [float(w[key]) for w in ws if not (isinstance(w[key], float) and np.isnan(w[key]))]
             row[key] = float(np.mean(vals)) if vals else float("nan")
         rows.append(row)
