@@ -28,13 +28,14 @@ def main() -> None:
     ap.add_argument("--num", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--sheet", type=Path, default=None, help="also write a PNG: one row a clip (first 6), every 16th frame")
     ap.add_argument("--output", type=Path, default=Path("benchmarks/results/stream.json"))
     args = ap.parse_args()
     pipe = load(args.model, device=args.device)
     prompts = eval_prompts("train", args.num)
     T = args.frames
     windows = [(0, 16), (T // 2 - 16, T // 2), (T - 16, T)]
-    clips, first, last, mem = [], [], [], []
+    clips, first, last, mem, sheets = [], [], [], [], []
     for i, p in enumerate(prompts):
         times, chunks, mems = [], [], []
         t = time.perf_counter()
@@ -45,6 +46,7 @@ def main() -> None:
             chunks.append(chunk)
             mems.append(memory_mb(pipe.device))
         frames = np.concatenate(chunks)
+        sheets.append(frames[::16])  # every 16th frame, for --sheet
         clips.append(judge_windows(frames, p, windows))
         first.append(float(np.mean(times[:16])))
         last.append(float(np.mean(times[-16:])))
@@ -52,6 +54,13 @@ def main() -> None:
         print(f"clip {i}: {first[-1] * 1e3:.0f} ms/frame first 16, {last[-1] * 1e3:.0f} ms/frame last 16, "
               f"memory {mems[0]:.0f} -> {max(mems):.0f} MB; windows {[round(w['present_colour_shape'], 2) for w in clips[-1]]}", flush=True)
     drift = summarize_windows(clips)
+    if args.sheet is not None:
+        from PIL import Image
+
+        from framecast.video import contact_sheet
+
+        rows = sheets[:6]
+        Image.fromarray(contact_sheet(np.concatenate(rows), columns=rows[0].shape[0], scale=2)).save(args.sheet)
     result = {
         "model": pipe.name, "frames": T, "clips": args.num, "seed": args.seed,
         "ms_per_frame_first16": 1e3 * float(np.mean(first)), "ms_per_frame_last16": 1e3 * float(np.mean(last)),
