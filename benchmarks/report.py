@@ -13,22 +13,6 @@ def write_report(path: Path, result: dict, table: list[str]) -> None:
     print("\n".join(table))
 
 
-def memory_mb(device, peak: bool = False) -> float:
-    """Memory in use on `device`: CUDA's allocator (current or peak) on a GPU; on a CPU the
-    process's resident set (current from /proc, peak from getrusage)."""
-    import os
-    import resource
-
-    import torch
-
-    if torch.device(device).type == "cuda":
-        return (torch.cuda.max_memory_allocated(device) if peak else torch.cuda.memory_allocated(device)) / 2**20
-    if peak:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
 def timed_clips(pipe, prompts: list[str], frames: int, seed: int, **kw) -> dict:
     """Generate one clip per prompt (clip i with seed + i), judge each, and count the backbone's
     forward passes and the tokens pushed through it. Per-clip averages."""

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from report import memory_mb, write_report
+from report import write_report
 
+from framecast.eval.arena import memory_mb
 from framecast.eval.drift import judge_windows, summarize_windows
 from framecast.eval.evaluate import eval_prompts
 from framecast.pipeline import load

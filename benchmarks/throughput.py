@@ -17,8 +17,9 @@ import time
 from pathlib import Path
 
 import torch
-from report import memory_mb, write_report
+from report import write_report
 
+from framecast.eval.arena import memory_mb
 from framecast.eval.evaluate import eval_prompts
 from framecast.eval.shapes import judge_clip, summarize
 from framecast.generators.io import read_config

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import resource
 import time
 from dataclasses import asdict, dataclass, field
@@ -76,8 +77,15 @@ class PassCounter:
         self.handle.remove()
 
 
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def memory_mb(device="cpu", peak: bool = False) -> float:
+    """Memory in use on `device`: CUDA's allocator (current or peak) on a GPU; on a CPU the
+    process's resident set (current from /proc, peak from getrusage)."""
+    if torch.device(device).type == "cuda":
+        return (torch.cuda.max_memory_allocated(device) if peak else torch.cuda.memory_allocated(device)) / 2**20
+    if peak:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def _point(pipe, label: str, prompts: list[str], seed: int, batch_size: int = 1, **kw) -> tuple[Point, list[np.ndarray]]:
@@ -110,13 +118,13 @@ def measure_model(name: str, plan: ArenaPlan, threads: int | None = None) -> dic
     if threads:
         torch.set_num_threads(threads)
     t_start = time.perf_counter()
-    rss_start = _rss_mb()
-    pipe = load(name)
+    rss_start = memory_mb("cpu", peak=True)
+    pipe = load(name, device="cpu")  # the report is of CPU seconds and resident memory
     card = model_card(pipe.path)
-    rss_loaded = _rss_mb()
+    rss_loaded = memory_mb("cpu", peak=True)
     prompts = eval_prompts("train", plan.num)
     main, frames = _point(pipe, "default", prompts, plan.seed)
-    rss_main = _rss_mb()
+    rss_main = memory_mb("cpu", peak=True)
     coh = [coherence(f) for f in frames]
     main.extra.update({k: float(np.mean([c[k] for c in coh])) for k in coh[0]})
     main.extra["frames_per_second"] = frames[0].shape[0] / main.seconds_per_clip
