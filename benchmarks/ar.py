@@ -1,7 +1,13 @@
 """Decoding orders of the autoregressive family: forward passes, tokens/s, wall time per clip and
-scene accuracy, and the cost of a new token as the clip grows (KV cache vs recomputing).
+scene accuracy, and how the cost of new tokens grows with the clip (KV cache vs recomputing).
 
-    python benchmarks/ar.py --raster shapes-ar-raster --set shapes-ar --num 20 --output benchmarks/results/ar.json
+    python benchmarks/ar.py --set shapes-ar --num 20 --output benchmarks/results/ar.json
+    python benchmarks/ar.py --set shapes-ar --raster runs/shapes-ar-raster/model --num 20   # adds raster and diagonal
+
+Every row makes the same prompts with the same seeds (clip i with seed + i), one clip at a time,
+on this machine's CPU threads. The growth table times clips of 16, 32 and 64 frames and divides by
+the tokens made: flat with the cache, growing with the clip without it. Without `--raster` the
+raster and diagonal rows are left out (say so in any table you quote).
 """
 
 from __future__ import annotations
@@ -17,45 +23,59 @@ from framecast.pipeline import load
 
 def run(pipe, prompts, frames, seed, **kw) -> dict:
     r = timed_clips(pipe, prompts, frames, seed, **kw)
-    tokens = frames * pipe.model.grid_hw[0] * pipe.model.grid_hw[1]
-    r["tokens_per_s"] = tokens / r["seconds_per_clip"]
+    r["tokens_per_s"] = frames * pipe.model.grid_hw[0] * pipe.model.grid_hw[1] / r["seconds_per_clip"]
     return r
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--raster", default="shapes-ar-raster", help="a model trained with the raster objective")
     ap.add_argument("--set", dest="set_model", default="shapes-ar", help="a model trained with the set objective")
+    ap.add_argument("--raster", default="", help="a model trained with the raster objective (raster and diagonal rows)")
     ap.add_argument("--num", type=int, default=20)
+    ap.add_argument("--growth-num", type=int, default=2, help="clips per point of the growth table")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu")
     ap.add_argument("--output", type=Path, default=Path("benchmarks/results/ar.json"))
     args = ap.parse_args()
-    raster, setm = load(args.raster), load(args.set_model)
+    setm = load(args.set_model, device=args.device)
+    raster = load(args.raster, device=args.device) if args.raster else None
     prompts = eval_prompts("train", args.num)
+    K = setm.model.config.set_steps
+    plan = [(f"set, {K} passes a token-frame, KV cache", setm, {}),
+            (f"set, {K} passes a token-frame, no cache", setm, {"use_cache": False}),
+            ("set, 4 passes a token-frame, KV cache", setm, {"num_inference_steps": 4}),
+            ("set, 2 passes a token-frame, KV cache", setm, {"num_inference_steps": 2})]
+    if raster is not None:
+        plan = [("raster, KV cache", raster, {"decode": "raster"}),
+                ("raster, no cache", raster, {"decode": "raster", "use_cache": False}),
+                (f"diagonal (DiagD, delay {raster.model.config.diagonal_delay})", raster, {"decode": "diagonal"})] + plan
     rows = []
-    for label, pipe, kw in [("raster, KV cache", raster, {"decode": "raster"}),
-                            ("raster, no cache", raster, {"decode": "raster", "use_cache": False}),
-                            ("diagonal (DiagD)", raster, {"decode": "diagonal"}),
-                            ("set (K passes a frame)", setm, {"decode": "set"})]:
+    for label, pipe, kw in plan:
         r = run(pipe, prompts, 16, args.seed, **kw)
-        r["method"] = label
+        r.update(method=label, model=pipe.name)
         rows.append(r)
-        print(r, flush=True)
+        print({k: r[k] for k in ("method", "forward_passes", "seconds_per_clip", "scene_accuracy")}, flush=True)
     growth = []
-    for frames in (16, 32, 64):
-        for label, kw in (("cache", {}), ("no cache", {"use_cache": False})):
-            r = run(raster, prompts[:2], frames, args.seed, decode="raster", **kw)
-            growth.append({"frames": frames, "cache": label, "ms_per_token": 1e3 / r["tokens_per_s"]})
-            print(growth[-1], flush=True)
+    for name, pipe, kw in ([("raster", raster, {"decode": "raster"})] if raster is not None else []) + [("set", setm, {})]:
+        for frames in (16, 32, 64):
+            for label, extra in (("cache", {}), ("no cache", {"use_cache": False})):
+                r = run(pipe, prompts[: args.growth_num], frames, args.seed, **kw, **extra)
+                growth.append({"model": name, "frames": frames, "cache": label, "ms_per_token": 1e3 / r["tokens_per_s"],
+                               "seconds_per_clip": r["seconds_per_clip"]})
+                print(growth[-1], flush=True)
     base = rows[0]["seconds_per_clip"]
-    table = ["| decoding | forward passes / clip | tokens/s | s / clip | speed-up vs cached raster | scene acc. |", "|---|---|---|---|---|---|"]
+    table = [f"| decoding | forward passes / clip | tokens/s | s / clip | speed vs {rows[0]['method']} | scene acc. |",
+             "|---|---|---|---|---|---|"]
     table += [f"| {r['method']} | {r['forward_passes']:.0f} | {r['tokens_per_s']:.0f} | {r['seconds_per_clip']:.2f} | "
               f"{base / r['seconds_per_clip']:.1f}x | {r['scene_accuracy']:.2f} |" for r in rows]
-    table += ["", "| frames | ms per token, KV cache | ms per token, recomputing |", "|---|---|---|"]
-    for f in (16, 32, 64):
-        c = next(g for g in growth if g["frames"] == f and g["cache"] == "cache")["ms_per_token"]
-        n = next(g for g in growth if g["frames"] == f and g["cache"] == "no cache")["ms_per_token"]
-        table.append(f"| {f} | {c:.1f} | {n:.1f} |")
+    table += ["", f"{args.num} clips of 16 frames each ({', '.join(sorted({r['model'] for r in rows}))}); growth: "
+              f"{args.growth_num} clips a point.", "",
+              "| model | frames | ms per token, KV cache | ms per token, recomputing |", "|---|---|---|---|"]
+    for name in dict.fromkeys(g["model"] for g in growth):
+        for f in (16, 32, 64):
+            c, n = (next(g for g in growth if g["model"] == name and g["frames"] == f and g["cache"] == k)["ms_per_token"]
+                    for k in ("cache", "no cache"))
+            table.append(f"| {name} | {f} | {c:.2f} | {n:.2f} |")
     write_report(args.output, {"num_clips": args.num, "seed": args.seed, "decoding": rows, "growth": growth}, table)
 
 

@@ -195,6 +195,9 @@ def eval_(
     sampler: Optional[str] = typer.Option(None, "--sampler"),
     schedule: Optional[str] = typer.Option(None, "--schedule", help="hybrid models: autoregressive, pyramid or full"),
     decode: Optional[str] = typer.Option(None, "--decode", help="autoregressive models: raster, diagonal or set"),
+    temperature: Optional[float] = typer.Option(None, "--temperature", help="autoregressive models"),
+    top_k: Optional[int] = typer.Option(None, "--top-k", help="autoregressive models"),
+    top_p: Optional[float] = typer.Option(None, "--top-p", help="autoregressive models"),
     frames: Optional[int] = typer.Option(None, "--frames"),
     batch_size: int = typer.Option(10, "--batch-size"),
     output: Path = typer.Option(Path("eval.json"), "--output", "-o", help="JSON report (a contact sheet .png is written beside it)"),
@@ -228,7 +231,8 @@ def eval_(
             pipe, eval_prompts(prompts, num), seed=seed, batch_size=batch_size,
             num_inference_steps=steps, guidance_scale=guidance, sampler=sampler, num_frames=frames,
             best_of=best_of, verifier=verifier, chunk=chunk,
-            **{k: v for k, v in dict(schedule=schedule, decode=decode).items() if v is not None},
+            **{k: v for k, v in dict(schedule=schedule, decode=decode, temperature=temperature, top_k=top_k, top_p=top_p).items()
+               if v is not None},
         )
         if extractor is not None:
             summary.update(shapes_fvd(summary["frames"], split=prompts, network=extractor))

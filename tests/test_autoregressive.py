@@ -62,6 +62,23 @@ def test_cached_logits_equal_recomputed(raster):
     assert torch.allclose(torch.cat(steps, 1), full, atol=1e-4)
 
 
+def test_teacher_forcing_pass_sees_what_decoding_sees(setm):
+    """The training pass over [clean ; masked] gives, for the masked token-frame f, the logits that
+    decoding computes for it from the clean token-frames before it."""
+    text = setm.text.encode([PROMPT])
+    n, F_ = setm.tokens_per_chunk, 3
+    codes = torch.randint(0, setm.tokenizer.codebook_size, (1, F_ * n))
+    ratio = torch.tensor([[0.3, 1.0, 0.6]])
+    masked = torch.rand(1, F_ * n, generator=torch.Generator().manual_seed(0)) < ratio.repeat_interleave(n, dim=1)
+    ids = torch.where(masked, torch.full_like(codes, setm.mask_id), codes)
+    tf = setm._teacher_forced_logits(codes, ids, ratio, text)
+    for f in range(F_):
+        prefix = torch.cat([codes[:, : f * n], ids[:, f * n : (f + 1) * n]], 1)
+        level = torch.cat([torch.zeros(1, f), ratio[:, f : f + 1]], 1)
+        step = setm._chunk_logits(prefix, level, text, mask=MaskSpec("frame-causal"))[:, f * n :]
+        assert torch.allclose(step, tf[:, f * n : (f + 1) * n], atol=1e-4)
+
+
 def test_greedy_tokens_same_with_and_without_cache(raster):
     a = raster.generate_codes(_req(decode="raster", temperature=0.0, use_cache=True))
     b = raster.generate_codes(_req(decode="raster", temperature=0.0, use_cache=False))
@@ -81,11 +98,14 @@ def test_set_model_decodes_and_cache_matches(setm):
     assert setm.generate(_req()).shape == (1, 3, 3, 32, 32)
 
 
-def test_continuation_keeps_context_codes(setm):
-    ctx = next(shapes_batches(batch_size=1, frames=2))["video"]
-    codes = setm.generate_codes(_req(context_BTCHW=ctx))
+@pytest.mark.parametrize("given", [1, 2])  # 1: half of the first token-frame (2 frames) is given, the rest decoded around it
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_continuation_keeps_context_codes(setm, given, use_cache):
+    ctx = next(shapes_batches(batch_size=1, frames=given))["video"]
+    codes = setm.generate_codes(_req(context_BTCHW=ctx, use_cache=use_cache))
     per = setm.grid_hw[0] * setm.grid_hw[1]
-    assert torch.equal(codes[:, : 2 * per], setm.tokenizer.encode(ctx).reshape(1, -1))
+    assert codes.shape == (1, 3 * per) and (codes >= 0).all()
+    assert torch.equal(codes[:, : given * per], setm.tokenizer.encode(ctx).reshape(1, -1))
 
 
 def test_errors(raster, setm):
@@ -136,6 +156,19 @@ def test_tokenizer_transformer_mismatch_is_refused():
     from framecast.text.encoder import WordEncoderConfig, WordTextEncoder
 
     cfg = shapes_ar_tiny("set").model
-    with pytest.raises(ValueError, match="codebook size"):
-        TokenTransformer(ARConfig(**cfg.generator), transformer_tiny(channels=32, patch_size=1, patch_frames=1, out_channels=99),
-                         WordTextEncoder(WordEncoderConfig(**cfg.text)))
+    text = WordTextEncoder(WordEncoderConfig(**cfg.text))
+    with pytest.raises(ValueError, match="3-value code vectors"):  # the tiny tokenizer's FSQ has 3 levels
+        TokenTransformer(ARConfig(**cfg.generator), transformer_tiny(channels=32, out_channels=16), text)
+    with pytest.raises(ValueError, match="raster order predicts one token at a time"):
+        TokenTransformer(ARConfig(**{**cfg.generator, "order": "raster"}), transformer_tiny(channels=3, patch_size=2, out_channels=16), text)
+
+
+def test_set_steps_are_passes_per_token_frame(setm):
+    """`steps` (num_inference_steps) sets the MaskGIT passes a token-frame; with the cache each
+    finished token-frame costs one more pass to write it as context."""
+    from framecast.eval.arena import PassCounter
+
+    for k in (1, 3):
+        with PassCounter(setm) as count:
+            setm.generate_codes(_req(num_frames=4, steps=k))
+        assert count.calls == 2 * (k + 1)  # 4 frames = 2 token-frames of 2

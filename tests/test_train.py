@@ -131,3 +131,37 @@ def test_tensorboard_and_jsonl_logs(tmp_path):
     assert any(p.name.startswith("events.out.tfevents") for p in (tmp_path / "tensorboard").iterdir())
     rec = json.loads((tmp_path / "log.jsonl").read_text().splitlines()[-1])
     assert {"step", "loss", "lr", "grad_norm", "steps_per_s"} <= rec.keys()
+
+
+def test_partial_init_takes_the_tensors_that_fit(tmp_path, tiny_model_dir):
+    """A token transformer starts from a diffusion model's trunk: the blocks and the text encoder
+    fit, the output head (a feature per token, not latents) and the special tokens start fresh."""
+    cfg = load_config("shapes-ar-tiny", [f"out_dir={tmp_path}", "steps=1", "optim.lr=0", f"init_from={tiny_model_dir}"])
+    src = load_file(str(tiny_model_dir / "model.safetensors"))
+    cfg.model.backbone.update(width=32, depth=2, heads=2, context_width=32)  # the teacher's trunk
+    cfg.model.text = load_config("shapes-diffusion-tiny", []).model.text
+    from framecast.codecs.tokenizer import TokenizerConfig, VideoTokenizer
+    from framecast.generators import save_pretrained
+
+    save_pretrained(VideoTokenizer(TokenizerConfig(**cfg.model.generator["tokenizer"])), tmp_path / "tok")
+    cfg.init_components = {"tokenizer": str(tmp_path / "tok")}  # loaded from its own folder, not expected to fit
+    with pytest.raises(ValueError, match="init_partial=true"):
+        train(cfg, progress=False)
+    cfg.init_partial = True
+    train(cfg, progress=False)
+    b = load_file(str(tmp_path / "checkpoints" / "step_000001" / "raw.safetensors"))
+    taken = [k for k in b if k in src and src[k].shape == b[k].shape]
+    assert any(k.startswith("backbone.blocks.") for k in taken) and any(k.startswith("text.") for k in taken)
+    assert all(torch.equal(src[k], b[k]) for k in taken)
+    assert "head.weight" in b and "head.weight" not in src
+
+
+def test_a_token_model_trains_from_a_pool_of_codes(tmp_path):
+    """The pool holds a token model's codes exactly (integers, not bf16) and training reads them."""
+    cfg = load_config("shapes-ar-tiny", [f"out_dir={tmp_path}", "steps=2", "data.latent_pool=4"])
+    train(cfg, progress=False)
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "latent_pool.safetensors"), "pt") as f:
+        codes = f.get_tensor("latents")
+    assert codes.dtype == torch.int32 and codes.shape == (4, 4, 4, 4) and int(codes.max()) < 64

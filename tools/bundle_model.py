@@ -20,7 +20,7 @@ from framecast.generators import from_pretrained, save_pretrained
 from framecast.train.checkpoint import latest_checkpoint
 
 ASSETS = Path(__file__).resolve().parents[1] / "framecast" / "assets"
-SAMPLING_KEYS = ("sampler", "steps", "guidance", "shift", "schedule", "decode", "temperature", "top_k", "top_p")
+SAMPLING_KEYS = ("sampler", "steps", "guidance", "shift", "schedule", "decode", "temperature", "top_k", "top_p", "set_steps")
 
 
 def loss_plot(log: list[dict], path: Path, title: str) -> None:
@@ -56,7 +56,7 @@ def main() -> None:
     ap.add_argument("--scores-command", default="", help="the command that made --scores")
     ap.add_argument("--default", action="append", default=[], metavar="KEY=VALUE",
                     help="a sampling default chosen after training (sampler, steps, guidance, shift, schedule, decode, "
-                         "temperature, top_k, top_p), e.g. --default sampler=euler-stochastic; written into TRAINING.md")
+                         "temperature, top_k, top_p, set_steps), e.g. --default sampler=euler-stochastic; written into TRAINING.md")
     args = ap.parse_args()
     ckpt = args.checkpoint or latest_checkpoint(args.run)
     if ckpt is None:

@@ -102,8 +102,9 @@ def sweep_settings(pipe, plan: ArenaPlan) -> list[tuple[str, dict]]:
     """The other ways to run this model that trade time for quality."""
     family, c = pipe.model.family, pipe.model.config
     if family == "autoregressive":
-        orders = ["set"] if c.order == "set" else ["raster", "diagonal"]
-        return [(f"decode {o}", {"decode": o}) for o in orders if o != (c.decode or c.order)]
+        if c.order == "set":  # passes a token-frame trade time for quality
+            return [(f"{k} passes a token-frame", {"num_inference_steps": k}) for k in (2, 4, 16) if k != c.set_steps]
+        return [(f"decode {o}", {"decode": o}) for o in ("raster", "diagonal") if o != (c.decode or c.order)]
     out = [(f"{s} steps", {"num_inference_steps": s}) for s in plan.steps if s != c.steps]
     if family == "hybrid":
         out += [(f"schedule {s}", {"schedule": s}) for s in ("full", "pyramid", "autoregressive") if s != c.schedule]

@@ -107,23 +107,23 @@ def ar_lens(pipe, prompt: str, *, seed: int = 0, **kw) -> dict:
     codes = model.tokenizer.encode(clip).reshape(1, -1)
     T = clip.shape[1]
     text = model.text.encode([prompt])
-    pos = model.positions(T)
     bb = model.backbone
     from framecast.nn.attention import MaskSpec
 
     if model.config.order == "raster":
-        ids, level, spec = model.raster_inputs(codes, T), torch.zeros(1, 1, device=dev), MaskSpec("causal")
-    else:  # what each layer believes with every token of the last frame hidden
-        per = model.grid_hw[0] * model.grid_hw[1]
+        ids, level = model.raster_inputs(codes, T), torch.zeros(1, 1, device=dev)
+        run = lambda: model._logits(ids, model.positions(T, dev), level, text, mask=MaskSpec("causal"))  # noqa: E731
+    else:  # what each layer believes with every token of the last token-frame hidden
         ids = codes.clone()
-        ids[:, -per:] = model.mask_id
-        level, spec = torch.cat([torch.zeros(1, T - 1), torch.ones(1, 1)], 1).to(dev), MaskSpec("frame-causal")
+        ids[:, -model.tokens_per_chunk:] = model.mask_id
+        F_ = T // model.frames_per_chunk
+        level = torch.cat([torch.zeros(1, F_ - 1), torch.ones(1, 1)], 1).to(dev)
+        run = lambda: model._chunk_logits(ids, level, text, mask=MaskSpec("frame-causal"))  # noqa: E731
     with block_outputs(bb) as streams:
-        model._logits(ids, pos, level, text, mask=spec)
-    cond = bb.condition(level, text)
+        run()
     layers = []
     for h in streams:
-        pred = bb.readout(h, cond.to(h.dtype)).argmax(-1).clamp(max=model.tokenizer.codebook_size - 1)
+        pred = model.stream_logits(h, level, text, T).argmax(-1)
         layers.append(to_uint8(model.tokenizer.decode(pred.view(1, T, *model.grid_hw))[0].clamp(-1, 1)))
     return {"layers": layers, "final": final, "steps": [], "sigmas": []}
 

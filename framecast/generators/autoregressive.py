@@ -1,22 +1,31 @@
 """The autoregressive family: a token transformer over a video tokenizer's codes.
 
-The shared backbone runs on token embeddings (patch 1 x 1 x 1) and predicts logits over the
-tokenizer's codebook. Two objectives, chosen by `order` when training:
+Every token enters the shared backbone as its code's vector in the tokenizer's latent space (what
+the tokenizer's decoder reads; [frame start] and [mask] are learned vectors of the same size), so a
+token model can start from a latent diffusion model's trunk in the same space. The backbone reads
+patches of tokens (2x2 tokens x 2 frames for the bundled model: 8 tokens a transformer position,
+as a latent DiT reads patches of latents) and returns a feature per token; a linear layer turns it
+into logits over the codebook. Two objectives, chosen by `order` when training:
 
     raster  next-token prediction in raster order (t, y, x) under a token-causal mask. Token i's
             input is the code of token i - 1 at token i's position; the first token of every
             frame reads a learned frame-start embedding instead, so a frame can begin before the
             previous one is finished (what diagonal decoding needs).
-    set     masked-token prediction inside a frame, frames causal (MaskGIT, Chang et al. 2022;
-            NOVA's spatial set-by-set). Every frame gets its own masking ratio, fed to adaLN as
-            the "noise level" (discrete diffusion forcing); half the clips have a clean prefix.
+    set     masked-token prediction inside a token-frame (the backbone's `patch_frames` frames),
+            token-frames causal (MaskGIT, Chang et al. 2022; NOVA's spatial set-by-set). Every
+            token-frame gets its own masking ratio, fed to adaLN as the "noise level". With
+            `teacher_forcing` (the default) a clean copy of the clip rides along in the same pass
+            and every masked token-frame attends to the clean ones before it, exactly as in
+            decoding; without it, earlier token-frames are seen masked too (discrete diffusion
+            forcing) and half the clips have a clean prefix. Patches of any size.
 
 Decoding orders (`decode`):
     raster    one token per forward pass with a KV cache (or recomputing the prefix)
     diagonal  training-free on the raster model (diagonal decoding, DiagD): every frame that has
               started emits one token per pass, frame t running `delay` tokens behind frame t-1
-    set       frame by frame, each frame in K passes, committing the most confident tokens
-              on a cosine schedule (MaskGIT)
+    set       token-frame by token-frame, each in K passes, committing the most confident
+              tokens on a cosine schedule (MaskGIT); given tokens (an image, a clip's first
+              frames) are held and the rest decoded around them
 """
 
 from __future__ import annotations
@@ -26,11 +35,12 @@ from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import nn
 
 from framecast.codecs.tokenizer import TokenizerConfig, VideoTokenizer
 from framecast.generators.diffusion import GenerationRequest, ModelSpec
-from framecast.nn.attention import KVCache, MaskSpec
+from framecast.nn.attention import KVCache, MaskSpec, teacher_forcing_mask
 from framecast.nn.transformer import SpaceTimeTransformer, TransformerConfig
 from framecast.rng import first, rand, randint
 from framecast.sampling.decoding import sample_logits
@@ -47,13 +57,14 @@ class ARConfig:
     frames: int = 16
     size: int = 32
     cond_dropout: float = 0.1
-    prefix_share: float = 0.5  # set: share of clips with a clean prefix
+    teacher_forcing: bool = True  # set: every token-frame learns from clean context (a clean copy of the clip rides along)
+    prefix_share: float = 0.5  # set without teacher forcing: share of clips with a clean prefix
     decode: str = ""  # default decoding order ("" = the one the objective was trained for)
     guidance: float = 3.0
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 1.0
-    set_steps: int = 4  # K passes per frame for set decoding
+    set_steps: int = 4  # K passes per token-frame for set decoding (a request's `steps` overrides it)
     diagonal_delay: int = 4  # tokens frame t runs behind frame t - 1
     tokenizer: dict | None = None  # the tokenizer's config (its weights live beside the model's)
 
@@ -80,15 +91,22 @@ class TokenTransformer(nn.Module):
             raise ValueError("an autoregressive model needs its tokenizer's config (ARConfig.tokenizer)")
         self.config = config
         self.tokenizer = VideoTokenizer(TokenizerConfig(**config.tokenizer)).requires_grad_(False).eval()
-        V = self.tokenizer.codebook_size
-        if backbone.out_channels != V or backbone.patch_size != 1 or backbone.patch_frames != 1:
-            raise ValueError(f"the token transformer needs patch 1x1x1 and out_channels = the codebook size ({V}); "
-                             f"its backbone has patch {backbone.patch_frames}x{backbone.patch_size}, out_channels {backbone.out_channels}")
+        V, dim = self.tokenizer.codebook_size, self.tokenizer.latent_channels
+        if backbone.channels != dim:
+            raise ValueError(f"the token transformer reads the tokenizer's {dim}-value code vectors: its backbone needs channels={dim}, "
+                             f"not {backbone.channels}")
+        if backbone.out_channels < 1:
+            raise ValueError("the token transformer needs backbone out_channels >= 1 (the width of the feature read into logits)")
+        if config.order == "raster" and (backbone.patch_size != 1 or backbone.patch_frames != 1):
+            raise ValueError(f"raster order predicts one token at a time: it needs patch 1x1x1, not "
+                             f"{backbone.patch_frames}x{backbone.patch_size}x{backbone.patch_size}")
         self.backbone = SpaceTimeTransformer(backbone)
         self.text = text_encoder
-        self.embed = nn.Embedding(V + 2, backbone.channels)  # codes, then [frame start], [mask]
+        self.special = nn.Parameter(torch.zeros(2, dim))  # [frame start], [mask]
+        self.head = nn.Linear(backbone.out_channels, V)  # feature -> logits over the codebook
         self.start_id, self.mask_id = V, V + 1
         self.grid_hw = (config.size // self.tokenizer.downsample,) * 2
+        self.frames_per_chunk = backbone.patch_frames  # a token-frame: the unit of the set order
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> "TokenTransformer":
@@ -114,48 +132,105 @@ class TokenTransformer(nn.Module):
         inp[:, ::per] = self.start_id
         return inp
 
+    @property
+    def tokens_per_chunk(self) -> int:
+        return self.frames_per_chunk * self.grid_hw[0] * self.grid_hw[1]
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        """(...) ids -> (..., dim): a code's vector from the tokenizer; [start] and [mask] learned."""
+        V = self.tokenizer.codebook_size
+        values = self.tokenizer.quantizer.decode_codes(ids.clamp(0, V - 1)).to(self.special.dtype)
+        return torch.where((ids >= V)[..., None], self.special[(ids - V).clamp(0, 1)], values)
+
     def _logits(self, ids_BN, pos_N3, level_BG, text, *, mask: MaskSpec, cache=None) -> torch.Tensor:
-        return self.backbone.forward_tokens(self.embed(ids_BN), pos_N3, level_BG, text, mask=mask, cache=cache, grid_hw=self.grid_hw)
+        """Any tokens at any positions (patch 1x1x1: the raster and diagonal orders)."""
+        feats = self.backbone.forward_tokens(self.embed(ids_BN), pos_N3, level_BG, text, mask=mask, cache=cache, grid_hw=self.grid_hw)
+        return self.head(feats)
+
+    def _chunk_logits(self, ids_BN, level_BF, text, *, mask: MaskSpec, cache=None, chunk_offset: int = 0) -> torch.Tensor:
+        """Whole token-frames (raster token order) through the patching backbone -> (B, N, V)."""
+        h, w = self.grid_hw
+        x = rearrange(self.embed(ids_BN), "b (t h w) c -> b t c h w", h=h, w=w)
+        feats = self.backbone(x, level_BF, text, mask=mask, cache=cache, frame_offset=chunk_offset)
+        return self.head(rearrange(feats, "b t e h w -> b (t h w) e"))
+
+    def stream_logits(self, h_BND: torch.Tensor, level_BG: torch.Tensor, text, T: int) -> torch.Tensor:
+        """A residual stream of the backbone (any layer) read out to logits (B, N tokens, V): the
+        generation lens's "logit lens"."""
+        bb = self.backbone
+        feats = bb.readout(h_BND, bb.condition(level_BG, text, h_BND.dtype))
+        feats = bb.unpatchify(feats, bb.grid(T, *self.grid_hw))
+        return self.head(rearrange(feats, "b t e h w -> b (t h w) e"))
 
     # --- objectives -------------------------------------------------------------------------
     def forward(self, batch: dict, generator=None) -> torch.Tensor:
         return self.loss(batch, generator)
 
+    @torch.no_grad()
+    def to_latent(self, video_BTCHW: torch.Tensor) -> torch.Tensor:
+        """Clip -> codes (B, T, h, w): what a training pool stores instead of pixels."""
+        return self.tokenizer.encode(video_BTCHW.float())
+
     def loss(self, batch: dict, generator=None) -> torch.Tensor:
-        x = batch["video"]
-        B, T = x.shape[:2]
-        with torch.no_grad():
-            codes = self.tokenizer.encode(x.float()).reshape(B, -1)  # (B, N) raster order
+        codes = batch["codes"] if "codes" in batch else self.to_latent(batch["video"])  # (B, T, h, w), from a pool or encoded here
+        B, T = codes.shape[:2]
+        per, dev = self.grid_hw[0] * self.grid_hw[1], codes.device
+        codes = codes.reshape(B, -1).long()  # (B, N) raster order
         drop = rand((B,), generator) < self.config.cond_dropout
         text = self.text.encode(batch["caption"], drop=drop)
-        pos = self.positions(T, x.device)
         if self.config.order == "raster":
-            logits = self._logits(self.raster_inputs(codes, T), pos, torch.zeros(B, 1, device=x.device), text, mask=MaskSpec("causal"))
+            pos = self.positions(T, dev)
+            logits = self._logits(self.raster_inputs(codes, T), pos, torch.zeros(B, 1, device=dev), text, mask=MaskSpec("causal"))
             return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), codes.reshape(-1))
-        per = self.grid_hw[0] * self.grid_hw[1]
-        ratio = self._mask_ratios(B, T, generator).to(x.device)  # (B, T)
-        masked = rand((B, T * per), generator).to(x.device) < ratio.repeat_interleave(per, dim=1)
+        if T % self.frames_per_chunk:
+            raise ValueError(f"clips of {T} frames do not split into token-frames of {self.frames_per_chunk}")
+        F_ = T // self.frames_per_chunk
+        ratio = self._mask_ratios(B, F_, generator).to(dev)  # (B, token-frames)
+        masked = rand((B, T * per), generator).to(dev) < ratio.repeat_interleave(self.tokens_per_chunk, dim=1)
         ids = torch.where(masked, torch.full_like(codes, self.mask_id), codes)
-        logits = self._logits(ids, pos, ratio, text, mask=MaskSpec("frame-causal"))
+        if self.config.teacher_forcing:
+            logits = self._teacher_forced_logits(codes, ids, ratio, text)
+        else:
+            logits = self._chunk_logits(ids, ratio, text, mask=MaskSpec("frame-causal"))
         ce = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), codes.reshape(-1), reduction="none").view(B, -1)
         return (ce * masked).sum() / masked.sum().clamp(min=1)
 
+    def _teacher_forced_logits(self, codes_BN, ids_BN, ratio_BF, text) -> torch.Tensor:
+        """One pass over [clean clip ; masked clip]: masked token-frame f sees the clean token-frames
+        before it and itself, as in decoding with the KV cache. Logits of the masked copy."""
+        bb, (h, w) = self.backbone, self.grid_hw
+        grid = bb.grid(codes_BN.shape[1] // (h * w), h, w)
+        tokens = lambda ids: bb.patchify(rearrange(self.embed(ids), "b (t h w) c -> b t c h w", h=h, w=w))  # noqa: E731
+        pos = bb.positions(grid, 0, codes_BN.device)
+        x = torch.cat([tokens(codes_BN), tokens(ids_BN)], 1)
+        level = torch.cat([torch.zeros_like(ratio_BF), ratio_BF], 1)
+        out = bb.forward_tokens(x, torch.cat([pos, pos]), level, text, attn_mask=teacher_forcing_mask(pos[:, 0]))
+        feats = bb.unpatchify(out[:, pos.shape[0]:], grid)
+        return self.head(rearrange(feats, "b t e h w -> b (t h w) e"))
+
     def _mask_ratios(self, B: int, T: int, generator) -> torch.Tensor:
-        """Per-frame masking ratio, cosine-distributed (MaskGIT); some clips get a clean prefix."""
+        """Per-token-frame masking ratio, cosine-distributed (MaskGIT); without teacher forcing
+        some clips get a clean prefix (their only frames trained from clean context)."""
         u = rand((B, T), generator)
-        ratio = torch.cos(math.pi / 2 * u).clamp(min=1.0 / (self.grid_hw[0] * self.grid_hw[1]))
+        ratio = torch.cos(math.pi / 2 * u).clamp(min=1.0 / self.tokens_per_chunk)
+        if self.config.teacher_forcing:
+            return ratio
         prefix = rand((B,), generator) < self.config.prefix_share
         k = randint(T, (B,), generator)
-        one = torch.cos(math.pi / 2 * rand((B,), generator)).clamp(min=1.0 / (self.grid_hw[0] * self.grid_hw[1]))
+        one = torch.cos(math.pi / 2 * rand((B,), generator)).clamp(min=1.0 / self.tokens_per_chunk)
         is_ctx = torch.arange(T)[None] < k[:, None]
         pref = torch.where(is_ctx, torch.zeros(B, T), one[:, None].expand(B, T))
         return torch.where(prefix[:, None], pref, ratio)
 
     # --- decoding ---------------------------------------------------------------------------
     def _guided(self, ids, pos, level, text, scale, guided, **kw) -> torch.Tensor:
+        """Logits with classifier-free guidance (one batched pass). `pos` given: any tokens
+        (patch 1); None: whole token-frames through the patching backbone."""
+        def fn(i, lv):
+            return self._logits(i, pos, lv, text, **kw) if pos is not None else self._chunk_logits(i, lv, text, **kw)
         if not guided:
-            return self._logits(ids, pos, level, text, **kw).float()
-        out = self._logits(torch.cat([ids, ids]), pos, torch.cat([level, level]), text, **kw).float()
+            return fn(ids, level).float()
+        out = fn(torch.cat([ids, ids]), torch.cat([level, level])).float()
         cond, unc = out.chunk(2)
         return cfg_combine(cond, unc, scale)
 
@@ -194,6 +269,10 @@ class TokenTransformer(nn.Module):
                 raise ValueError(f"the context ({ctx.shape[1]} frames) must be shorter than the clip ({T} frames)")
             codes[:, : ctx.shape[1] * per] = self.tokenizer.encode(ctx.float()).reshape(B, -1)
             known = ctx.shape[1]
+        if decode == "set" and T % self.frames_per_chunk:  # make whole token-frames, keep the frames asked for
+            Tg = -(-T // self.frames_per_chunk) * self.frames_per_chunk
+            more = torch.full((B, (Tg - T) * per), -1, dtype=torch.long, device=device)
+            return self._decode_set(torch.cat([codes, more], 1), Tg, known, text, scale, guided, sample, request)[:, : T * per]
         run = {"raster": self._decode_raster, "diagonal": self._decode_diagonal, "set": self._decode_set}[decode]
         return run(codes, T, known, text, scale, guided, sample, request)
 
@@ -242,42 +321,45 @@ class TokenTransformer(nn.Module):
         return codes
 
     def _decode_set(self, codes, T, known, text, scale, guided, sample, request):
-        """Frame by frame; inside a frame K passes, each keeping the most confident predictions
-        so that a cos(pi/2 * k/K) share of the frame is still masked after pass k (MaskGIT)."""
-        B, per = codes.shape[0], self.grid_hw[0] * self.grid_hw[1]
-        K = max(1, self.config.set_steps)
-        pos = self.positions(T, codes.device)
-        spec = MaskSpec("frame-causal")
+        """Token-frame by token-frame; inside one, K passes, each keeping the most confident
+        predictions so that a cos(pi/2 * k/K) share of its unknown tokens is still masked after
+        pass k (MaskGIT). Given tokens (an image, a clip's first frames) are held as they are."""
+        B, n, pt = codes.shape[0], self.tokens_per_chunk, self.frames_per_chunk
+        K = request.steps or self.config.set_steps  # num_inference_steps: passes a token-frame (as in aMUSEd)
+        if K < 1:
+            raise ValueError(f"set decoding needs >= 1 passes a token-frame, got {K}")
+        spec, dev = MaskSpec("frame-causal"), codes.device
         cache = KVCache(len(self.backbone.blocks)) if request.use_cache else None
-        if cache is not None and known:
-            self._guided(codes[:, : known * per], pos[: known * per], torch.zeros(B, known, device=codes.device), text, scale, guided,
-                         mask=spec, cache=cache)
-        for t in range(known, T):
-            sl = slice(t * per, (t + 1) * per)
-            frame = torch.full((B, per), self.mask_id, device=codes.device)
+        given = known // pt  # token-frames given whole
+        if cache is not None and given:
+            self._guided(codes[:, : given * n], None, torch.zeros(B, given, device=dev), text, scale, guided, mask=spec, cache=cache)
+        for f in range(given, T // pt):
+            sl = slice(f * n, (f + 1) * n)
+            frame = torch.where(codes[:, sl] >= 0, codes[:, sl], torch.full_like(codes[:, sl], self.mask_id))
+            unknown = int((frame[0] == self.mask_id).sum())
             for k in range(K):
                 masked = frame == self.mask_id
-                ratio = masked.float().mean(1, keepdim=True)  # (B, 1)
+                ratio = masked.float().mean(1, keepdim=True)  # (B, 1): this token-frame's level
                 if cache is not None:
                     cache.writing = False
-                    logits = self._guided(frame, pos[sl], ratio, text, scale, guided, mask=spec, cache=cache)
+                    logits = self._guided(frame, None, ratio, text, scale, guided, mask=spec, cache=cache, chunk_offset=f)
                 else:
-                    ids = torch.cat([codes[:, : t * per], frame], 1)
-                    level = torch.cat([torch.zeros(B, t, device=codes.device), ratio], 1)
-                    logits = self._guided(ids, pos[: (t + 1) * per], level, text, scale, guided, mask=spec)[:, t * per:]
-                drawn = sample_logits(logits.reshape(B * per, -1), **sample).view(B, per)
+                    ids = torch.cat([codes[:, : f * n], frame], 1)
+                    level = torch.cat([torch.zeros(B, f, device=dev), ratio], 1)
+                    logits = self._guided(ids, None, level, text, scale, guided, mask=spec)[:, f * n :]
+                drawn = sample_logits(logits.reshape(B * n, -1), **sample).view(B, n)
                 conf = torch.gather(logits.softmax(-1), -1, drawn[..., None])[..., 0]
                 conf = torch.where(masked, conf, torch.full_like(conf, float("inf")))
-                keep_masked = int(math.floor(per * math.cos(math.pi / 2 * (k + 1) / K)))
+                keep_masked = int(math.floor(unknown * math.cos(math.pi / 2 * (k + 1) / K)))
                 order = conf.argsort(dim=1)  # least confident first
                 new = torch.where(masked, drawn, frame)
                 if keep_masked > 0:
                     new.scatter_(1, order[:, :keep_masked], self.mask_id)
                 frame = new
             codes[:, sl] = frame
-            if cache is not None:  # the finished frame becomes clean context
+            if cache is not None:  # the finished token-frame becomes clean context
                 cache.writing = True
-                self._guided(frame, pos[sl], torch.zeros(B, 1, device=codes.device), text, scale, guided, mask=spec, cache=cache)
+                self._guided(frame, None, torch.zeros(B, 1, device=dev), text, scale, guided, mask=spec, cache=cache, chunk_offset=f)
         return codes
 
     @torch.no_grad()

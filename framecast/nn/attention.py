@@ -60,6 +60,17 @@ def frame_mask(spec: MaskSpec, q_frames: torch.Tensor, k_frames: torch.Tensor) -
     return (k <= q) & (k > q - spec.window)
 
 
+def teacher_forcing_mask(frames_N: torch.Tensor) -> torch.Tensor:
+    """(2N, 2N) bool for a sequence [clean copy ; corrupted copy] of the same N tokens (frame
+    indices `frames_N`): clean tokens attend frame-causally among the clean; a corrupted token
+    attends to the clean tokens of earlier frames and to the corrupted tokens of its own frame.
+    One pass then trains every frame as it is generated: from clean context (teacher forcing
+    for causal frame models, as in CausVid and Self Forcing's baselines)."""
+    q, k = frames_N[:, None], frames_N[None, :]
+    clean = k <= q
+    return torch.cat([torch.cat([clean, torch.zeros_like(clean)], 1), torch.cat([k < q, k == q], 1)], 0)
+
+
 class RoPE3D(nn.Module):
     """Rotary position embedding over (t, y, x): the head dim is split between the three axes."""
 

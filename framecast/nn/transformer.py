@@ -190,11 +190,13 @@ class SpaceTimeTransformer(nn.Module):
         mask: MaskSpec = MaskSpec(),
         cache: KVCache | None = None,
         grid_hw: tuple[int, int] | None = None,
+        attn_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Any set of tokens: x_BNP (B, N, patch values) at absolute positions pos_N3 (t, y, x).
         The condition is given per group of N / G consecutive tokens (a token-frame, or G = 1 for
         one condition for all). `grid_hw` (tokens per frame side) orders tokens for the
-        token-causal mask. Returns (B, N, out values)."""
+        token-causal mask. `attn_mask` (N, N) bool replaces the mask built from `mask` (e.g. a
+        teacher-forcing layout). Returns (B, N, out values)."""
         B, N, _ = x_BNP.shape
         G = noise_level_BG.shape[1]
         if N % G:
@@ -205,7 +207,10 @@ class SpaceTimeTransformer(nn.Module):
             q_pos = k_pos = pos_N3
         rot_q = self.rope.rotation(q_pos)
         rot_k = rot_q if k_pos is q_pos else self.rope.rotation(k_pos)
-        attn_mask = attention_mask(mask, q_pos, k_pos, grid_hw)
+        if attn_mask is None:
+            attn_mask = attention_mask(mask, q_pos, k_pos, grid_hw)
+        elif cache is not None:
+            raise ValueError("an explicit attention mask cannot be combined with a KV cache")
 
         h = self.patch_embed(x_BNP)  # (B, N, D)
         cond_BGD = self.condition(noise_level_BG, text, h.dtype)

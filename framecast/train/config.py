@@ -61,6 +61,7 @@ class TrainConfig:
     sample_every: int = 0  # write a sample clip every N steps (0 = never)
     init_from: str = ""  # a model folder whose weights start the run (e.g. a causal student from a bidirectional teacher)
     init_components: dict = field(default_factory=dict)  # submodule -> model folder, e.g. {"tokenizer": "shapes-tokenizer"}
+    init_partial: bool = False  # init_from: take the tensors whose names and shapes fit, start the rest fresh
     accumulate: int = 1  # micro-batches per optimizer step (gradient accumulation)
     parallel: str = "ddp"  # under torchrun: ddp or fsdp (FSDP2); ignored in a single process
     device: str = "auto"  # auto (CUDA when present), cpu or cuda

@@ -4,8 +4,8 @@ clip carries its own random generator, seeded by (seed, step, global index)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from framecast.train.config import TrainConfig
 
 @dataclass
 class MicroBatch:
-    batch: dict  # {"video": (b, T, C, H, W) or "latent": (b, T, C, h, w), "caption": [...]}
+    batch: dict  # {"video": (b, T, C, H, W), "latent": (b, T, C, h, w) or "codes": (b, T, h, w), "caption": [...]}
     generators: list[torch.Generator]  # one per clip
     weight: float  # share of this process's clips, to weight the micro-batch loss
 
@@ -32,7 +32,11 @@ def clip_generator(seed: int, step: int, index: int) -> torch.Generator:
 
 
 def _folder_loader(cfg: TrainConfig, start_step: int, rank: int, world: int):
-    from framecast.data.folder import StepBatchSampler, VideoFolderDataset, collate_clips
+    from framecast.data.folder import (
+        StepBatchSampler,
+        VideoFolderDataset,
+        collate_clips,
+    )
 
     d = cfg.data
     ds = VideoFolderDataset(d.path, size=d.size, frames=d.frames, stride=d.stride, fps=d.fps, seed=cfg.seed)
@@ -60,7 +64,8 @@ class LatentPool:
         with tqdm(total=size, desc="encoding the latent pool", unit="clip", disable=not progress, dynamic_ncols=True) as bar:
             while len(self.captions) < size:
                 (mb,) = next(source)
-                latents.append(encode(mb.batch["video"]).to(torch.bfloat16).cpu())  # bf16 halves the pool's memory
+                z = encode(mb.batch["video"])
+                latents.append((z.to(torch.bfloat16) if z.is_floating_point() else z.to(torch.int32)).cpu())  # bf16 halves the memory
                 self.captions += mb.batch["caption"]
                 bar.update(len(mb.batch["caption"]))
         self.latents = torch.cat(latents)[:size]
@@ -89,12 +94,13 @@ class LatentPool:
         while True:
             rows = np.random.default_rng([cfg.seed, step, 11]).integers(0, len(self), size=cfg.batch_size)
             idx = list(range(rank, cfg.batch_size, world))
-            yield {"latent": self.latents[rows[idx]].float(), "caption": [self.captions[rows[i]] for i in idx], "index": idx, "step": step}
+            z = self.latents[rows[idx]]
+            yield {**({"latent": z.float()} if z.is_floating_point() else {"codes": z.long()}), "caption": [self.captions[rows[i]] for i in idx], "index": idx, "step": step}
             step += 1
 
 
 def process_batches(cfg: TrainConfig, start_step: int, rank: int = 0, world: int = 1, pool: LatentPool | None = None) -> Iterator[list[MicroBatch]]:
-    """Per step, this process's micro-batches: {"video" (pixels) or "latent" (from a pool), "caption"}."""
+    """Per step, this process's micro-batches: {"video" (pixels), "latent" or "codes" (from a pool), "caption"}."""
     d = cfg.data
     if cfg.batch_size % (world * cfg.accumulate):
         raise ValueError(f"batch_size {cfg.batch_size} must divide by processes x accumulate = {world * cfg.accumulate}")
@@ -125,7 +131,7 @@ def process_batches(cfg: TrainConfig, start_step: int, rank: int = 0, world: int
             part = part.tolist()
             micro.append(
                 MicroBatch(
-                    batch={**{k: batch[k][part] for k in ("video", "latent") if k in batch}, "caption": [batch["caption"][i] for i in part]},
+                    batch={**{k: batch[k][part] for k in ("video", "latent", "codes") if k in batch}, "caption": [batch["caption"][i] for i in part]},
                     generators=[clip_generator(cfg.seed, step, batch["index"][i]) for i in part],
                     weight=len(part) / n,
                 )

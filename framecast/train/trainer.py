@@ -79,9 +79,12 @@ def write_samples(model, path: Path, cfg: TrainConfig, autocast, n: int = 4) -> 
     Image.fromarray(contact_sheet(frames, columns=cfg.data.frames, scale=2)).save(path)
 
 
-def init_weights(model: torch.nn.Module, folder: str) -> dict:
+def init_weights(model: torch.nn.Module, folder: str, partial: bool = False, components: tuple[str, ...] = ()) -> dict:
     """Start from another model's weights (safetensors only). Architectures must match; the
     families may differ: CausVid initialises its causal student from a bidirectional teacher.
+    `partial`: take every tensor whose name and shape fit and start the others fresh (a token
+    transformer from a diffusion model's trunk, a tokenizer from a VAE); at least half of the
+    model's tensors (not counting `components`, loaded from their own folders) must fit.
     Returns the folder's config."""
     from safetensors.torch import load_file
 
@@ -92,9 +95,18 @@ def init_weights(model: torch.nn.Module, folder: str) -> dict:
     config = read_config(path)
     state = load_file(str(path / WEIGHTS_NAME))
     own = model.state_dict()
-    if set(state) != set(own) or any(state[k].shape != own[k].shape for k in own):
-        raise ValueError(f"cannot start from '{folder}': its weights do not fit this recipe's architecture")
-    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+    fits = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape}
+    if not partial:
+        if set(state) != set(own) or len(fits) != len(own):
+            raise ValueError(f"cannot start from '{folder}': its weights do not fit this recipe's architecture "
+                             "(set init_partial=true to take only the tensors that fit)")
+    own_here = [k for k in own if not k.startswith(tuple(f"{c}." for c in components))]
+    if partial and 2 * len(fits) < len(own_here):
+        raise ValueError(f"cannot start from '{folder}': only {len(fits)} of this model's {len(own_here)} tensors fit its weights")
+    if partial:
+        fresh = sorted(set(own_here) - set(fits))
+        print(f"init from {folder}: {len(fits)} of {len(own)} tensors taken; fresh: {', '.join(fresh) or 'none'}")
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in fits.items()}, strict=not partial)
     return config
 
 
@@ -106,19 +118,22 @@ def component_configs(cfg: TrainConfig) -> None:
     for name, folder in cfg.init_components.items():
         if cfg.model.generator.get(name) is None:
             cfg.model.generator[name] = read_config(resolve_model(folder))["generator"]
-    tok = cfg.model.generator.get("tokenizer")
-    if cfg.model.family == "autoregressive" and tok and not cfg.model.backbone.get("out_channels"):
-        from framecast.codecs.tokenizer import TokenizerConfig, VideoTokenizer
-
-        cfg.model.backbone["out_channels"] = VideoTokenizer(TokenizerConfig(**tok)).codebook_size
 
 
-def _inherit_latent_scale(cfg: TrainConfig, init_config: dict) -> None:
+def _inherit_latent_scale(cfg: TrainConfig, model: torch.nn.Module, init_config: dict) -> None:
     """A run started from a latent model keeps that model's latent scale: its weights were
     trained on latents at that scale (a CausVid student starts from its teacher)."""
     scale = init_config.get("generator", {}).get("latent_scale")
-    if scale and not cfg.model.generator.get("latent_scale"):
+    if scale and hasattr(getattr(model, "config", None), "latent_scale") and not cfg.model.generator.get("latent_scale"):
         cfg.model.generator["latent_scale"] = scale
+
+
+def _pool_codec(model: torch.nn.Module) -> torch.nn.Module | None:
+    """The frozen codec whose output a training pool can hold: a latent model's VAE, a token
+    model's tokenizer (its codes); None for a pixel model."""
+    if getattr(getattr(model, "config", None), "codec", None) is not None:
+        return model.codec
+    return getattr(model, "tokenizer", None)
 
 
 def _calibrate_latents(model: torch.nn.Module, cfg: TrainConfig) -> None:
@@ -191,7 +206,7 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, progress: bool 
     component_configs(cfg)
     model = build_generator(ModelSpec(**asdict(cfg.model)))
     if cfg.init_from and resume is None:
-        _inherit_latent_scale(cfg, init_weights(model, cfg.init_from))
+        _inherit_latent_scale(cfg, model, init_weights(model, cfg.init_from, cfg.init_partial, tuple(cfg.init_components)))
     if resume is None:
         for name, folder in cfg.init_components.items():
             init_weights(getattr(model, name), folder)
@@ -223,12 +238,14 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, progress: bool 
 
     autocast = torch.autocast(d.device.type, dtype=torch.bfloat16) if cfg.precision == "bf16" else contextlib.nullcontext()
     pool = None
-    if cfg.data.latent_pool and getattr(getattr(model, "config", None), "codec", None) is not None:
+    codec = _pool_codec(model)
+    if cfg.data.latent_pool and codec is not None:
         def encode(video):
             with autocast:
                 return model.to_latent(video.to(d.device))
         fingerprint = json.dumps({"data": asdict(cfg.data), "seed": cfg.seed, "batch_size": cfg.batch_size,
-                                  "codec": weights_digest(model.codec), "latent_scale": model.config.latent_scale}, sort_keys=True)
+                                  "codec": weights_digest(codec), "latent_scale": getattr(model.config, "latent_scale", None)},
+                                 sort_keys=True)
         pool = LatentPool(cfg, encode, cfg.data.latent_pool, progress=progress and d.main, fingerprint=fingerprint,
                           cache=None if dry_run else run_dir / "latent_pool.safetensors", save_cache=d.main)
     batches = process_batches(cfg, start, d.rank, d.world, pool)
