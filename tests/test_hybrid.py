@@ -107,3 +107,27 @@ def test_custom_matrix_and_errors(model):
         model.generate(_req(num_frames=0))
     with pytest.raises(ValueError, match="euler, euler-ancestral, euler-stochastic, not 'heun'"):
         model.generate(_req(sampler="heun"))
+
+
+def test_teacher_forcing_pass_sees_what_sampling_sees(model):
+    """The teacher-forced training pass predicts token-frame f of the noisy copy from the context
+    copy's earlier token-frames, as frame-by-frame sampling does; its loss trains."""
+    from framecast.nn.attention import MaskSpec
+
+    g = torch.Generator().manual_seed(1)
+    x0, noise = torch.randn(1, 4, 3, 32, 32, generator=g), torch.randn(1, 4, 3, 32, 32, generator=g)
+    levels, ctx_level = torch.tensor([[0.9, 0.3, 1.0, 0.5]]), torch.full((1, 4), 0.05)
+    x_s = (1 - model.per_pixel(levels, 4)) * x0 + model.per_pixel(levels, 4) * noise
+    text = model.text.encode([PROMPT])
+    with torch.no_grad():
+        tf = model.backbone.forward_teacher_forced(x0, x_s, ctx_level, levels, text)
+        for f in range(4):
+            seq = torch.cat([x0[:, :f], x_s[:, f : f + 1]], 1)
+            lv = torch.cat([ctx_level[:, :f], levels[:, f : f + 1]], 1)
+            step = model.backbone(seq, lv, text, mask=MaskSpec("frame-causal"))[:, f]
+            assert torch.allclose(step, tf[:, f], atol=1e-4)
+    m = build_generator(ModelSpec(**asdict(shapes_hybrid_tiny().model)))
+    m.config.teacher_forcing = True
+    loss = m.loss(next(shapes_batches(batch_size=2, frames=4)), generator=torch.Generator().manual_seed(0))
+    loss.backward()
+    assert torch.isfinite(loss) and m.backbone.head.weight.grad is not None

@@ -40,7 +40,7 @@ from torch import nn
 
 from framecast.codecs.tokenizer import TokenizerConfig, VideoTokenizer
 from framecast.generators.diffusion import GenerationRequest, ModelSpec
-from framecast.nn.attention import KVCache, MaskSpec, teacher_forcing_mask
+from framecast.nn.attention import KVCache, MaskSpec
 from framecast.nn.transformer import SpaceTimeTransformer, TransformerConfig
 from framecast.rng import first, rand, randint
 from framecast.sampling.decoding import sample_logits
@@ -198,14 +198,9 @@ class TokenTransformer(nn.Module):
     def _teacher_forced_logits(self, codes_BN, ids_BN, ratio_BF, text) -> torch.Tensor:
         """One pass over [clean clip ; masked clip]: masked token-frame f sees the clean token-frames
         before it and itself, as in decoding with the KV cache. Logits of the masked copy."""
-        bb, (h, w) = self.backbone, self.grid_hw
-        grid = bb.grid(codes_BN.shape[1] // (h * w), h, w)
-        tokens = lambda ids: bb.patchify(rearrange(self.embed(ids), "b (t h w) c -> b t c h w", h=h, w=w))  # noqa: E731
-        pos = bb.positions(grid, 0, codes_BN.device)
-        x = torch.cat([tokens(codes_BN), tokens(ids_BN)], 1)
-        level = torch.cat([torch.zeros_like(ratio_BF), ratio_BF], 1)
-        out = bb.forward_tokens(x, torch.cat([pos, pos]), level, text, attn_mask=teacher_forcing_mask(pos[:, 0]))
-        feats = bb.unpatchify(out[:, pos.shape[0]:], grid)
+        h, w = self.grid_hw
+        grid = lambda ids: rearrange(self.embed(ids), "b (t h w) c -> b t c h w", h=h, w=w)  # noqa: E731
+        feats = self.backbone.forward_teacher_forced(grid(codes_BN), grid(ids_BN), torch.zeros_like(ratio_BF), ratio_BF, text)
         return self.head(rearrange(feats, "b t e h w -> b (t h w) e"))
 
     def _mask_ratios(self, B: int, T: int, generator) -> torch.Tensor:

@@ -5,7 +5,9 @@ Training (Diffusion Forcing, Chen et al. 2024): every token-frame gets its own n
 a frame-causal (or block-causal) mask, with the flow-matching objective of the diffusion family.
 Half the clips instead take a clean prefix (optionally with a little noise, so the model learns
 to tolerate its own errors) and one level for the rest, which is exactly what autoregressive
-sampling asks of the model.
+sampling asks of the model. With `teacher_forcing`, a clean copy of the clip (with the same
+optional context noise) rides along in the same pass and every noisy token-frame attends to the
+copy's earlier token-frames: every token-frame is trained as autoregressive sampling uses it.
 
 Sampling runs a NoiseMatrix row by row. Frames that are clean and precede every frame still
 being denoised are encoded once into the KV cache; each later step attends to it without
@@ -36,6 +38,7 @@ class HybridConfig(DiffusionConfig):
     pyramid_offset: int = 0  # rows between columns of the pyramid schedule (0 = steps // 2)
     prefix_share: float = 0.5  # share of training clips with a clean prefix and one level after it
     context_noise: float = 0.0  # context frames get a level in [0, context_noise] in training (0 = clean)
+    teacher_forcing: bool = False  # train every token-frame from (almost) clean context: [context ; noisy] in one pass
     window: int = 0  # token-frames of recent context kept when streaming (0 = fill the training length)
     sinks: int = 1  # first token-frames always kept in the cache
 
@@ -81,12 +84,24 @@ class CausalVideoDiffusion(VideoDiffusion):
         Fr = T // self.patch_frames
         drop = rand((B,), generator) < self.config.cond_dropout
         text = self.text.encode(batch["caption"], drop=drop)
-        levels, in_loss = self.training_levels(B, Fr, generator)
+        c = self.config
+        if c.teacher_forcing:
+            levels = sample_training_sigmas((B, Fr), generator=generator, mean=c.train_sigma_mean, std=c.train_sigma_std)
+            in_loss = torch.ones(B, Fr, dtype=torch.bool)
+        else:
+            levels, in_loss = self.training_levels(B, Fr, generator)
         levels, in_loss = levels.to(x0.device), in_loss.to(x0.device)
         noise = randn(x0.shape, generator).to(x0.device)
         s = self.per_pixel(levels, T)
         x_s = (1 - s) * x0 + s * noise
-        out = self.backbone(x_s, levels, text, mask=self.config.mask_spec()).float()
+        if c.teacher_forcing:
+            ctx_level = (rand((B,), generator) * c.context_noise).to(x0.device)[:, None].expand(B, Fr)
+            sc = self.per_pixel(ctx_level, T)
+            ctx = (1 - sc) * x0 + sc * randn(x0.shape, generator).to(x0.device)
+            block = c.chunk if c.mask == "block-causal" else 1
+            out = self.backbone.forward_teacher_forced(ctx, x_s, ctx_level, levels, text, block=block).float()
+        else:
+            out = self.backbone(x_s, levels, text, mask=c.mask_spec()).float()
         target_v = noise - x0
         if self.config.prediction == "velocity":
             err = (out - target_v) ** 2

@@ -18,7 +18,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from framecast.nn.attention import CrossAttention, KVCache, MaskSpec, RoPE3D, SelfAttention, attention_mask
+from framecast.nn.attention import CrossAttention, KVCache, MaskSpec, RoPE3D, SelfAttention, attention_mask, teacher_forcing_mask
 from framecast.text.encoder import TextEmbedding
 
 
@@ -179,6 +179,21 @@ class SpaceTimeTransformer(nn.Module):
         pos = self.positions(grid, frame_offset, x_BTCHW.device)
         out = self.forward_tokens(self.patchify(x_BTCHW), pos, noise_level_BF, text, mask=mask, cache=cache, grid_hw=grid[1:])
         return self.unpatchify(out, grid)
+
+    def forward_teacher_forced(self, context_BTCHW: torch.Tensor, x_BTCHW: torch.Tensor, context_level_BF: torch.Tensor,
+                               level_BF: torch.Tensor, text: TextEmbedding, block: int = 1) -> torch.Tensor:
+        """Teacher forcing for causal frame models in one pass: the sequence [context ; x] (two
+        copies of the same clip, e.g. clean and corrupted) under `teacher_forcing_mask`, so
+        token-frame f of x sees token-frames < f of the context and itself, exactly what
+        frame-by-frame generation with a KV cache computes for it (`block` token-frames generated
+        together: block-causal). Returns the prediction for x."""
+        B, T, C, H, W = x_BTCHW.shape
+        grid = self.grid(T, H, W)
+        pos = self.positions(grid, 0, x_BTCHW.device)
+        tokens = torch.cat([self.patchify(context_BTCHW), self.patchify(x_BTCHW)], 1)
+        out = self.forward_tokens(tokens, torch.cat([pos, pos]), torch.cat([context_level_BF, level_BF], 1), text,
+                                  attn_mask=teacher_forcing_mask(pos[:, 0] // block))
+        return self.unpatchify(out[:, pos.shape[0]:], grid)
 
     def forward_tokens(
         self,
