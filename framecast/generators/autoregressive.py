@@ -147,20 +147,25 @@ class TokenTransformer(nn.Module):
         feats = self.backbone.forward_tokens(self.embed(ids_BN), pos_N3, level_BG, text, mask=mask, cache=cache, grid_hw=self.grid_hw)
         return self.head(feats)
 
+    def _clip(self, ids_BN: torch.Tensor) -> torch.Tensor:
+        """Ids of whole frames (raster token order) -> their code vectors as a clip (B, T, dim, h, w)."""
+        h, w = self.grid_hw
+        return rearrange(self.embed(ids_BN), "b (t h w) c -> b t c h w", h=h, w=w)
+
+    def _clip_logits(self, feats_BTEhw: torch.Tensor) -> torch.Tensor:
+        """The backbone's per-token features (B, T, e, h, w) -> logits (B, N tokens, V), raster order."""
+        return self.head(rearrange(feats_BTEhw, "b t e h w -> b (t h w) e"))
+
     def _chunk_logits(self, ids_BN, level_BF, text, *, mask: MaskSpec, cache=None, chunk_offset: int = 0) -> torch.Tensor:
         """Whole token-frames (raster token order) through the patching backbone -> (B, N, V)."""
-        h, w = self.grid_hw
-        x = rearrange(self.embed(ids_BN), "b (t h w) c -> b t c h w", h=h, w=w)
-        feats = self.backbone(x, level_BF, text, mask=mask, cache=cache, frame_offset=chunk_offset)
-        return self.head(rearrange(feats, "b t e h w -> b (t h w) e"))
+        return self._clip_logits(self.backbone(self._clip(ids_BN), level_BF, text, mask=mask, cache=cache, frame_offset=chunk_offset))
 
     def stream_logits(self, h_BND: torch.Tensor, level_BG: torch.Tensor, text, T: int) -> torch.Tensor:
         """A residual stream of the backbone (any layer) read out to logits (B, N tokens, V): the
         generation lens's "logit lens"."""
         bb = self.backbone
         feats = bb.readout(h_BND, bb.condition(level_BG, text, h_BND.dtype))
-        feats = bb.unpatchify(feats, bb.grid(T, *self.grid_hw))
-        return self.head(rearrange(feats, "b t e h w -> b (t h w) e"))
+        return self._clip_logits(bb.unpatchify(feats, bb.grid(T, *self.grid_hw)))
 
     # --- objectives -------------------------------------------------------------------------
     def forward(self, batch: dict, generator=None) -> torch.Tensor:
@@ -198,10 +203,8 @@ class TokenTransformer(nn.Module):
     def _teacher_forced_logits(self, codes_BN, ids_BN, ratio_BF, text) -> torch.Tensor:
         """One pass over [clean clip ; masked clip]: masked token-frame f sees the clean token-frames
         before it and itself, as in decoding with the KV cache. Logits of the masked copy."""
-        h, w = self.grid_hw
-        grid = lambda ids: rearrange(self.embed(ids), "b (t h w) c -> b t c h w", h=h, w=w)  # noqa: E731
-        feats = self.backbone.forward_teacher_forced(grid(codes_BN), grid(ids_BN), torch.zeros_like(ratio_BF), ratio_BF, text)
-        return self.head(rearrange(feats, "b t e h w -> b (t h w) e"))
+        feats = self.backbone.forward_teacher_forced(self._clip(codes_BN), self._clip(ids_BN), torch.zeros_like(ratio_BF), ratio_BF, text)
+        return self._clip_logits(feats)
 
     def _mask_ratios(self, B: int, T: int, generator) -> torch.Tensor:
         """Per-token-frame masking ratio, cosine-distributed (MaskGIT); without teacher forcing

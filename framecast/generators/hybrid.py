@@ -63,9 +63,12 @@ class CausalVideoDiffusion(VideoDiffusion):
 
     # --- the objective ------------------------------------------------------------------
     def training_levels(self, B: int, Fr: int, generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, F) noise levels and a (B, F) mask of the frames that count in the loss."""
+        """(B, F) noise levels and a (B, F) mask of the frames that count in the loss. With teacher
+        forcing every token-frame has its own level and counts (its context is the clean copy)."""
         c = self.config
         levels = sample_training_sigmas((B, Fr), generator=generator, mean=c.train_sigma_mean, std=c.train_sigma_std)
+        if c.teacher_forcing:
+            return levels, torch.ones(B, Fr, dtype=torch.bool)
         prefix = rand((B,), generator) < c.prefix_share
         k = randint(Fr, (B,), generator)  # clean frames before the rest
         one_level = sample_training_sigmas(B, generator=generator, mean=c.train_sigma_mean, std=c.train_sigma_std)
@@ -85,11 +88,7 @@ class CausalVideoDiffusion(VideoDiffusion):
         drop = rand((B,), generator) < self.config.cond_dropout
         text = self.text.encode(batch["caption"], drop=drop)
         c = self.config
-        if c.teacher_forcing:
-            levels = sample_training_sigmas((B, Fr), generator=generator, mean=c.train_sigma_mean, std=c.train_sigma_std)
-            in_loss = torch.ones(B, Fr, dtype=torch.bool)
-        else:
-            levels, in_loss = self.training_levels(B, Fr, generator)
+        levels, in_loss = self.training_levels(B, Fr, generator)
         levels, in_loss = levels.to(x0.device), in_loss.to(x0.device)
         noise = randn(x0.shape, generator).to(x0.device)
         s = self.per_pixel(levels, T)

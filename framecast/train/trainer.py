@@ -100,10 +100,10 @@ def init_weights(model: torch.nn.Module, folder: str, partial: bool = False, com
         if set(state) != set(own) or len(fits) != len(own):
             raise ValueError(f"cannot start from '{folder}': its weights do not fit this recipe's architecture "
                              "(set init_partial=true to take only the tensors that fit)")
-    own_here = [k for k in own if not k.startswith(tuple(f"{c}." for c in components))]
-    if partial and 2 * len(fits) < len(own_here):
-        raise ValueError(f"cannot start from '{folder}': only {len(fits)} of this model's {len(own_here)} tensors fit its weights")
-    if partial:
+    else:
+        own_here = [k for k in own if not k.startswith(tuple(f"{c}." for c in components))]
+        if 2 * len(fits) < len(own_here):
+            raise ValueError(f"cannot start from '{folder}': only {len(fits)} of this model's {len(own_here)} tensors fit its weights")
         fresh = sorted(set(own_here) - set(fits))
         print(f"init from {folder}: {len(fits)} of {len(own)} tensors taken; fresh: {', '.join(fresh) or 'none'}")
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in fits.items()}, strict=not partial)
