@@ -219,8 +219,8 @@ def shapes_ar_small() -> TrainConfig:
 def shapes_ar_raster() -> TrainConfig:
     """`shapes-ar-raster`: next-token prediction in raster order over the same codes, for the
     raster / diagonal rows of the decoding benchmark. One token a position (patch 1x1x1: 1024
-    positions a clip, 8x the set model's), so a smaller trunk trained from scratch: on this CPU
-    the set model's trunk at 1024 positions would cost about 4 s a step."""
+    positions a clip, 8x the set model's), so a smaller trunk trained from scratch; even so a step
+    took about 4 s on this 2-core CPU in a few timed steps. Not trained yet."""
     from framecast.generators.autoregressive import ARConfig
 
     cfg = shapes_ar_small()
