@@ -300,7 +300,7 @@ def lens(
 def arena(
     models: Optional[str] = typer.Option(None, "--models", help="comma-separated model names or folders (default: one bundled model a family)"),
     quick: bool = typer.Option(False, "--quick", help="fewer clips and settings: minutes instead of an hour"),
-    output: Path = typer.Option(Path("arena"), "--output", "-o", help="folder for report.md, index.html, report.json and plots"),
+    output: Path = typer.Option(Path("arena"), "--output", "-o", help="folder for report.md, index.html, report.json and plots; or a .md file (the rest goes in the folder of its name)"),
     num: Optional[int] = typer.Option(None, "--num", help="clips of the main evaluation (default: 20 quick, 100 full)"),
     seed: int = typer.Option(0, "--seed"),
     verifier: str = typer.Option("classifier", "--verifier", help="best-of-N verifier: classifier (the judge if none is shipped) or judge"),

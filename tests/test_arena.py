@@ -36,12 +36,34 @@ def test_arena_report_covers_every_family(three_families, tmp_path):
 
 def test_arena_measures_a_model_in_its_own_process(tiny_model_dir, tmp_path):
     plan = ArenaPlan(num=1, sweep_num=1, steps=(), drift_num=1, drift_frames=(4,), best_of=(1,), best_of_num=1, verifier="judge")
-    run_arena([str(tiny_model_dir)], tmp_path, plan, progress=lambda m: None)
-    r = json.loads((tmp_path / "report.json").read_text())["results"][0]
+    report = run_arena([str(tiny_model_dir)], tmp_path / "docs" / "arena.md", plan, progress=lambda m: None)
+    r = json.loads((tmp_path / "docs" / "arena" / "report.json").read_text())["results"][0]
     assert r["family"] == "diffusion" and r["main"]["clips"] == 1
+    # a .md output: the report there, its pictures in the folder of the same name, linked from the report
+    assert report == tmp_path / "docs" / "arena.md" and "](arena/drift.png)" in report.read_text()
+    assert (tmp_path / "docs" / "arena" / "drift.png").is_file() and "src='drift.png'" in (tmp_path / "docs" / "arena" / "index.html").read_text()
 
 
 def test_arena_errors():
     with pytest.raises(ValueError, match="no models to compare"):
         run_arena([], "unused", PLAN)
     assert "shapes-diffusion" in default_models()
+
+
+def test_an_interrupted_arena_reuses_the_models_it_finished(tiny_model_dir, tmp_path, monkeypatch):
+    import framecast.eval.arena as arena
+
+    plan = ArenaPlan(num=1, sweep_num=1, steps=(), drift_num=1, drift_frames=(4,), best_of=(1,), best_of_num=1, verifier="judge")
+    run_arena([str(tiny_model_dir)], tmp_path, plan, isolate=False, progress=lambda m: None)
+    first = json.loads((tmp_path / "report.json").read_text())["results"][0]
+
+    def must_not_run(*a, **k):
+        raise AssertionError("measured again")
+
+    monkeypatch.setattr(arena, "measure_model", must_not_run)
+    said = []
+    run_arena([str(tiny_model_dir)], tmp_path, plan, isolate=False, progress=said.append)
+    assert "reusing" in said[0] and json.loads((tmp_path / "report.json").read_text())["results"][0] == first
+    # another plan is measured again
+    with pytest.raises(AssertionError, match="measured again"):
+        run_arena([str(tiny_model_dir)], tmp_path, ArenaPlan(**{**plan.__dict__, "num": 2}), isolate=False, progress=lambda m: None)

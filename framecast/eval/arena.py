@@ -9,7 +9,9 @@ For each model it measures, on clips of the `train` split (clip i with seed + i)
 - drift against clip length: the judge on the last 16 frames of longer clips;
 - test-time scaling: best-of-N for N = 1, 2, 4, (8) with a verifier.
 
-It writes report.md, index.html, report.json and the plots into one folder.
+It writes report.md, index.html, report.json and the plots into one folder. Each model's
+measurements are kept in measured/ as soon as it finishes, so a rerun after an interruption
+measures only the models still missing (a changed plan or retrained weights are measured again).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 import resource
 import time
 from dataclasses import asdict, dataclass, field
@@ -33,7 +36,7 @@ from framecast.eval.shapes import judge_clip, summarize
 class ArenaPlan:
     num: int = 100  # clips of the main evaluation
     sweep_num: int = 30  # clips per point of the quality-time curve
-    steps: tuple[int, ...] = (5, 10, 50)  # extra step counts (diffusion and hybrid)
+    steps: tuple[int, ...] = (5, 10, 25, 50)  # extra step counts (diffusion and hybrid)
     drift_num: int = 10
     drift_frames: tuple[int, ...] = (16, 64, 128)
     best_of: tuple[int, ...] = (1, 2, 4, 8)
@@ -192,19 +195,69 @@ def default_models() -> list[str]:
 
 def run_arena(models: list[str], out_dir: Path, plan: ArenaPlan = FULL, *, isolate: bool = True, command: str = "",
               progress=print) -> Path:
+    """out_dir: a folder (report.md goes into it), or a .md path: the report goes there and the
+    pictures, data and index.html into the folder of the same name beside it (docs/arena.md, docs/arena/)."""
     if not models:
         raise ValueError("no models to compare: give --models or install bundled ones")
     out_dir = Path(out_dir)
+    report_md = out_dir if out_dir.suffix == ".md" else None
+    if report_md:
+        out_dir = out_dir.with_suffix("")
     out_dir.mkdir(parents=True, exist_ok=True)
     threads = torch.get_num_threads()
     results = []
     for name in models:
-        progress(f"arena: measuring {name} ...")
-        r = _in_own_process(name, plan, threads) if isolate else measure_model(name, plan)
-        progress(f"arena: {name} done in {r['seconds']:.0f} s: scene accuracy {r['main']['scene_accuracy']:.2f}, "
-                 f"{r['main']['seconds_per_clip']:.2f} s a clip")
+        r = _finished(out_dir, name, plan)
+        if r is not None:
+            progress(f"arena: {name} was measured by an earlier run with the same plan and weights: reusing it")
+        else:
+            progress(f"arena: measuring {name} ...")
+            r = _in_own_process(name, plan, threads) if isolate else measure_model(name, plan)
+            _keep(out_dir, name, plan, r)
+            progress(f"arena: {name} done in {r['seconds']:.0f} s: scene accuracy {r['main']['scene_accuracy']:.2f}, "
+                     f"{r['main']['seconds_per_clip']:.2f} s a clip")
         results.append(r)
-    return write_report(results, out_dir, plan, command=command)
+    return write_report(results, out_dir, plan, command=command, report_md=report_md)
+
+
+# --- an interrupted arena resumes: each model's measurements are kept as it finishes ------------
+def _fingerprint(name: str) -> str:
+    """The model's config and weights, hashed: a retrained model is measured again."""
+    import hashlib
+
+    from framecast.generators.io import CONFIG_NAME, WEIGHTS_NAME
+    from framecast.pipeline import resolve_model
+
+    path = resolve_model(name)
+    h = hashlib.sha256()
+    for f in (CONFIG_NAME, WEIGHTS_NAME):
+        h.update((path / f).read_bytes())
+    return h.hexdigest()
+
+
+def _kept_path(out_dir: Path, name: str) -> Path:
+    return out_dir / "measured" / (str(name).strip("/").replace("/", "_") + ".json")
+
+
+def _keep(out_dir: Path, name: str, plan: ArenaPlan, result: dict) -> None:
+    from framecast.generators.io import write_atomic
+
+    path = _kept_path(out_dir, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"plan": asdict(plan), "fingerprint": _fingerprint(name), "result": {**result, "sheet": result["sheet"].tolist()}}
+    write_atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(data, default=float)))
+
+
+def _finished(out_dir: Path, name: str, plan: ArenaPlan) -> dict | None:
+    path = _kept_path(out_dir, name)
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    if data.get("plan") != json.loads(json.dumps(asdict(plan))) or data.get("fingerprint") != _fingerprint(name):
+        return None
+    r = data["result"]
+    r["sheet"] = np.asarray(r["sheet"], dtype=np.uint8)
+    return r
 
 
 # --- the report ---------------------------------------------------------------------------------
@@ -282,7 +335,8 @@ def headline_table(results: list[dict]) -> list[str]:
     return rows
 
 
-def write_report(results: list[dict], out_dir: Path, plan: ArenaPlan, *, command: str = "") -> Path:
+def write_report(results: list[dict], out_dir: Path, plan: ArenaPlan, *, command: str = "", report_md: Path | None = None) -> Path:
+    """report_md: where the Markdown goes (default out_dir/report.md); everything else is written into out_dir."""
     from PIL import Image
 
     out_dir = Path(out_dir)
@@ -329,11 +383,15 @@ def write_report(results: list[dict], out_dir: Path, plan: ArenaPlan, *, command
     md += ["", "## Clips", ""]
     for r in results:
         md += [f"{r['model']}: the first 4 clips, every other frame", "", f"![{r['model']}](clips-{r['model']}.png)", ""]
-    (out_dir / "report.md").write_text("\n".join(md) + "\n")
     data = {"plan": asdict(plan), "command": command, "results": [{k: v for k, v in r.items() if k != "sheet"} for r in results]}
     (out_dir / "report.json").write_text(json.dumps(data, indent=2, default=float) + "\n")
     (out_dir / "index.html").write_text(_html(md))
-    return out_dir / "report.md"
+    report = Path(report_md) if report_md else out_dir / "report.md"
+    if report.parent != out_dir:  # the pictures stay in out_dir: link them from where the report is
+        rel = os.path.relpath(out_dir, report.parent)
+        md = [re.sub(r"!\[([^\]]*)\]\(", rf"![\1]({rel}/", line) for line in md]
+    report.write_text("\n".join(md) + "\n")
+    return report
 
 
 def _html(md_lines: list[str]) -> str:
