@@ -17,15 +17,15 @@ def shapes_diffusion_small() -> TrainConfig:
     """The bundled `shapes-diffusion`: latent diffusion in the bundled `shapes-vae`'s latents
     (4 x 8 x 8 a frame), patches of 2x2 latents x 2 frames (128 tokens a clip), x0 prediction.
     The transformer spends its tokens on layout and motion; the VAE's decoder draws the edges.
-    Sampling defaults: euler-stochastic at guidance 3, chosen on 120 tuning clips (render_clip
-    seeds 60000+, not the eval prompts) at step 16000: 0.86 scene accuracy against 0.82 at guidance 4
-    (0.58 at 6 on 60 of them); Euler at guidance 4 made 0.39 on the 100-clip eval at step 10400 where euler-stochastic
-    made 0.55."""
+    Sampling defaults: euler-stochastic, 50 steps at guidance 2.5, chosen on 120 tuning clips
+    (tools/tune_prompts.py: render_clip seeds 60000+, not the eval prompts) at step 18000: 0.91
+    scene accuracy against 0.84 at 25 steps and guidance 3, 0.80 at guidance 4; Euler at guidance 4
+    made 0.39 on the 100-clip eval at step 10400 where euler-stochastic made 0.55."""
     return TrainConfig(
         recipe="shapes-diffusion-small",
         model=ModelConfig(
             family="diffusion",
-            generator=asdict(DiffusionConfig(prediction="x0", frames=16, size=32, shift=1.0, steps=25, guidance=3.0,
+            generator=asdict(DiffusionConfig(prediction="x0", frames=16, size=32, shift=1.0, steps=50, guidance=2.5,
                                              sampler="euler-stochastic")),
             backbone=asdict(transformer_small(width=256, depth=8, heads=4, channels=4, patch_size=2, patch_frames=2, context_width=128)),
             text=asdict(WordEncoderConfig(vocabulary=list(VOCABULARY), width=128, depth=2)),
