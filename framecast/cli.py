@@ -323,7 +323,8 @@ def arena(
         report = run_arena(names, output, plan, command=command, progress=typer.echo)
     except ValueError as e:
         fail(str(e))
-    typer.echo(f"wrote {report} and {report.with_name('index.html')}")
+    html_page = report.with_name("index.html") if report.name == "report.md" else report.with_suffix("") / "index.html"
+    typer.echo(f"wrote {report} and {html_page}")
 
 
 @app.command()

@@ -269,6 +269,7 @@ def _plots(results: list[dict], out_dir: Path) -> dict[str, str]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     files = {}
 
@@ -291,6 +292,9 @@ def _plots(results: list[dict], out_dir: Path) -> dict[str, str]:
             for p in pts:
                 ax.annotate(p["label"], (p["seconds_per_clip"], p["scene_accuracy"]), fontsize=7, alpha=0.7)
         ax.set(xscale="log", xlabel="seconds a clip (CPU)", ylabel="scene accuracy", title="Quality against time")
+        ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1, 2, 5)))  # 0.2, 0.5, 1, 2, 5 ...
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # the default 2x10^-1 labels overlap
 
     def drift(ax):
         for r in results:
