@@ -310,7 +310,7 @@ def arena(
     import shlex
     import sys
 
-    from framecast.eval.arena import FULL, QUICK, default_models, run_arena
+    from framecast.eval.arena import FULL, QUICK, arena_folder, default_models, run_arena
 
     plan = dataclasses.replace(QUICK if quick else FULL, seed=seed, verifier=verifier)
     if num is not None:
@@ -323,8 +323,7 @@ def arena(
         report = run_arena(names, output, plan, command=command, progress=typer.echo)
     except ValueError as e:
         fail(str(e))
-    html_page = report.with_name("index.html") if report.name == "report.md" else report.with_suffix("") / "index.html"
-    typer.echo(f"wrote {report} and {html_page}")
+    typer.echo(f"wrote {report} and {arena_folder(output) / 'index.html'}")
 
 
 @app.command()

@@ -193,16 +193,21 @@ def default_models() -> list[str]:
     return [chosen[f] for f in GENERATOR_FAMILIES if f in chosen]
 
 
+def arena_folder(output: str | Path) -> Path:
+    """Where the pictures, data and index.html go for --output: the folder itself, or for a .md
+    report the folder of the same name beside it."""
+    output = Path(output)
+    return output.with_suffix("") if output.suffix == ".md" else output
+
+
 def run_arena(models: list[str], out_dir: Path, plan: ArenaPlan = FULL, *, isolate: bool = True, command: str = "",
               progress=print) -> Path:
     """out_dir: a folder (report.md goes into it), or a .md path: the report goes there and the
     pictures, data and index.html into the folder of the same name beside it (docs/arena.md, docs/arena/)."""
     if not models:
         raise ValueError("no models to compare: give --models or install bundled ones")
-    out_dir = Path(out_dir)
-    report_md = out_dir if out_dir.suffix == ".md" else None
-    if report_md:
-        out_dir = out_dir.with_suffix("")
+    report_md = Path(out_dir) if Path(out_dir).suffix == ".md" else None
+    out_dir = arena_folder(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     threads = torch.get_num_threads()
     results = []
