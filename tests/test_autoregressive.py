@@ -117,6 +117,16 @@ def test_errors(raster, setm):
         setm.generate(_req(context_BTCHW=torch.zeros(1, 3, 3, 32, 32)))
 
 
+@pytest.mark.parametrize("decode", ["set", "raster", "diagonal"])
+def test_a_clip_depends_on_its_own_generator_only(raster, setm, decode):
+    model = setm if decode == "set" else raster
+    other = "a small blue square moves up"
+    both = model.generate_codes(_req(prompts=[other, PROMPT], decode=decode, num_frames=2,
+                                     generator=[torch.Generator().manual_seed(s) for s in (1, 0)]))
+    alone = model.generate_codes(_req(decode=decode, num_frames=2, generator=[torch.Generator().manual_seed(0)]))
+    assert torch.equal(both[1], alone[0]) and not torch.equal(both[0], both[1])
+
+
 def test_sampling_controls():
     logits = torch.tensor([[0.0, 5.0, 1.0, -2.0]])
     assert sample_logits(logits, temperature=0).item() == 1
@@ -127,6 +137,12 @@ def test_sampling_controls():
     assert draws == {1}
     with pytest.raises(ValueError):
         sample_logits(logits, top_p=0)
+    many = torch.randn(2, 5, 4)  # (clips, tokens, V): clip i draws from generator i alone
+    a = sample_logits(many, generator=[torch.Generator().manual_seed(s) for s in (0, 1)])
+    b = sample_logits(many[1:], generator=[torch.Generator().manual_seed(1)])
+    assert a.shape == (2, 5) and torch.equal(a[1], b[0])
+    with pytest.raises(ValueError, match="2 generators for a batch of 1"):
+        sample_logits(many[:1], generator=[torch.Generator(), torch.Generator()])
 
 
 def test_pipeline_and_cli_with_an_ar_model(tmp_path):

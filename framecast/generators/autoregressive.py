@@ -42,7 +42,7 @@ from framecast.codecs.tokenizer import TokenizerConfig, VideoTokenizer
 from framecast.generators.diffusion import GenerationRequest, ModelSpec
 from framecast.nn.attention import KVCache, MaskSpec
 from framecast.nn.transformer import SpaceTimeTransformer, TransformerConfig
-from framecast.rng import first, rand, randint
+from framecast.rng import rand, randint
 from framecast.sampling.decoding import sample_logits
 from framecast.sampling.guidance import cfg_combine
 from framecast.text.encoder import TextEmbedding, TextEncoder, build_text_encoder, check_prompts, encode_for_guidance
@@ -255,7 +255,7 @@ class TokenTransformer(nn.Module):
             temperature=request.temperature if request.temperature is not None else c.temperature,
             top_k=request.top_k if request.top_k is not None else c.top_k,
             top_p=request.top_p if request.top_p is not None else c.top_p,
-            generator=first(request.generator),
+            generator=request.generator,
         )
         device = next(self.parameters()).device
         per = self.grid_hw[0] * self.grid_hw[1]
@@ -345,7 +345,7 @@ class TokenTransformer(nn.Module):
                     ids = torch.cat([codes[:, : f * n], frame], 1)
                     level = torch.cat([torch.zeros(B, f, device=dev), ratio], 1)
                     logits = self._guided(ids, None, level, text, scale, guided, mask=spec)[:, f * n :]
-                drawn = sample_logits(logits.reshape(B * n, -1), **sample).view(B, n)
+                drawn = sample_logits(logits, **sample)  # (B, n)
                 conf = torch.gather(logits.softmax(-1), -1, drawn[..., None])[..., 0]
                 conf = torch.where(masked, conf, torch.full_like(conf, float("inf")))
                 keep_masked = int(math.floor(unknown * math.cos(math.pi / 2 * (k + 1) / K)))
