@@ -159,3 +159,47 @@ def test_latent_pool_cache_is_reused_only_when_it_matches(tmp_path):
     assert torch.equal(again.latents, pool.latents) and again.captions == pool.captions
     with pytest.raises(AssertionError, match="encoded although"):
         LatentPool(cfg, no_encoding, 3, progress=False, cache=cache, fingerprint="codec B")
+
+
+def test_denoising_decoder_trains_the_decoder_alone_and_drops_into_a_generator(tmp_path):
+    import runpy
+    import sys
+    from pathlib import Path
+
+    from framecast.train.trainer import train
+
+    gen = _latent(shapes_diffusion_tiny)
+    gen.calibrate(_clips(4)["video"])
+    save_pretrained(gen, tmp_path / "gen")
+    save_pretrained(gen.codec, tmp_path / "vae")
+    cfg = shapes_vae_tiny()
+    cfg.out_dir, cfg.init_from = str(tmp_path / "dec"), str(tmp_path / "vae")
+    cfg.model.generator.update(freeze_encoder=True, decoder_noise=0.5, l2_weight=0.0)
+    tuned = from_pretrained(train(cfg, progress=False) / "model")
+    before = gen.codec.state_dict()
+    for k, v in tuned.state_dict().items():  # the encoder is untouched, the decoder has learnt
+        assert torch.equal(v, before[k]) == k.startswith("encoder."), k
+    # With noise the loss differs from the clean one (same random draws), and only the decoder gets gradients.
+    batch, g = _clips(2), lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    tuned.train()
+    noisy = tuned.loss(batch, g())
+    noisy.backward()
+    assert all(p.grad is None for p in tuned.encoder.parameters()) and any(p.grad is not None for p in tuned.decoder.parameters())
+    tuned.config.decoder_noise = 0.0
+    assert not torch.isclose(noisy, tuned.loss(batch, g()))
+    # tools/swap_codec.py gives the generator the new decoder, and refuses a VAE with another encoder.
+    tool = str(Path(__file__).resolve().parents[1] / "tools" / "swap_codec.py")
+    argv = sys.argv
+    try:
+        sys.argv = [tool, str(tmp_path / "dec" / "model"), "--into", str(tmp_path / "gen"), "--note", "test"]
+        runpy.run_path(tool, run_name="__main__")
+        swapped = from_pretrained(tmp_path / "gen")
+        for k, v in tuned.state_dict().items():
+            assert torch.equal(swapped.codec.state_dict()[k], v), k
+        other = CausalVAE(VAEConfig(**VAE))
+        save_pretrained(other, tmp_path / "other")
+        sys.argv = [tool, str(tmp_path / "other"), "--into", str(tmp_path / "gen"), "--note", "test"]
+        with pytest.raises(SystemExit, match="encoder is not"):
+            runpy.run_path(tool, run_name="__main__")
+    finally:
+        sys.argv = argv

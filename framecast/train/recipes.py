@@ -133,6 +133,23 @@ def shapes_vae_small() -> TrainConfig:
     )
 
 
+def shapes_vae_decoder() -> TrainConfig:
+    """A denoising decoder for `shapes-vae`: its decoder alone, fine-tuned on noised latents with
+    an L1 loss, so that it draws hard edges from the slightly-off latents that shapes-diffusion
+    and shapes-hybrid make. The encoder is frozen, so the generators' latents do not change and
+    the new decoder drops into their bundles (tools/swap_codec.py)."""
+    from framecast.codecs.vae import VAEConfig
+
+    cfg = shapes_vae_small()
+    cfg.recipe, cfg.out_dir = "shapes-vae-decoder", "runs/shapes-vae-decoder"
+    cfg.model.generator = asdict(VAEConfig(latent_channels=4, width=64, stages=2, frames=8,
+                                           freeze_encoder=True, decoder_noise=0.3, l2_weight=0.0))
+    cfg.init_from = "shapes-vae"
+    cfg.optim = OptimConfig(lr=3e-4, warmup_steps=50, weight_decay=0.0)
+    cfg.steps, cfg.ckpt_every, cfg.seed = 600, 100, 12345
+    return cfg
+
+
 def shapes_vae_tiny() -> TrainConfig:
     from framecast.codecs.vae import VAEConfig
 
@@ -264,6 +281,7 @@ RECIPES: dict[str, Callable[[], TrainConfig]] = {
     "shapes-hybrid-tf": shapes_hybrid_tf,
     "shapes-hybrid-tiny": shapes_hybrid_tiny,
     "shapes-vae-small": shapes_vae_small,
+    "shapes-vae-decoder": shapes_vae_decoder,
     "shapes-vae-tiny": shapes_vae_tiny,
     "shapes-tokenizer-fsq": lambda: shapes_tokenizer("fsq"),
     "shapes-tokenizer-lfq": lambda: shapes_tokenizer("lfq"),
