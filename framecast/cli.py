@@ -72,6 +72,7 @@ def generate(
     schedule: Optional[str] = typer.Option(None, "--schedule", help="hybrid models: autoregressive, pyramid or full"),
     stream: bool = typer.Option(False, "--stream", help="hybrid models: write frames as they are made"),
     no_cache: bool = typer.Option(False, "--no-cache", help="hybrid and AR models: recompute the context at every step"),
+    context_level: Optional[float] = typer.Option(None, "--context-level", help="hybrid models: noise level of finished frames seen as context"),
     decode: Optional[str] = typer.Option(None, "--decode", help="autoregressive models: raster, diagonal or set"),
     temperature: Optional[float] = typer.Option(None, "--temperature", help="autoregressive models"),
     top_k: Optional[int] = typer.Option(None, "--top-k", help="autoregressive models"),
@@ -98,13 +99,13 @@ def generate(
         fail("--stream writes frames as they are made, so it cannot search among candidates; drop --best-of/--chunk or --stream")
     if stream:
         return _generate_stream(prompt, model, output, seed, steps, guidance, frames, negative_prompt, schedule, no_cache, image, video,
-                                context_frames, fps, precision, device)
+                                context_frames, fps, precision, device, context_level)
     if best_of > 1 or chunk is not None:
         return _generate_search(prompt, model, output, seed, best_of, verifier, chunk, fps, precision, device, frames,
                                 dict(negative_prompt=negative_prompt, num_inference_steps=steps, guidance_scale=guidance, sampler=sampler,
                                      **({"schedule": schedule} if schedule else {}),
-                                     **{k: v for k, v in dict(decode=decode, temperature=temperature, top_k=top_k, top_p=top_p).items()
-                                        if v is not None}))
+                                     **{k: v for k, v in dict(decode=decode, temperature=temperature, top_k=top_k, top_p=top_p,
+                                                              context_level=context_level).items() if v is not None}))
     try:
         pipe = load(model, precision=precision, device=device)
         out = pipe(
@@ -119,7 +120,8 @@ def generate(
             video=video,
             context_frames=context_frames,
             **({"schedule": schedule, "use_cache": not no_cache} if schedule or no_cache else {}),
-            **{k: v for k, v in dict(decode=decode, temperature=temperature, top_k=top_k, top_p=top_p).items() if v is not None},
+            **{k: v for k, v in dict(decode=decode, temperature=temperature, top_k=top_k, top_p=top_p,
+                                     context_level=context_level).items() if v is not None},
         )
         export_to_video(out, output, fps=fps)
     except ValueError as e:
@@ -151,7 +153,7 @@ def _generate_search(prompt, model, output, seed, best_of, verifier, chunk, fps,
 
 
 def _generate_stream(prompt, model, output, seed, steps, guidance, frames, negative_prompt, schedule, no_cache, image, video,
-                     context_frames, fps, precision, device):
+                     context_frames, fps, precision, device, context_level=None):
     import time
 
     import numpy as np
@@ -165,7 +167,7 @@ def _generate_stream(prompt, model, output, seed, steps, guidance, frames, negat
         pipe = load(model, precision=precision, device=device)
         kw = dict(negative_prompt=negative_prompt, num_frames=frames, num_inference_steps=steps, guidance_scale=guidance,
                   generator=torch.Generator().manual_seed(seed), schedule=schedule, use_cache=not no_cache, image=image,
-                  video=video, context_frames=context_frames)
+                  video=video, context_frames=context_frames, context_level=context_level)
         frames_made = pipe.stream(prompt, **kw)  # checks the request before the file is opened
         writer = Mp4Stream(output, fps=fps) if output.suffix.lower() == ".mp4" else None
         start, made = time.perf_counter(), 0
@@ -198,6 +200,7 @@ def eval_(
     temperature: Optional[float] = typer.Option(None, "--temperature", help="autoregressive models"),
     top_k: Optional[int] = typer.Option(None, "--top-k", help="autoregressive models"),
     top_p: Optional[float] = typer.Option(None, "--top-p", help="autoregressive models"),
+    context_level: Optional[float] = typer.Option(None, "--context-level", help="hybrid models: noise level of finished frames seen as context"),
     frames: Optional[int] = typer.Option(None, "--frames"),
     batch_size: int = typer.Option(10, "--batch-size"),
     output: Path = typer.Option(Path("eval.json"), "--output", "-o", help="JSON report (a contact sheet .png is written beside it)"),
@@ -231,8 +234,8 @@ def eval_(
             pipe, eval_prompts(prompts, num), seed=seed, batch_size=batch_size,
             num_inference_steps=steps, guidance_scale=guidance, sampler=sampler, num_frames=frames,
             best_of=best_of, verifier=verifier, chunk=chunk,
-            **{k: v for k, v in dict(schedule=schedule, decode=decode, temperature=temperature, top_k=top_k, top_p=top_p).items()
-               if v is not None},
+            **{k: v for k, v in dict(schedule=schedule, decode=decode, temperature=temperature, top_k=top_k, top_p=top_p,
+                                     context_level=context_level).items() if v is not None},
         )
         if extractor is not None:
             summary.update(shapes_fvd(summary["frames"], split=prompts, network=extractor))

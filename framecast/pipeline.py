@@ -120,6 +120,7 @@ class Pipeline:
         num_videos_per_prompt=1,
         schedule=None,
         use_cache=True,
+        context_level=None,
         decode=None,
         temperature=None,
         top_k=None,
@@ -157,8 +158,10 @@ class Pipeline:
             return ARRequest(**common, decode=decode, use_cache=use_cache, temperature=temperature, top_k=top_k, top_p=top_p)
         if decode is not None or temperature is not None or top_k is not None or top_p is not None:
             raise ValueError("decode, temperature, top_k and top_p are for autoregressive models")
+        if context_level is not None and self.model.family != "hybrid":
+            raise ValueError("context_level is for hybrid models, which sample frame by frame from context")
         if self.model.family == "hybrid":
-            return HybridRequest(**common, schedule=schedule, use_cache=use_cache)
+            return HybridRequest(**common, schedule=schedule, use_cache=use_cache, context_level=context_level)
         if schedule not in (None, "full"):
             raise ValueError(f"a full-sequence diffusion model samples all frames together; schedule '{schedule}' needs a hybrid model")
         return GenerationRequest(**common)
@@ -180,8 +183,8 @@ class Pipeline:
                  generator: torch.Generator | list[torch.Generator] | None = None, callback_on_step_end: Callable | None = None,
                  **kwargs) -> VideoPipelineOutput:
         """Generate clips. Keyword options: sampler, shift, image, video, context_frames,
-        num_videos_per_prompt; for hybrid models schedule ('autoregressive', 'pyramid', 'full') and
-        use_cache; for autoregressive models decode ('raster', 'diagonal', 'set'), temperature,
+        num_videos_per_prompt; for hybrid models schedule ('autoregressive', 'pyramid', 'full'),
+        use_cache and context_level (the noise level finished frames are seen at as context); for autoregressive models decode ('raster', 'diagonal', 'set'), temperature,
         top_k, top_p and use_cache. `callback_on_step_end(pipe, step, sigma, {"latents", "x0"})` may
         return {"latents": x} to replace the sample, as in diffusers."""
         request = self._request(prompt, negative_prompt, num_frames, num_inference_steps, guidance_scale, generator,

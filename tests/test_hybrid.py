@@ -51,6 +51,16 @@ def test_cached_and_uncached_sampling_agree(model, schedule, sampler):
         assert not torch.allclose(a, model.generate(_req(schedule=schedule)), atol=1e-3)
 
 
+@pytest.mark.parametrize("schedule", ["autoregressive", "pyramid"])
+def test_noised_context_is_the_same_with_and_without_the_cache(model, schedule):
+    a = model.generate(_req(schedule=schedule, use_cache=True, context_level=0.1))
+    b = model.generate(_req(schedule=schedule, use_cache=False, context_level=0.1))
+    assert torch.allclose(a, b, atol=1e-4)
+    assert not torch.allclose(a, model.generate(_req(schedule=schedule)), atol=1e-3)  # the level is used
+    with pytest.raises(ValueError, match="context_level must be in"):
+        model.generate(_req(context_level=1.0))
+
+
 def test_cache_saves_forward_work(model):
     # Same number of calls, but cached calls see one frame instead of the whole prefix.
     frames_seen = {}

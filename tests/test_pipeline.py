@@ -65,6 +65,8 @@ def test_bad_requests(pipe):
         pipe("a big red circle moves right", num_frames=4, image=np.zeros((64, 64, 3), np.uint8))
     with pytest.raises(ValueError, match="shorter than the clip"):
         pipe("a big red circle moves right", num_frames=4, video=render_clip(0, frames=8).video)
+    with pytest.raises(ValueError, match="context_level is for hybrid models"):
+        pipe("a big red circle moves right", num_frames=4, context_level=0.1)
     with pytest.raises(ValueError, match="no model"):
         framecast.load("no-such-model")
 

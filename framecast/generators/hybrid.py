@@ -39,6 +39,7 @@ class HybridConfig(DiffusionConfig):
     prefix_share: float = 0.5  # share of training clips with a clean prefix and one level after it
     context_noise: float = 0.0  # context frames get a level in [0, context_noise] in training (0 = clean)
     teacher_forcing: bool = False  # train every token-frame from (almost) clean context: [context ; noisy] in one pass
+    context_level: float = 0.0  # sampling: finished frames are shown to the model as context at this noise level (0 = clean)
     window: int = 0  # token-frames of recent context kept when streaming (0 = fill the training length)
     sinks: int = 1  # first token-frames always kept in the cache
 
@@ -51,6 +52,7 @@ class HybridRequest(GenerationRequest):
     schedule: str | None = None
     matrix: NoiseMatrix | None = None  # overrides schedule
     use_cache: bool = True
+    context_level: float | None = None  # None: the model's config.context_level
 
 
 class CausalVideoDiffusion(VideoDiffusion):
@@ -175,6 +177,20 @@ class CausalVideoDiffusion(VideoDiffusion):
         gen = first(request.generator)
         Cl, side = self.latent_shape
         x = initial_noise((B, T, Cl, side, side), request.generator).to(device)
+        # Finished frames can be shown as context a little noised (Diffusion Forcing's stabilisation,
+        # within the context noise of training), each with noise drawn once, so the cached and
+        # uncached paths see the same context; the clip itself keeps the clean frames.
+        c_lvl = request.context_level if request.context_level is not None else c.context_level
+        if not 0.0 <= c_lvl < 1.0:
+            raise ValueError(f"context_level must be in [0, 1), got {c_lvl}")
+        ctx_noise = initial_noise(x.shape, request.generator).to(device) if c_lvl > 0 else None
+
+        def as_context(a: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+            """Token-frames [a, b), all finished: their input and levels as context."""
+            if ctx_noise is None:
+                return x[:, tf(a, b)], torch.zeros(B, b - a, device=device)
+            noisy = (1 - c_lvl) * x[:, tf(a, b)] + c_lvl * ctx_noise[:, tf(a, b)]
+            return noisy, torch.full((B, b - a), c_lvl, device=device)
         known = torch.zeros(T, dtype=torch.bool)
         if ctx is not None:
             x[:, :n_ctx_frames] = ctx
@@ -199,8 +215,8 @@ class CausalVideoDiffusion(VideoDiffusion):
                 if cache is not None:
                     if lo > cached_upto:  # clean frames not yet cached: encode them once
                         cache.writing = True
-                        lv = torch.zeros(B, lo - cached_upto, device=device)
-                        self._model(x[:, tf(cached_upto, lo)], lv, text, scale, guided, mask=spec, cache=cache, frame_offset=cached_upto)
+                        inp, lv = as_context(cached_upto, lo)
+                        self._model(inp, lv, text, scale, guided, mask=spec, cache=cache, frame_offset=cached_upto)
                         cached_upto = lo
                         ids = cache.frame_ids()
                         if ids.numel() > sinks + window:  # rolling window + sinks (bounded memory)
@@ -210,7 +226,9 @@ class CausalVideoDiffusion(VideoDiffusion):
                     x0 = self._model(x[:, tf(start, hi)], cur[start:hi].expand(B, -1), text, scale, guided, mask=spec, cache=cache, frame_offset=start)
                 else:
                     start = 0
-                    x0 = self._model(x[:, tf(0, hi)], cur[:hi].expand(B, -1), text, scale, guided, mask=spec)
+                    inp, lv = as_context(0, lo)
+                    x0 = self._model(torch.cat([inp, x[:, tf(lo, hi)]], 1), torch.cat([lv, cur[lo:hi].expand(B, -1)], 1),
+                                     text, scale, guided, mask=spec)
                 s, s_next = cur[start:hi], nxt[start:hi]
                 pp = lambda lv: self.per_pixel(lv[None], (hi - start) * pf)  # noqa: E731 - levels -> per pixel
                 if eta > 0:  # to the next level from x0 with fresh noise, for the frames that move
