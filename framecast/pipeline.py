@@ -184,8 +184,9 @@ class Pipeline:
                  **kwargs) -> VideoPipelineOutput:
         """Generate clips. Keyword options: sampler, shift, image, video, context_frames,
         num_videos_per_prompt; for hybrid models schedule ('autoregressive', 'pyramid', 'full'),
-        use_cache and context_level (the noise level finished frames are seen at as context); for autoregressive models decode ('raster', 'diagonal', 'set'), temperature,
-        top_k, top_p and use_cache. `callback_on_step_end(pipe, step, sigma, {"latents", "x0"})` may
+        use_cache and context_level (the noise level finished frames are seen at as context); for
+        autoregressive models decode ('raster', 'diagonal', 'set'), temperature, top_k, top_p and
+        use_cache. `callback_on_step_end(pipe, step, sigma, {"latents", "x0"})` may
         return {"latents": x} to replace the sample, as in diffusers."""
         request = self._request(prompt, negative_prompt, num_frames, num_inference_steps, guidance_scale, generator,
                                 callback_on_step_end, **kwargs)
