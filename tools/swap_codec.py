@@ -12,15 +12,14 @@ Each generator folder is rewritten in place (weights in bfloat16 when they were)
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
+from safetensors import safe_open
 
 from framecast.generators import from_pretrained, save_pretrained
-from framecast.generators.io import CONFIG_NAME, WEIGHTS_NAME, read_config
+from framecast.generators.io import WEIGHTS_NAME, read_config
 from framecast.pipeline import resolve_model
 
 
@@ -37,8 +36,8 @@ def swap(vae_folder: Path, generator_folder: Path, note: str) -> None:
                          "fine-tune the decoder with freeze_encoder=true from the generator's own VAE")
     model.codec.decoder.load_state_dict(vae.decoder.state_dict())
     model.config.codec = asdict(vae.config)
-    stored = load_file(str(generator_folder / WEIGHTS_NAME))
-    bf16 = next(iter(stored.values())).dtype == torch.bfloat16
+    with safe_open(str(generator_folder / WEIGHTS_NAME), "pt") as f:  # the stored precision, from one tensor
+        bf16 = f.get_slice(next(iter(f.keys()))).get_dtype() == "BF16"
     spec = model.spec()
     own_keys = set(asdict(spec) if is_dataclass(spec) else spec) | {"framecast_format"}
     extra = {k: v for k, v in old_config.items() if k not in own_keys}
@@ -48,7 +47,7 @@ def swap(vae_folder: Path, generator_folder: Path, note: str) -> None:
         with training.open("a") as f:
             f.write(f"\n## Decoder\n\nThe VAE decoder was replaced by `{vae_folder}`'s (same encoder, so the same latents), made with:\n\n"
                     f"```bash\n{note}\n```\n")
-    print(f"{generator_folder}: decoder from {vae_folder} ({json.loads((generator_folder / CONFIG_NAME).read_text())['family']})")
+    print(f"{generator_folder}: decoder from {vae_folder} ({model.family})")
 
 
 def main() -> None:

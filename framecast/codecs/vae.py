@@ -60,8 +60,7 @@ class CausalVAE(Codec):
 
     def loss(self, batch: dict, generator=None) -> torch.Tensor:
         c, x = self.config, batch["video"]
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not c.freeze_encoder):
-            mean, logvar = self.moments(x)
+        mean, logvar = self.moments(x)  # with freeze_encoder the encoder's weights do not require grad (__init__)
         z = mean + (0.5 * logvar).exp() * randn(mean.shape, generator).to(mean.device)
         if c.decoder_noise > 0:
             # A generator's latents are near the encoder's, not on them; where they hedge (a corner
