@@ -165,3 +165,35 @@ def test_a_token_model_trains_from_a_pool_of_codes(tmp_path):
     with safe_open(str(tmp_path / "latent_pool.safetensors"), "pt") as f:
         codes = f.get_tensor("latents")
     assert codes.dtype == torch.int32 and codes.shape == (4, 4, 4, 4) and int(codes.max()) < 64
+
+
+def test_bundling_a_run_that_continued_a_bundled_model(tmp_path):
+    """tools/bundle_model.py --continues: the earlier bundle's log comes first and steps count on."""
+    import runpy
+    import sys
+    from pathlib import Path
+
+    tool = str(Path(__file__).resolve().parents[1] / "tools" / "bundle_model.py")
+    assets = tmp_path / "assets"
+
+    def bundle(run, *extra):
+        argv = sys.argv
+        try:
+            sys.argv = [tool, str(run), "--name", "m", "--command", "test", "--assets", str(assets), *extra]
+            runpy.run_path(tool, run_name="__main__")
+        finally:
+            sys.argv = argv
+
+    train(load_config("shapes-diffusion-tiny", [f"out_dir={tmp_path / 'a'}", "steps=4"]), progress=False)
+    bundle(tmp_path / "a")
+    train(load_config("shapes-diffusion-tiny", [f"out_dir={tmp_path / 'b'}", "steps=2", f"init_from={assets / 'm'}"]), progress=False)
+    bundle(tmp_path / "b", "--continues", "m")
+    assert json.loads((assets / "m" / "config.json").read_text())["trained_steps"] == 6
+    steps = [json.loads(line)["step"] for line in (assets / "m" / "train_log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5, 6]
+    assert "steps: 6 (4 of them in the run that made `m`" in (assets / "m" / "TRAINING.md").read_text()
+    with pytest.raises(SystemExit, match="no bundled model"):
+        bundle(tmp_path / "b", "--continues", "nothing-here")
+    with pytest.raises(SystemExit, match="already holds this run"):  # bundling run b again onto its own bundle
+        bundle(tmp_path / "b", "--continues", "m")
+    assert json.loads((assets / "m" / "config.json").read_text())["trained_steps"] == 6  # and the bundle is kept

@@ -3,6 +3,9 @@
     python tools/bundle_model.py runs/shapes-diffusion-small --name shapes-diffusion \
         --command "framecast train shapes-diffusion-small --set threads=2"
 
+A run that trained on from a bundled model (`--set init_from=NAME`) is bundled with
+`--continues NAME`: that model's log comes first and its steps count in.
+
 Writes config.json + model.safetensors (weights in bfloat16 when --bf16, to stay small),
 TRAINING.md (the command, steps, wall time, final loss), train_log.jsonl and loss.png.
 """
@@ -51,6 +54,10 @@ def main() -> None:
     ap.add_argument("--name", required=True)
     ap.add_argument("--command", required=True, help="the command that trained it, written into TRAINING.md")
     ap.add_argument("--checkpoint", type=Path, default=None, help="default: the run's latest checkpoint")
+    ap.add_argument("--assets", type=Path, default=ASSETS, help="where bundled models live (default: framecast/assets)")
+    ap.add_argument("--continues", default="",
+                    help="the bundled model (name or folder) the run started from through init_from: its log comes first "
+                         "and the steps count on from its trained_steps")
     ap.add_argument("--bf16", action="store_true", help="store weights in bfloat16 (half the size)")
     ap.add_argument("--scores", type=Path, default=None, help="a `framecast eval` JSON whose headline numbers go to scores.json")
     ap.add_argument("--scores-command", default="", help="the command that made --scores")
@@ -71,13 +78,25 @@ def main() -> None:
         old = getattr(model.config, key)
         defaults[key] = type(old)(value) if old is not None else value
         setattr(model.config, key, defaults[key])
-    out = ASSETS / args.name
+    prev_steps, prev_log = 0, []
+    if args.continues:  # read before `out` (often the same folder) is replaced
+        prev = Path(args.continues) if Path(args.continues).is_dir() else args.assets / args.continues
+        if not (prev / "train_log.jsonl").is_file():
+            raise SystemExit(f"--continues {args.continues}: no bundled model with a train_log.jsonl there")
+        prev_steps = json.loads((prev / "config.json").read_text()).get("trained_steps", 0)
+        prev_log = [json.loads(line) for line in (prev / "train_log.jsonl").read_text().splitlines() if line.strip()]
+    steps = prev_steps + state["step"]
+    log = [json.loads(line) for line in (args.run / "log.jsonl").read_text().splitlines() if line.strip()]
+    log = [r for r in log if r["step"] <= state["step"]]
+    if prev_log and log and prev_log[-1]["time"] >= log[0]["time"]:
+        raise SystemExit(f"--continues {args.continues}: that bundle's log ends after this run began; "
+                         "it already holds this run (bundled twice?), so give the model it started from")
+    log = prev_log + [{**r, "step": prev_steps + r["step"]} for r in log]
+    out = args.assets / args.name
     if out.exists():
         shutil.rmtree(out)
     save_pretrained(model, out, dtype=torch.bfloat16 if args.bf16 else None,
-                    extra={"trained_steps": state["step"], "recipe": state["train_config"].get("recipe", "")})
-    log = [json.loads(line) for line in (args.run / "log.jsonl").read_text().splitlines() if line.strip()]
-    log = [r for r in log if r["step"] <= state["step"]]
+                    extra={"trained_steps": steps, "recipe": state["train_config"].get("recipe", "")})
     (out / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
     loss_plot(log, out / "loss.png", f"{args.name}: training loss")
     # Time spent training: gaps between logs over 5x the median (a resume, a paused process) left out.
@@ -90,7 +109,8 @@ def main() -> None:
         f"# {args.name}\n\n"
         f"Trained on this repository's 2-core CPU with:\n\n```bash\n{args.command}\n```\n\n"
         f"- recipe: `{state['train_config'].get('recipe', '')}` (see framecast/train/recipes.py); full config in `config.json` and below\n"
-        f"- steps: {state['step']} at batch {state['train_config']['batch_size']}, {hours:.2f} h of training "
+        f"- steps: {steps}" + (f" ({prev_steps} of them in the run that made `{args.continues}`, which this one continued)" if prev_steps else "")
+        + f" at batch {state['train_config']['batch_size']}, {hours:.2f} h of training "
         f"(wall time between logs; resumes and pauses left out)\n"
         f"- parameters: {n_params / 1e6:.2f} M; weights stored in {'bfloat16' if args.bf16 else 'float32'} (EMA)\n"
         f"- final loss (mean of the last {len(last)} logs): {sum(r['loss'] for r in last) / len(last):.4f}\n"
