@@ -82,7 +82,8 @@ def shapes_hybrid_small() -> TrainConfig:
     training it from scratch. Sampling defaults (20 steps a chunk, guidance 2.5) chosen on 120
     tuning clips: 0.85 scene accuracy against 0.77 at 10 steps and guidance 3. The bundle ran this
     recipe's 3000 steps, then 6000 more from that model on fresh clips (`--set init_from=shapes-hybrid
-    steps=6000 optim.lr=1.5e-4 seed=1`; both commands in its TRAINING.md)."""
+    --set steps=6000 --set optim.lr=1.5e-4 --set seed=1 --set data.latent_pool=30000`; both commands
+    in its TRAINING.md)."""
     cfg = shapes_diffusion_small()
     cfg.recipe = "shapes-hybrid-small"
     cfg.model.family = "hybrid"
