@@ -16,6 +16,11 @@ def _root() -> None:
     """framecast: train, generate and measure video generators."""
 
 
+def _given(**options) -> dict:
+    """The family-specific options the user gave (None: the model's default), to pass on as keywords."""
+    return {k: v for k, v in options.items() if v is not None}
+
+
 def fail(message: str, code: int = 2) -> None:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
@@ -104,8 +109,7 @@ def generate(
         return _generate_search(prompt, model, output, seed, best_of, verifier, chunk, fps, precision, device, frames,
                                 dict(negative_prompt=negative_prompt, num_inference_steps=steps, guidance_scale=guidance, sampler=sampler,
                                      **({"schedule": schedule} if schedule else {}),
-                                     **{k: v for k, v in dict(decode=decode, temperature=temperature, top_k=top_k, top_p=top_p,
-                                                              context_level=context_level).items() if v is not None}))
+                                     **_given(decode=decode, temperature=temperature, top_k=top_k, top_p=top_p, context_level=context_level)))
     try:
         pipe = load(model, precision=precision, device=device)
         out = pipe(
@@ -120,8 +124,7 @@ def generate(
             video=video,
             context_frames=context_frames,
             **({"schedule": schedule, "use_cache": not no_cache} if schedule or no_cache else {}),
-            **{k: v for k, v in dict(decode=decode, temperature=temperature, top_k=top_k, top_p=top_p,
-                                     context_level=context_level).items() if v is not None},
+            **_given(decode=decode, temperature=temperature, top_k=top_k, top_p=top_p, context_level=context_level),
         )
         export_to_video(out, output, fps=fps)
     except ValueError as e:
@@ -234,8 +237,7 @@ def eval_(
             pipe, eval_prompts(prompts, num), seed=seed, batch_size=batch_size,
             num_inference_steps=steps, guidance_scale=guidance, sampler=sampler, num_frames=frames,
             best_of=best_of, verifier=verifier, chunk=chunk,
-            **{k: v for k, v in dict(schedule=schedule, decode=decode, temperature=temperature, top_k=top_k, top_p=top_p,
-                                     context_level=context_level).items() if v is not None},
+            **_given(schedule=schedule, decode=decode, temperature=temperature, top_k=top_k, top_p=top_p, context_level=context_level),
         )
         if extractor is not None:
             summary.update(shapes_fvd(summary["frames"], split=prompts, network=extractor))

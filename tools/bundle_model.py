@@ -26,6 +26,10 @@ ASSETS = Path(__file__).resolve().parents[1] / "framecast" / "assets"
 SAMPLING_KEYS = ("sampler", "steps", "guidance", "shift", "schedule", "decode", "temperature", "top_k", "top_p", "set_steps")
 
 
+def read_log(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def loss_plot(log: list[dict], path: Path, title: str) -> None:
     import matplotlib
 
@@ -84,10 +88,9 @@ def main() -> None:
         if not (prev / "train_log.jsonl").is_file():
             raise SystemExit(f"--continues {args.continues}: no bundled model with a train_log.jsonl there")
         prev_steps = json.loads((prev / "config.json").read_text()).get("trained_steps", 0)
-        prev_log = [json.loads(line) for line in (prev / "train_log.jsonl").read_text().splitlines() if line.strip()]
+        prev_log = read_log(prev / "train_log.jsonl")
     steps = prev_steps + state["step"]
-    log = [json.loads(line) for line in (args.run / "log.jsonl").read_text().splitlines() if line.strip()]
-    log = [r for r in log if r["step"] <= state["step"]]
+    log = [r for r in read_log(args.run / "log.jsonl") if r["step"] <= state["step"]]
     if prev_log and log and prev_log[-1]["time"] >= log[0]["time"]:
         raise SystemExit(f"--continues {args.continues}: that bundle's log ends after this run began; "
                          "it already holds this run (bundled twice?), so give the model it started from")
