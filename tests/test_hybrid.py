@@ -117,6 +117,10 @@ def test_custom_matrix_and_errors(model):
         model.generate(_req(num_frames=0))
     with pytest.raises(ValueError, match="euler, euler-ancestral, euler-stochastic, not 'heun'"):
         model.generate(_req(sampler="heun"))
+    spec = asdict(shapes_hybrid_tiny().model)
+    spec["generator"]["self_correction"] = 0.5
+    with pytest.raises(ValueError, match="full-sequence diffusion only"):
+        build_generator(ModelSpec(**spec))
 
 
 def test_teacher_forcing_pass_sees_what_sampling_sees(model):

@@ -50,6 +50,31 @@ def test_latent_loss_trains_only_the_generator():
     assert all(p.grad is None for p in m.codec.parameters())
 
 
+def test_self_correction_noises_the_models_own_predictions_per_clip():
+    m = _latent(shapes_diffusion_tiny, latent_scale=1.0, self_correction=0.5)
+    z = m.to_latent(_clips(4)["video"])
+    text = m.text.encode([PROMPT] * 4)
+    sigma = torch.full((4,), 0.3)
+    gens = lambda: [torch.Generator().manual_seed(i) for i in range(4)]  # noqa: E731
+    start = m._own_predictions(z, sigma, text, gens())
+    kept = [torch.equal(start[i], z[i]) for i in range(4)]
+    assert 0 < sum(kept) < 4  # a share of the clips: the rest keep their clean latents
+    assert not start.requires_grad  # the predictions are targets' inputs, not trained through
+    # A clip's input depends on its own generator only, not on the batch it is drawn in.
+    for i in range(4):
+        alone = m._own_predictions(z[i : i + 1], sigma[i : i + 1], m.text.encode([PROMPT]), [torch.Generator().manual_seed(i)])
+        assert torch.allclose(alone[0], start[i], atol=1e-5)
+    # The replaced ones are the model's predictions, not the clean latents; with a share of 1, every clip is.
+    replaced = [i for i in range(4) if not kept[i]]
+    assert all(not torch.allclose(start[i], z[i], atol=1e-3) for i in replaced)
+    m.config.self_correction = 1.0
+    assert not any(torch.equal(a, b) for a, b in zip(m._own_predictions(z, sigma, text, gens()), z))
+    m.train()
+    loss = m(_clips(), [torch.Generator().manual_seed(i) for i in range(2)])
+    loss.backward()
+    assert torch.isfinite(loss) and m.backbone.head.weight.grad is not None
+
+
 def test_generate_decodes_to_pixels_and_holds_context():
     m = _latent(shapes_diffusion_tiny, latent_scale=1.0)
     ctx = _clips(1)["video"][:, :1]

@@ -39,6 +39,8 @@ class DiffusionConfig:
     train_sigma_mean: float = 0.0  # logit-normal location
     train_sigma_std: float = 1.0
     min_sigma_for_loss: float = 0.05  # clamp of s in v_hat = (x_s - x0_hat) / s
+    self_correction: float = 0.0  # share of training clips noised from the model's own prediction (see `loss`)
+    self_correction_gap: float = 0.2  # ... made at a level up to this much above theirs
     shift: float = 1.0  # timestep shift at sampling time
     steps: int = 25  # default sampling steps
     guidance: float = 4.0  # default classifier-free guidance scale
@@ -179,13 +181,35 @@ class VideoDiffusion(nn.Module):
         sigma = sample_training_sigmas(B, generator=generator, mean=self.config.train_sigma_mean, std=self.config.train_sigma_std).to(device)
         noise = randn(x0.shape, generator).to(device)
         s = sigma.view(-1, 1, 1, 1, 1)
-        x_s = (1 - s) * x0 + s * noise
+        start = self._own_predictions(x0, sigma, text, generator) if self.config.self_correction > 0 else x0
+        x_s = (1 - s) * start + s * noise
         target_v = noise - x0
         out = self.backbone(x_s, sigma, text)
         if self.config.prediction == "velocity":
             return F.mse_loss(out.float(), target_v)
         v_hat = (x_s - out.float()) / s.clamp(min=self.config.min_sigma_for_loss)
         return F.mse_loss(v_hat, target_v)
+
+    def _own_predictions(self, x0: torch.Tensor, sigma: torch.Tensor, text: TextEmbedding, generator) -> torch.Tensor:
+        """Exposure bias: the stochastic samplers feed the model (1 - s) x0_hat + s z, its own
+        earlier prediction noised again, never the clean x0 it trains on, so their errors add up
+        from step to step (a square's corner fades over the last steps). For a share of the clips
+        this returns x0_hat predicted (without gradient) from a level up to `self_correction_gap`
+        above sigma, to be noised to sigma in place of x0; the target stays x0, so the model learns
+        to correct its own errors (one step of the sampler unrolled, as in scheduled sampling)."""
+        c = self.config
+        B = x0.shape[0]
+        picked = (rand((B,), generator) < c.self_correction).to(x0.device)
+        higher = (sigma + c.self_correction_gap * rand((B,), generator).to(sigma)).clamp(max=1.0)
+        noise = randn(x0.shape, generator).to(x0.device)
+        if not picked.any():
+            return x0
+        h = higher.view(-1, 1, 1, 1, 1)
+        with torch.no_grad():
+            x0_hat = self.predict_x0(((1 - h) * x0 + h * noise)[picked], higher[picked], _rows(text, picked)).float()
+        start = x0.clone()
+        start[picked] = x0_hat.to(start)
+        return start
 
     # --- sampling -------------------------------------------------------------------------
     def guided_denoiser(self, text: TextEmbedding, uncond: TextEmbedding | None, scale: float):
@@ -235,6 +259,10 @@ class VideoDiffusion(nn.Module):
             x = hold(x, sigmas[0])
             callback = _then(hold, callback)
         return self.from_latent(sampler(denoise, x, sigmas, callback=callback, generator=request.generator)).clamp(-1, 1)
+
+
+def _rows(text: TextEmbedding, rows: torch.Tensor) -> TextEmbedding:
+    return TextEmbedding(tokens_BLD=text.tokens_BLD[rows], mask_BL=text.mask_BL[rows], pooled_BD=text.pooled_BD[rows])
 
 
 def initial_noise(shape: tuple[int, ...], generator) -> torch.Tensor:

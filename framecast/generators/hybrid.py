@@ -43,6 +43,12 @@ class HybridConfig(DiffusionConfig):
     window: int = 0  # token-frames of recent context kept when streaming (0 = fill the training length)
     sinks: int = 1  # first token-frames always kept in the cache
 
+    def __post_init__(self):
+        super().__post_init__()
+        if self.self_correction:
+            raise ValueError("self_correction is built for full-sequence diffusion only (a hybrid model's loss does not "
+                             "read it); leave it at 0")
+
     def mask_spec(self) -> MaskSpec:
         return MaskSpec(self.mask, block=self.chunk)
 
