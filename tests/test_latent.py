@@ -59,7 +59,7 @@ def test_self_correction_noises_the_models_own_predictions_per_clip():
     start = m._own_predictions(z, sigma, text, gens())
     kept = [torch.equal(start[i], z[i]) for i in range(4)]
     assert 0 < sum(kept) < 4  # a share of the clips: the rest keep their clean latents
-    assert not start.requires_grad  # the predictions are targets' inputs, not trained through
+    assert not start.requires_grad  # the predictions are inputs only: no gradient flows through them
     # A clip's input depends on its own generator only, not on the batch it is drawn in.
     for i in range(4):
         alone = m._own_predictions(z[i : i + 1], sigma[i : i + 1], m.text.encode([PROMPT]), [torch.Generator().manual_seed(i)])
