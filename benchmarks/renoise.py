@@ -25,6 +25,7 @@ from report import write_report
 from framecast.data.shapes import render_clip
 from framecast.eval.shapes import judge_clip
 from framecast.pipeline import load
+from framecast.rng import randn
 from framecast.sampling import flow_sigmas, get_sampler
 from framecast.text.encoder import encode_for_guidance
 from framecast.video import from_uint8, to_uint8
@@ -73,8 +74,7 @@ def main() -> None:
             for level in args.levels:
                 sigmas = schedule[schedule <= level + 1e-6]
                 gens = [torch.Generator().manual_seed(i) for i in range(len(clips))]
-                noise = torch.stack([torch.randn(z.shape[1:], generator=g) for g in gens])
-                z_s = (1 - sigmas[0]) * z + sigmas[0] * noise
+                z_s = (1 - sigmas[0]) * z + sigmas[0] * randn(z.shape, gens)
                 row = {"model": name, "level": float(sigmas[0]), "steps": len(sigmas) - 1, "guidance": scale, "ceiling": ceiling,
                        "one_step": judged(model, denoise(z_s, sigmas[0]), captions)}
                 for sampler in args.samplers:

@@ -206,7 +206,7 @@ class VideoDiffusion(nn.Module):
             return x0
         h = higher.view(-1, 1, 1, 1, 1)
         with torch.no_grad():
-            x0_hat = self.predict_x0(((1 - h) * x0 + h * noise)[picked], higher[picked], _rows(text, picked)).float()
+            x0_hat = self.predict_x0(((1 - h) * x0 + h * noise)[picked], higher[picked], text.select(picked)).float()
         start = x0.clone()
         start[picked] = x0_hat.to(start)
         return start
@@ -259,10 +259,6 @@ class VideoDiffusion(nn.Module):
             x = hold(x, sigmas[0])
             callback = _then(hold, callback)
         return self.from_latent(sampler(denoise, x, sigmas, callback=callback, generator=request.generator)).clamp(-1, 1)
-
-
-def _rows(text: TextEmbedding, rows: torch.Tensor) -> TextEmbedding:
-    return TextEmbedding(tokens_BLD=text.tokens_BLD[rows], mask_BL=text.mask_BL[rows], pooled_BD=text.pooled_BD[rows])
 
 
 def initial_noise(shape: tuple[int, ...], generator) -> torch.Tensor:

@@ -25,6 +25,10 @@ class TextEmbedding:
     def __len__(self) -> int:
         return self.tokens_BLD.shape[0]
 
+    def select(self, rows: torch.Tensor) -> "TextEmbedding":
+        """The embeddings of some prompts of the batch (a boolean mask or indices)."""
+        return TextEmbedding(tokens_BLD=self.tokens_BLD[rows], mask_BL=self.mask_BL[rows], pooled_BD=self.pooled_BD[rows])
+
     @staticmethod
     def cat(parts: list["TextEmbedding"]) -> "TextEmbedding":
         L = max(p.tokens_BLD.shape[1] for p in parts)
