@@ -1,12 +1,12 @@
 """The callable pipeline: `pipe = framecast.load("shapes-diffusion"); video = pipe(prompt, ...)`.
 
 It resolves a bundled name or a folder, validates the request in plain sentences, runs the
-generator (in bfloat16 autocast on the CPU by default) and returns uint8 frames.
+generator (in bfloat16 autocast where the hardware has bf16 arithmetic, fp32 elsewhere: see
+framecast.precision) and returns uint8 frames.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -18,6 +18,7 @@ import torch
 
 from framecast.generators import ARRequest, GenerationRequest, HybridRequest, from_pretrained
 from framecast.generators.io import CONFIG_NAME, WEIGHTS_NAME, read_config
+from framecast.precision import PRECISIONS, autocast, resolve_precision
 from framecast.video import as_frames, from_uint8, read_image, read_video, to_uint8
 
 ASSETS = Path(__file__).parent / "assets"
@@ -62,10 +63,15 @@ class VideoPipelineOutput:
 
 
 class Pipeline:
-    def __init__(self, model: torch.nn.Module, *, name: str = "", path: Path | None = None, precision: str = "bf16"):
-        if precision not in ("bf16", "fp32"):
-            raise ValueError(f"precision must be bf16 or fp32, got '{precision}'")
-        self.model, self.name, self.path, self.precision = model, name, path, precision
+    def __init__(self, model: torch.nn.Module, *, name: str = "", path: Path | None = None, precision: str = "auto"):
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
+        self.model, self.name, self.path, self.requested_precision = model, name, path, precision
+
+    @property
+    def precision(self) -> str:
+        """'bf16' or 'fp32': the requested precision resolved for the device the model is on now."""
+        return resolve_precision(self.requested_precision, self.device)
 
     @property
     def config(self):
@@ -176,7 +182,7 @@ class Pipeline:
         return self
 
     def _autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16) if self.precision == "bf16" else contextlib.nullcontext()
+        return autocast(self.precision, self.device)
 
     def __call__(self, prompt: str | list[str], negative_prompt=None, num_frames: int | None = None,
                  num_inference_steps: int | None = None, guidance_scale: float | None = None,
@@ -225,8 +231,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
-def load(name_or_path: str | Path, *, device: str | torch.device = "auto", precision: str = "bf16") -> Pipeline:
-    """A bundled name or a model folder -> a Pipeline on `device` (auto: the GPU when there is one)."""
+def load(name_or_path: str | Path, *, device: str | torch.device = "auto", precision: str = "auto") -> Pipeline:
+    """A bundled name or a model folder -> a Pipeline on `device` (auto: the GPU when there is one),
+    computing in `precision` (auto: bf16 where the hardware has it, else fp32)."""
     device = resolve_device(device)
     path = resolve_model(name_or_path)
     family = read_config(path).get("family")

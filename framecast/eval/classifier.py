@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from framecast.data.shapes import COLOURS, DIRECTIONS, SHAPES, SIZES, parse_caption, render_clip, shapes_batches
 from framecast.eval.fvd import as_video_batch, chunks, first_frames, resize_frames
+from framecast.precision import autocast, resolve_precision
 
 DEFAULT_PATH = Path(__file__).resolve().parents[1] / "assets" / "shapes-classifier"
 SLOT_HEADS = {"colour": list(COLOURS), "shape": list(SHAPES), "size": list(SIZES), "direction": list(DIRECTIONS)}
@@ -135,7 +136,7 @@ def _lr_factor(step: int, steps: int, warmup: int) -> float:
 
 
 def train_classifier(steps: int = 3000, batch_size: int = 32, *, lr: float = 2e-3, config: ClassifierConfig | None = None,
-                     seed: int = 0, compositional_every: int = 4, bf16: bool = True, progress: bool = True) -> ShapesClassifier:
+                     seed: int = 0, compositional_every: int = 4, precision: str = "auto", progress: bool = True) -> ShapesClassifier:
     """AdamW on endless rendered clips. Every `compositional_every`-th batch comes from the
     compositional split, so the held-out (colour, shape) pairs get features too: the classifier is
     a judge, not a generator, and judges every caption of the world."""
@@ -147,12 +148,13 @@ def train_classifier(steps: int = 3000, batch_size: int = 32, *, lr: float = 2e-
     data = shapes_batches(batch_size=batch_size, split="train", size=cfg.size, frames=cfg.frames, seed=seed)
     comp = shapes_batches(batch_size=batch_size, split="compositional", size=cfg.size, frames=cfg.frames, seed=seed)
     model.train()
-    bar = tqdm(range(steps), disable=not progress, desc="shapes classifier", unit="step")
+    precision = resolve_precision(precision, "cpu")
+    bar = tqdm(range(steps), disable=not progress, desc=f"shapes classifier ({precision})", unit="step")
     running = None
     for step in bar:
         batch = next(comp if compositional_every and step % compositional_every == compositional_every - 1 else data)
         labels = caption_labels(batch["caption"])
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with autocast(precision, "cpu"):
             loss = model.loss(batch["video"], labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()

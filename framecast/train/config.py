@@ -51,7 +51,7 @@ class TrainConfig:
     steps: int = 1000
     batch_size: int = 16
     ema_decay: float = 0.999
-    precision: str = "bf16"  # bf16 autocast or fp32
+    precision: str = "auto"  # bf16 autocast, fp32, or auto: bf16 where the hardware has it (framecast.precision)
     seed: int = 0
     threads: int = 0  # torch threads; 0 = leave PyTorch's default
     out_dir: str = "runs/run"

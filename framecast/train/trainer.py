@@ -26,6 +26,8 @@ from tqdm.auto import tqdm
 
 from framecast.generators.diffusion import ModelSpec
 from framecast.generators.io import build_generator
+from framecast.precision import PRECISIONS, resolve_precision
+from framecast.precision import autocast as precision_autocast
 from framecast.train import distributed
 from framecast.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, save_model
 from framecast.train.config import TrainConfig
@@ -192,8 +194,8 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, progress: bool 
     `dry_run`: build everything, take two steps in a temporary folder, keep nothing."""
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    if cfg.precision not in ("bf16", "fp32"):
-        raise ValueError(f"precision must be bf16 or fp32, got '{cfg.precision}'")
+    if cfg.precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got '{cfg.precision}'")
     if cfg.accumulate < 1:
         raise ValueError(f"accumulate must be >= 1, got {cfg.accumulate}")
     d = distributed.setup(cfg.device)
@@ -236,7 +238,8 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, progress: bool 
         (run_dir / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     n_params = sum(p.numel() for p in model.parameters())
 
-    autocast = torch.autocast(d.device.type, dtype=torch.bfloat16) if cfg.precision == "bf16" else contextlib.nullcontext()
+    precision = resolve_precision(cfg.precision, d.device)
+    autocast = precision_autocast(precision, d.device)
     pool = None
     codec = _pool_codec(model)
     if cfg.data.latent_pool and codec is not None:
@@ -251,7 +254,7 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, progress: bool 
     batches = process_batches(cfg, start, d.rank, d.world, pool)
     log = open(run_dir / "log.jsonl", "a") if d.main else None
     tb = _tensorboard(run_dir) if d.main and not dry_run else None
-    desc = f"train {cfg.recipe or 'run'} ({n_params / 1e6:.1f}M params{f', {d.world} processes' if d.enabled else ''})"
+    desc = f"train {cfg.recipe or 'run'} ({n_params / 1e6:.1f}M params, {precision}{f', {d.world} processes' if d.enabled else ''})"
     bar = tqdm(total=cfg.steps, initial=start, disable=not (progress and d.main), desc=desc, dynamic_ncols=True)
     model.train()
     t_last = time.perf_counter()
