@@ -4,6 +4,12 @@ scene accuracy, and how the cost of new tokens grows with the clip (KV cache vs 
     python benchmarks/ar.py --set shapes-ar --num 20 --output benchmarks/results/ar.json
     python benchmarks/ar.py --set shapes-ar --raster runs/shapes-ar-raster/model --num 20   # adds raster and diagonal
 
+Recomputing the prefix for every token (raster, no cache) costs minutes a clip on a CPU, so
+`--raster-num` and `--no-cache-frames` can make those rows smaller. A raster model's passes
+and time do not depend on its weights, so a model of the `shapes-ar-raster` recipe trained for one
+step times the raster and diagonal orders exactly, though its accuracy means nothing: the
+"trained steps" column says which rows are which.
+
 Every row makes the same prompts with the same seeds (clip i with seed + i), one clip at a time,
 on this machine's CPU threads. The growth table times clips of 16, 32 and 64 frames and divides by
 the tokens made: flat with the cache, growing with the clip without it. Without `--raster` the
@@ -18,12 +24,14 @@ from pathlib import Path
 from report import timed_clips, write_report
 
 from framecast.eval.evaluate import eval_prompts
+from framecast.generators.io import read_config
 from framecast.pipeline import load
 
 
 def run(pipe, prompts, frames, seed, **kw) -> dict:
     r = timed_clips(pipe, prompts, frames, seed, **kw)
     r["tokens_per_s"] = frames * pipe.model.grid_hw[0] * pipe.model.grid_hw[1] / r["seconds_per_clip"]
+    r["trained_steps"] = read_config(pipe.path).get("trained_steps") if pipe.path else None
     return r
 
 
@@ -32,7 +40,10 @@ def main() -> None:
     ap.add_argument("--set", dest="set_model", default="shapes-ar", help="a model trained with the set objective")
     ap.add_argument("--raster", default="", help="a model trained with the raster objective (raster and diagonal rows)")
     ap.add_argument("--num", type=int, default=20)
+    ap.add_argument("--raster-num", type=int, default=0, help="clips for the raster and diagonal rows (0: --num)")
     ap.add_argument("--growth-num", type=int, default=2, help="clips per point of the growth table")
+    ap.add_argument("--no-cache-frames", type=int, nargs="*", default=[16, 32, 64],
+                    help="clip lengths at which the growth table also times recomputing (the others show '-')")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--output", type=Path, default=Path("benchmarks/results/ar.json"))
@@ -51,7 +62,7 @@ def main() -> None:
                 (f"diagonal (DiagD, delay {raster.model.config.diagonal_delay})", raster, {"decode": "diagonal"})] + plan
     rows = []
     for label, pipe, kw in plan:
-        r = run(pipe, prompts, 16, args.seed, **kw)
+        r = run(pipe, prompts[: args.raster_num or None] if pipe is raster else prompts, 16, args.seed, **kw)
         r.update(method=label, model=pipe.name)
         rows.append(r)
         print({k: r[k] for k in ("method", "forward_passes", "seconds_per_clip", "scene_accuracy")}, flush=True)
@@ -59,23 +70,24 @@ def main() -> None:
     for name, pipe, kw in ([("raster", raster, {"decode": "raster"})] if raster is not None else []) + [("set", setm, {})]:
         for frames in (16, 32, 64):
             for label, extra in (("cache", {}), ("no cache", {"use_cache": False})):
+                if label == "no cache" and frames not in args.no_cache_frames:
+                    continue
                 r = run(pipe, prompts[: args.growth_num], frames, args.seed, **kw, **extra)
                 growth.append({"model": name, "frames": frames, "cache": label, "ms_per_token": 1e3 / r["tokens_per_s"],
                                "seconds_per_clip": r["seconds_per_clip"]})
                 print(growth[-1], flush=True)
     base = rows[0]["seconds_per_clip"]
-    table = [f"| decoding | forward passes / clip | tokens/s | s / clip | speed vs {rows[0]['method']} | scene acc. |",
-             "|---|---|---|---|---|---|"]
-    table += [f"| {r['method']} | {r['forward_passes']:.0f} | {r['tokens_per_s']:.0f} | {r['seconds_per_clip']:.2f} | "
-              f"{base / r['seconds_per_clip']:.1f}x | {r['scene_accuracy']:.2f} |" for r in rows]
-    table += ["", f"{args.num} clips of 16 frames each ({', '.join(sorted({r['model'] for r in rows}))}); growth: "
-              f"{args.growth_num} clips a point.", "",
+    table = [f"| decoding | model (trained steps) | clips | forward passes / clip | tokens/s | s / clip | speed vs {rows[0]['method']} "
+             "| scene acc. |", "|---|---|---|---|---|---|---|---|"]
+    table += [f"| {r['method']} | {r['model']} ({r['trained_steps']}) | {r['clips']} | {r['forward_passes']:.0f} | {r['tokens_per_s']:.0f} | "
+              f"{r['seconds_per_clip']:.2f} | {base / r['seconds_per_clip']:.1f}x | {r['scene_accuracy']:.2f} |" for r in rows]
+    table += ["", f"Clips of 16 frames, one at a time; growth: {args.growth_num} clips a point.", "",
               "| model | frames | ms per token, KV cache | ms per token, recomputing |", "|---|---|---|---|"]
     for name in dict.fromkeys(g["model"] for g in growth):
         for f in (16, 32, 64):
-            c, n = (next(g for g in growth if g["model"] == name and g["frames"] == f and g["cache"] == k)["ms_per_token"]
+            c, n = (next((f"{g['ms_per_token']:.2f}" for g in growth if g["model"] == name and g["frames"] == f and g["cache"] == k), "-")
                     for k in ("cache", "no cache"))
-            table.append(f"| {name} | {f} | {c:.2f} | {n:.2f} |")
+            table.append(f"| {name} | {f} | {c} | {n} |")
     write_report(args.output, {"num_clips": args.num, "seed": args.seed, "decoding": rows, "growth": growth}, table)
 
 
