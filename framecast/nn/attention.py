@@ -110,18 +110,25 @@ class KVCache:
     `writing=False`: a forward pass attends to the cache without changing it (every
     denoising step of the next frame or chunk; CausVid).
 
-    Keys are stored before RoPE. With RoPE, attention depends only on position differences, so
-    the cached frames are numbered consecutively in the order they were seen (their rank), and
-    new frames follow them. Without eviction that is the absolute numbering; after a rolling
-    window drops frames (`keep_frames`), the kept ones (attention sinks first, then the recent
-    window) are re-numbered so every difference stays in the range seen in training
-    (StreamingLLM's positions within the cache, Xiao et al. 2024).
+    With RoPE, attention depends only on position differences, so the cached frames are numbered
+    consecutively in the order they were seen (their rank), and new frames follow them. Without
+    eviction that is the absolute numbering; after a rolling window drops frames (`keep_frames`),
+    the kept ones (attention sinks first, then the recent window) are re-numbered so every
+    difference stays in the range seen in training (StreamingLLM's positions within the cache,
+    Xiao et al. 2024).
+
+    Keys are stored already rotated, at the positions in `rot_pos`; when a renumbering moves them,
+    `align` turns them by the difference once (rotations add), instead of every pass rotating
+    every cached key. Without autograd, keys and values live in buffers that grow by doubling and
+    a pass writes its new ones in place: a new token costs the same whatever the length of the
+    cache, but for attending to it (raster decoding makes one token a pass).
     """
 
     def __init__(self, depth: int):
-        self.k: list[torch.Tensor | None] = [None] * depth
+        self.k: list[torch.Tensor | None] = [None] * depth  # (B, H, capacity, D), rotated
         self.v: list[torch.Tensor | None] = [None] * depth
         self.pos: torch.Tensor | None = None  # (N_cached, 3) absolute (t, y, x) of every cached token
+        self.rot_pos: torch.Tensor | None = None  # (N_cached, 3) the positions their keys are rotated at
         self.writing = True
 
     def __len__(self) -> int:
@@ -144,17 +151,41 @@ class KVCache:
         k_pos = torch.cat([ranks[:, None], k_pos[:, 1:]], dim=1)
         return k_pos, k_pos[-new_pos_N3.shape[0]:]
 
-    def attend(self, layer: int, k_BHND: torch.Tensor, v_BHND: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        past_k, past_v = self.k[layer], self.v[layer]
-        if past_k is not None:
-            k_BHND, v_BHND = torch.cat([past_k, k_BHND], 2), torch.cat([past_v, v_BHND], 2)
-        if self.writing:
-            self.k[layer], self.v[layer] = k_BHND, v_BHND
-        return k_BHND, v_BHND
+    def align(self, cached_pos_N3: torch.Tensor, rope: "RoPE3D") -> None:
+        """Turn the cached keys to `cached_pos_N3` (their positions in this pass) if they moved."""
+        old = self.rot_pos.to(cached_pos_N3.device)
+        if torch.equal(old, cached_pos_N3):
+            return
+        turn, n = rope.rotation(cached_pos_N3 - old), len(self)
+        for i, k in enumerate(self.k):
+            if k is not None:  # a new tensor, not in place: the buffer regrows on the next write
+                self.k[i], self.v[i] = apply_rope(k[:, :, :n], turn), self.v[i][:, :, :n]
+        self.rot_pos = cached_pos_N3
 
-    def commit(self, new_pos_N3: torch.Tensor) -> None:
+    def attend(self, layer: int, k_BHND: torch.Tensor, v_BHND: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The cached keys/values followed by this pass's (keys rotated); stored when writing."""
+        past_k, past_v, n, m = self.k[layer], self.v[layer], len(self), k_BHND.shape[2]
+        if torch.is_grad_enabled() and (k_BHND.requires_grad or v_BHND.requires_grad):  # keep autograd's graph whole
+            if past_k is not None:
+                k_BHND, v_BHND = torch.cat([past_k[:, :, :n], k_BHND], 2), torch.cat([past_v[:, :, :n], v_BHND], 2)
+            if self.writing:
+                self.k[layer], self.v[layer] = k_BHND, v_BHND
+            return k_BHND, v_BHND
+        if past_k is None or past_k.shape[2] < n + m or past_k.dtype != k_BHND.dtype:
+            B, H, _, D = k_BHND.shape
+            cap = max(64, 2 * (n + m))
+            grown_k, grown_v = k_BHND.new_empty(B, H, cap, D), v_BHND.new_empty(B, H, cap, v_BHND.shape[3])
+            if past_k is not None:
+                grown_k[:, :, :n], grown_v[:, :, :n] = past_k[:, :, :n], past_v[:, :, :n]
+            past_k, past_v = self.k[layer], self.v[layer] = grown_k, grown_v
+        past_k[:, :, n : n + m], past_v[:, :, n : n + m] = k_BHND, v_BHND  # past the end when reading: scratch
+        return past_k[:, :, : n + m], past_v[:, :, : n + m]
+
+    def commit(self, new_pos_N3: torch.Tensor, rot_pos_N3: torch.Tensor) -> None:
+        """After a writing pass: its tokens' absolute positions and those their keys were rotated at."""
         if self.writing:
-            self.pos = new_pos_N3 if self.pos is None else torch.cat([self.pos, new_pos_N3.to(self.pos.device)])
+            cat = lambda a, b: b if a is None else torch.cat([a, b.to(a.device)])  # noqa: E731
+            self.pos, self.rot_pos = cat(self.pos, new_pos_N3), cat(self.rot_pos, rot_pos_N3)
 
     def keep_frames(self, frame_ids: torch.Tensor) -> None:
         """Keep only the cached tokens of these frames (a rolling window with sinks)."""
@@ -164,7 +195,7 @@ class KVCache:
         for i in range(len(self.k)):
             if self.k[i] is not None:
                 self.k[i], self.v[i] = self.k[i][:, :, index], self.v[i][:, :, index]
-        self.pos = self.pos[index]
+        self.pos, self.rot_pos = self.pos[index], self.rot_pos[index]
 
 
 class SelfAttention(nn.Module):
@@ -187,9 +218,11 @@ class SelfAttention(nn.Module):
         q, k, v = rearrange(self.qkv(x_BND), "b n (three h d) -> three b h n d", three=3, h=self.heads)
         # QK-norm (parameter-free RMS) keeps attention logits bounded in bf16.
         q, k = F.rms_norm(q, q.shape[-1:]), F.rms_norm(k, k.shape[-1:])
-        if cache is not None:
-            k, v = cache.attend(layer, k, v)  # cached keys are stored before RoPE
-        q, k = apply_rope(q, rot_q), apply_rope(k, rot_k)
+        if cache is not None:  # new keys sit at the queries' positions; the cached ones are rotated already
+            q, k = apply_rope(q, rot_q), apply_rope(k, rot_q)
+            k, v = cache.attend(layer, k, v)
+        else:
+            q, k = apply_rope(q, rot_q), apply_rope(k, rot_k)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.proj(rearrange(out, "b h n d -> b n (h d)"))
 

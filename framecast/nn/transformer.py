@@ -218,10 +218,11 @@ class SpaceTimeTransformer(nn.Module):
             raise ValueError(f"{N} tokens do not split into {G} condition groups")
         if cache is not None and len(cache):
             k_pos, q_pos = cache.virtual_positions(pos_N3)
+            cache.align(k_pos[: len(cache)], self.rope)
         else:
             q_pos = k_pos = pos_N3
         rot_q = self.rope.rotation(q_pos)
-        rot_k = rot_q if k_pos is q_pos else self.rope.rotation(k_pos)
+        rot_k = rot_q if k_pos is q_pos or cache is not None else self.rope.rotation(k_pos)  # a cache's keys come rotated
         if attn_mask is None:
             attn_mask = attention_mask(mask, q_pos, k_pos, grid_hw)
         elif cache is not None:
@@ -233,7 +234,7 @@ class SpaceTimeTransformer(nn.Module):
         for i, block in enumerate(self.blocks):
             h = block(h, mod_BG16D, rot_q, rot_k, attn_mask, text, cache, i)
         if cache is not None:
-            cache.commit(pos_N3)
+            cache.commit(pos_N3, q_pos)
         return self.readout(h, cond_BGD)
 
     def condition(self, noise_level_BG: torch.Tensor, text: TextEmbedding, dtype=torch.float32) -> torch.Tensor:
