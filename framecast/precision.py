@@ -3,7 +3,7 @@ where it does not.
 
 bf16 autocast halves the cost of a step on a CPU with AVX-512 BF16 or AMX (oneDNN's kernels) and
 on any recent GPU. On a CPU without them (AVX2 only: many AMD EPYC and older Intel parts) PyTorch
-falls back to a scalar bf16 matmul: 0.3 GFLOP/s against 91 in fp32 on one such 2-core machine, so
+falls back to a slow generic bf16 matmul: 0.3 GFLOP/s against 91 in fp32 on one such 2-core machine, so
 a clip takes 4x longer to sample and training crawls. `auto`, the default everywhere, asks the
 hardware; `bf16` and `fp32` force one.
 """

@@ -26,8 +26,8 @@ from tqdm.auto import tqdm
 
 from framecast.generators.diffusion import ModelSpec
 from framecast.generators.io import build_generator
-from framecast.precision import PRECISIONS, resolve_precision
 from framecast.precision import autocast as precision_autocast
+from framecast.precision import resolve_precision
 from framecast.train import distributed
 from framecast.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, save_model
 from framecast.train.config import TrainConfig
@@ -194,11 +194,10 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, progress: bool 
     `dry_run`: build everything, take two steps in a temporary folder, keep nothing."""
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    if cfg.precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got '{cfg.precision}'")
     if cfg.accumulate < 1:
         raise ValueError(f"accumulate must be >= 1, got {cfg.accumulate}")
     d = distributed.setup(cfg.device)
+    precision = resolve_precision(cfg.precision, d.device)  # bf16 or fp32; an unknown name stops here
     tmp_dir = Path(tempfile.mkdtemp(prefix="framecast-dry-run-")) if dry_run else None
     run_dir = tmp_dir or Path(cfg.out_dir)
     if dry_run:
@@ -238,7 +237,6 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, progress: bool 
         (run_dir / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     n_params = sum(p.numel() for p in model.parameters())
 
-    precision = resolve_precision(cfg.precision, d.device)
     autocast = precision_autocast(precision, d.device)
     pool = None
     codec = _pool_codec(model)
