@@ -18,7 +18,7 @@ import torch
 
 from framecast.generators import ARRequest, GenerationRequest, HybridRequest, from_pretrained
 from framecast.generators.io import CONFIG_NAME, WEIGHTS_NAME, read_config
-from framecast.precision import PRECISIONS, autocast, resolve_precision
+from framecast.precision import autocast, check_precision, resolve_precision
 from framecast.video import as_frames, from_uint8, read_image, read_video, to_uint8
 
 ASSETS = Path(__file__).parent / "assets"
@@ -64,9 +64,7 @@ class VideoPipelineOutput:
 
 class Pipeline:
     def __init__(self, model: torch.nn.Module, *, name: str = "", path: Path | None = None, precision: str = "auto"):
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
-        self.model, self.name, self.path, self.requested_precision = model, name, path, precision
+        self.model, self.name, self.path, self.requested_precision = model, name, path, check_precision(precision)
 
     @property
     def precision(self) -> str:
@@ -235,6 +233,7 @@ def load(name_or_path: str | Path, *, device: str | torch.device = "auto", preci
     """A bundled name or a model folder -> a Pipeline on `device` (auto: the GPU when there is one),
     computing in `precision` (auto: bf16 where the hardware has it, else fp32)."""
     device = resolve_device(device)
+    check_precision(precision)  # before the weights are read
     path = resolve_model(name_or_path)
     family = read_config(path).get("family")
     if family not in GENERATOR_FAMILIES:

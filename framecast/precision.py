@@ -25,18 +25,24 @@ def has_fast_bf16(device_type: str) -> bool:
     if device_type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     if device_type == "cpu":
-        try:  # oneDNN's bf16 kernels (AVX-512 BF16, AMX, Arm BF16); without them matmuls are scalar
+        try:  # oneDNN's bf16 kernels (AVX-512 BF16, AMX, Arm BF16); without them bf16 matmuls are slow
             return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
         except (AttributeError, RuntimeError):
             return False
     return False
 
 
+def check_precision(precision: str) -> str:
+    """`precision` if it is a name framecast knows, else a one-line error."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
+    return precision
+
+
 def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str:
     """'auto' -> 'bf16' where the device has fast bf16, else 'fp32'. A forced 'bf16' on hardware
     that only emulates it runs (the numbers are the same) but warns once how slow that is."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
+    check_precision(precision)
     kind = torch.device(device).type
     if precision == "auto":
         return "bf16" if has_fast_bf16(kind) else "fp32"

@@ -218,11 +218,9 @@ class SelfAttention(nn.Module):
         q, k, v = rearrange(self.qkv(x_BND), "b n (three h d) -> three b h n d", three=3, h=self.heads)
         # QK-norm (parameter-free RMS) keeps attention logits bounded in bf16.
         q, k = F.rms_norm(q, q.shape[-1:]), F.rms_norm(k, k.shape[-1:])
-        if cache is not None:  # new keys sit at the queries' positions; the cached ones are rotated already
-            q, k = apply_rope(q, rot_q), apply_rope(k, rot_q)
+        q, k = apply_rope(q, rot_q), apply_rope(k, rot_k)  # with a cache, rot_k is the new keys' own (rot_q)
+        if cache is not None:  # the cached keys are stored rotated already
             k, v = cache.attend(layer, k, v)
-        else:
-            q, k = apply_rope(q, rot_q), apply_rope(k, rot_k)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.proj(rearrange(out, "b h n d -> b n (h d)"))
 
