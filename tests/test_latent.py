@@ -228,3 +228,39 @@ def test_denoising_decoder_trains_the_decoder_alone_and_drops_into_a_generator(t
             runpy.run_path(tool, run_name="__main__")
     finally:
         sys.argv = argv
+
+
+def test_self_conditioning_starts_as_the_model_it_grows_from_and_reads_its_estimate(tmp_path):
+    """A diffusion model gains self-conditioning inputs from a model without them: with zero
+    weights on the estimate's channels it predicts exactly what the old model did; once those
+    weights move, its prediction depends on the estimate, and sampling feeds it one."""
+    from framecast.train.trainer import init_weights
+
+    old = _latent(shapes_diffusion_tiny)
+    old.calibrate(_clips(4)["video"])
+    save_pretrained(old, tmp_path / "old")
+    spec = asdict(old.spec())
+    spec["generator"]["self_condition"] = True
+    spec["backbone"].update(channels=8, out_channels=4)
+    new = build_generator(ModelSpec(**spec)).eval()
+    init_weights(new, str(tmp_path / "old"))  # strict: every tensor fits once the embedding is widened
+    x, sigma = torch.randn(2, 4, 4, 8, 8), torch.tensor([0.7, 0.3])
+    text = old.text.encode([PROMPT, PROMPT])
+    with torch.no_grad():
+        assert torch.allclose(new.predict_x0(x, sigma, text), old.predict_x0(x, sigma, text), atol=1e-5)
+        assert torch.allclose(new.predict_x0(x, sigma, text, torch.randn_like(x)), old.predict_x0(x, sigma, text), atol=1e-5)
+        new.backbone.patch_embed.weight.add_(0.1 * torch.randn_like(new.backbone.patch_embed.weight))
+        assert not torch.allclose(new.predict_x0(x, sigma, text, torch.randn_like(x)), new.predict_x0(x, sigma, text), atol=1e-3)
+    seen = []
+    real = new.predict_x0
+    new.predict_x0 = lambda *a, **k: seen.append(a[3] if len(a) > 3 else None) or real(*a, **k)
+    new.generate(GenerationRequest(prompts=[PROMPT], steps=3, guidance=2.0, generator=torch.Generator().manual_seed(0)))
+    assert seen[0] is None and all(e is not None and e.shape[0] == 2 for e in seen[1:])  # cond and uncond estimates
+    # training runs the estimate pass and still gives a finite loss; a hybrid refuses the option
+    new.train()
+    assert torch.isfinite(new.loss(_clips(2), torch.Generator().manual_seed(0)))
+    hspec = asdict(_latent(shapes_hybrid_tiny).spec())
+    hspec["generator"]["self_condition"] = True
+    hspec["backbone"].update(channels=8, out_channels=4)
+    with pytest.raises(ValueError, match="self-conditioning is for full-sequence diffusion"):
+        build_generator(ModelSpec(**hspec))

@@ -41,6 +41,11 @@ class DiffusionConfig:
     min_sigma_for_loss: float = 0.05  # clamp of s in v_hat = (x_s - x0_hat) / s
     self_correction: float = 0.0  # share of training clips noised from the model's own prediction (see `loss`)
     self_correction_gap: float = 0.2  # ... made at a level up to this much above theirs
+    # Self-conditioning (Chen et al. 2022, "Analog Bits"; RIN): the network also reads its own last
+    # estimate of the clean clip (zeros when there is none), so a sampler's steps build on their
+    # predecessors' decisions instead of re-deriving them from renewed noise. The backbone then
+    # takes 2x the representation's channels in and gives 1x out (out_channels).
+    self_condition: bool = False
     shift: float = 1.0  # timestep shift at sampling time
     steps: int = 25  # default sampling steps
     guidance: float = 4.0  # default classifier-free guidance scale
@@ -89,8 +94,12 @@ class VideoDiffusion(nn.Module):
         super().__init__()
         self.config = config
         self.codec = build_codec(config.codec)
-        if backbone.channels != self.codec.latent_channels:
-            raise ValueError(f"backbone has {backbone.channels} channels but the codec's latents have {self.codec.latent_channels}")
+        C = self.codec.latent_channels
+        if config.self_condition and (self.family != "diffusion" or backbone.channels != 2 * C or (backbone.out_channels or 2 * C) != C):
+            raise ValueError(f"self-conditioning is for full-sequence diffusion and needs a backbone with channels={2 * C} "
+                             f"(the clip and its estimate) and out_channels={C}")
+        if not config.self_condition and backbone.channels != C:
+            raise ValueError(f"backbone has {backbone.channels} channels but the codec's latents have {C}")
         self.backbone = SpaceTimeTransformer(backbone)
         self.text = text_encoder
 
@@ -154,12 +163,32 @@ class VideoDiffusion(nn.Module):
         return self.from_latent(z_BTChw[:, lo:stop])[:, start - lo :]
 
     # --- the objective ------------------------------------------------------------------
-    def predict_x0(self, x_BTCHW: torch.Tensor, sigma: torch.Tensor, text: TextEmbedding, **backbone_kw) -> torch.Tensor:
-        """sigma: (B,) one level per clip, or (B, F) one per token-frame."""
-        out = self.backbone(x_BTCHW, sigma, text, **backbone_kw)
+    def predict_x0(self, x_BTCHW: torch.Tensor, sigma: torch.Tensor, text: TextEmbedding, estimate: torch.Tensor | None = None,
+                   **backbone_kw) -> torch.Tensor:
+        """sigma: (B,) one level per clip, or (B, F) one per token-frame. `estimate`: the last
+        estimate of x0, read by a self-conditioned model (None: zeros, as for its first step)."""
+        out = self.backbone(self._input(x_BTCHW, estimate), sigma, text, **backbone_kw)
         if self.config.prediction == "x0":
             return out
         return x_BTCHW - self.per_pixel(sigma, x_BTCHW.shape[1]) * out  # x0 = x_s - s v
+
+    def _input(self, x_BTCHW: torch.Tensor, estimate: torch.Tensor | None) -> torch.Tensor:
+        if not self.config.self_condition:
+            return x_BTCHW
+        estimate = torch.zeros_like(x_BTCHW) if estimate is None else estimate.to(x_BTCHW)
+        return torch.cat([x_BTCHW, estimate], dim=2)
+
+    def adapt_init_state(self, state: dict) -> dict:
+        """Weights of the same model without self-conditioning start a self-conditioned one: its
+        patch embedding gains zero weights for the estimate's channels, so the new model starts as
+        exactly the old one and learns to read its estimate (trainer.init_weights calls this)."""
+        key, own = "backbone.patch_embed.weight", self.backbone.patch_embed.weight
+        w = state.get(key)
+        if not self.config.self_condition or w is None or w.shape[1] * 2 != own.shape[1]:
+            return state
+        C = self.codec.latent_channels  # patch values are ordered (frame, y, x, channel)
+        w = w.view(w.shape[0], -1, C)
+        return {**state, key: torch.cat([w, torch.zeros_like(w)], dim=2).reshape(w.shape[0], -1)}
 
     def per_pixel(self, sigma: torch.Tensor, T: int) -> torch.Tensor:
         """(B,) or (B, F) levels -> (B, T, 1, 1, 1), broadcastable against a clip."""
@@ -184,7 +213,12 @@ class VideoDiffusion(nn.Module):
         start = self._own_predictions(x0, sigma, text, generator) if self.config.self_correction > 0 else x0
         x_s = (1 - s) * start + s * noise
         target_v = noise - x0
-        out = self.backbone(x_s, sigma, text)
+        estimate = None
+        if self.config.self_condition:  # half the clips read the model's own estimate (no gradient), the rest zeros
+            with torch.no_grad():
+                estimate = self.backbone(self._input(x_s, None), sigma, text).float()
+            estimate = estimate * (rand((B,), generator) < 0.5).to(device).view(-1, 1, 1, 1, 1)
+        out = self.backbone(self._input(x_s, estimate), sigma, text)
         if self.config.prediction == "velocity":
             return F.mse_loss(out.float(), target_v)
         v_hat = (x_s - out.float()) / s.clamp(min=self.config.min_sigma_for_loss)
@@ -213,13 +247,18 @@ class VideoDiffusion(nn.Module):
 
     # --- sampling -------------------------------------------------------------------------
     def guided_denoiser(self, text: TextEmbedding, uncond: TextEmbedding | None, scale: float):
-        """x, sigma -> guided x0, batching the conditional and unconditional passes together."""
+        """x, sigma -> guided x0, batching the conditional and unconditional passes together. A
+        self-conditioned model reads, in each pass, that pass's own estimate from the step before
+        (the denoiser keeps it: make a new one for every clip)."""
+        last: dict[str, torch.Tensor | None] = {"estimate": None}
 
         def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
             B = x.shape[0]
             if uncond is None or scale == 1.0:
-                return self.predict_x0(x, sigma.expand(B).to(x.device), text).float()
-            both = self.predict_x0(torch.cat([x, x]), sigma.expand(2 * B).to(x.device), TextEmbedding.cat([text, uncond])).float()
+                last["estimate"] = self.predict_x0(x, sigma.expand(B).to(x.device), text, last["estimate"]).float()
+                return last["estimate"]
+            both = last["estimate"] = self.predict_x0(torch.cat([x, x]), sigma.expand(2 * B).to(x.device),
+                                                      TextEmbedding.cat([text, uncond]), last["estimate"]).float()
             cond, unc = both.chunk(2)
             return cfg_combine(cond, unc, scale)
 

@@ -96,6 +96,8 @@ def init_weights(model: torch.nn.Module, folder: str, partial: bool = False, com
     path = resolve_model(folder)
     config = read_config(path)
     state = load_file(str(path / WEIGHTS_NAME))
+    if hasattr(model, "adapt_init_state"):  # e.g. a model gaining self-conditioning inputs
+        state = model.adapt_init_state(state)
     own = model.state_dict()
     fits = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape}
     if not partial:
