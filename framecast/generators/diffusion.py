@@ -213,11 +213,7 @@ class VideoDiffusion(nn.Module):
         start = self._own_predictions(x0, sigma, text, generator) if self.config.self_correction > 0 else x0
         x_s = (1 - s) * start + s * noise
         target_v = noise - x0
-        estimate = None
-        if self.config.self_condition:  # half the clips read the model's own estimate (no gradient), the rest zeros
-            with torch.no_grad():
-                estimate = self.backbone(self._input(x_s, None), sigma, text).float()
-            estimate = estimate * (rand((B,), generator) < 0.5).to(device).view(-1, 1, 1, 1, 1)
+        estimate = self._own_estimates(x_s, sigma, text, generator) if self.config.self_condition else None
         out = self.backbone(self._input(x_s, estimate), sigma, text)
         if self.config.prediction == "velocity":
             return F.mse_loss(out.float(), target_v)
@@ -244,6 +240,16 @@ class VideoDiffusion(nn.Module):
         start = x0.clone()
         start[picked] = x0_hat.to(start)
         return start
+
+    def _own_estimates(self, x_s: torch.Tensor, sigma: torch.Tensor, text: TextEmbedding, generator) -> torch.Tensor:
+        """Self-conditioning: half the clips get the model's own x0 estimate (made without
+        gradient, as `predict_x0` makes it at sampling), the rest zeros, as for a first step."""
+        picked = (rand((x_s.shape[0],), generator) < 0.5).to(x_s.device)
+        estimate = torch.zeros_like(x_s)
+        if picked.any():
+            with torch.no_grad():
+                estimate[picked] = self.predict_x0(x_s[picked], sigma[picked], text.select(picked)).to(estimate)
+        return estimate
 
     # --- sampling -------------------------------------------------------------------------
     def guided_denoiser(self, text: TextEmbedding, uncond: TextEmbedding | None, scale: float):
