@@ -58,6 +58,24 @@ def train(
 
 
 @app.command()
+def pack(
+    source: Path = typer.Argument(..., help="a run folder (its latest checkpoint) or a checkpoint folder"),
+    output: Path = typer.Argument(..., help="the packed checkpoint's folder (replaced if it exists)"),
+):
+    """Pack a checkpoint to carry a run to another machine (e.g. in a git commit): weights in bf16,
+    no optimizer state, the run's config and log. `framecast train --resume OUTPUT` goes on from it,
+    writing to the run's out_dir; AdamW's moments start afresh and the learning rate warms up again."""
+    from framecast.train.checkpoint import pack_checkpoint
+
+    try:
+        dest = pack_checkpoint(source, output)
+    except ValueError as e:
+        fail(str(e))
+    size = sum(f.stat().st_size for f in dest.iterdir()) / 2**20
+    typer.echo(f"packed {source} into {dest} ({size:.1f} MB)")
+
+
+@app.command()
 def generate(
     prompt: str = typer.Argument(..., help="what to show, e.g. 'a big red circle moves right'"),
     model: str = typer.Option("shapes-diffusion", "--model", "-m", help="a bundled model name or a model folder"),
@@ -344,7 +362,7 @@ def models():
     for name, path in found.items():
         card = model_card(path)
         sc = card["scores"]
-        shown = {"scene_accuracy": "scene", "object_accuracy": "object", "psnr_db": "PSNR dB", "seconds_per_clip": "s/clip", "clips": "clips"}
+        shown = {"scene_accuracy": "scene", "scene_accuracy_mean_of_draws": "scene (mean of noise draws)", "object_accuracy": "object", "psnr_db": "PSNR dB", "seconds_per_clip": "s/clip", "clips": "clips"}
         score = ", ".join(f"{label} {sc[k]:.2f}" if k != "clips" else f"on {sc[k]} clips" for k, label in shown.items() if k in sc) or "not measured"
         typer.echo(f"{name:<20} {card['family']:<15} {card['params'] / 1e6:>7.2f}M {card['size_mb']:>7.1f}MB  {score}")
 

@@ -55,6 +55,7 @@ def test_train_tiny_then_generate_with_it(tmp_path):
         (["generate", "a big red circle moves right", "--output", "x.avi"], "must end in"),
         (["generate", "a big red circle moves right", "--model", "/no/such/folder", "--output", "x.npy"], "no model"),
         (["train", "no-such-recipe"], "unknown recipe"),
+        (["pack", "no-such-run", "out"], "nothing to pack"),
         (["eval", "--prompts", "no-such-split-or-file", "--num", "1"], "neither a Shapes split"),
         (["eval", "--num", "1", "--fvd", "resnet"], "unknown FVD feature network"),
         (["eval", "--num", "1", "--fvd", "i3d:/no/such/i3d.safetensors"], "i3d.safetensors"),

@@ -10,6 +10,14 @@ A folder only gets its final name after every file in it is written, so a killed
 leaves a checkpoint that looks whole; `latest_checkpoint` only considers final names. State dicts
 go through torch.distributed.checkpoint's helpers, so one format serves a single process, DDP
 and FSDP2 (full tensors gathered on rank 0, loaded back on every rank).
+
+A packed checkpoint (`pack_checkpoint`, `framecast pack`) is what carries a run to a machine that
+has nothing of it, through a git commit: the EMA and trained weights in bf16 and no optimizer
+state, a quarter of the size (38 MB instead of 150 for a 9.7M-parameter model), with the run's
+config and log beside them. Resuming from it rebuilds AdamW's moments from zero and warms the
+learning rate up again over `optim.warmup_steps` (`lr_at`'s `rewarm_from`, kept in the run's
+later checkpoints so that resuming one of them is exact again); everything else continues as from
+a full checkpoint.
 """
 
 from __future__ import annotations
@@ -48,7 +56,8 @@ def save_model(ema, directory: Path, *, extra: dict, main: bool = True) -> None:
     _barrier()
 
 
-def save_checkpoint(run_dir: Path, step: int, *, model, ema, optimizer, train_config: dict, keep_last: int, main: bool = True) -> Path:
+def save_checkpoint(run_dir: Path, step: int, *, model, ema, optimizer, train_config: dict, keep_last: int, main: bool = True,
+                    extra_state: dict | None = None) -> Path:
     ckpt_root = Path(run_dir) / "checkpoints"
     final = ckpt_root / f"step_{step:06d}"
     raw, ema_state = _full_model_state(model), _full_model_state(ema)
@@ -63,7 +72,8 @@ def save_checkpoint(run_dir: Path, step: int, *, model, ema, optimizer, train_co
         tensors = {f"{name}::{key}": (val if torch.is_tensor(val) else torch.tensor(val)).contiguous()
                    for name, st in osd["state"].items() for key, val in st.items()}
         save_file(tensors, str(tmp / "optimizer.safetensors"))
-        (tmp / "state.json").write_text(json.dumps({"step": step, "train_config": train_config, "param_groups": osd["param_groups"]}, indent=2))
+        (tmp / "state.json").write_text(json.dumps({"step": step, "train_config": train_config, "param_groups": osd["param_groups"], **(extra_state or {})},
+                                                   indent=2))
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)
@@ -81,6 +91,46 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return done[-1] if done else None
 
 
+PACKED_FILES = ("config.json", "model.safetensors", "raw.safetensors", "state.json")
+
+
+def pack_checkpoint(source: Path, dest: Path) -> Path:
+    """Write `source` (a checkpoint folder, or a run folder: its latest checkpoint) to `dest` as a
+    packed checkpoint; `dest` is replaced whole, atomically."""
+    source = Path(source)
+    ckpt = source if (source / "state.json").is_file() else latest_checkpoint(source)
+    if ckpt is None:
+        raise ValueError(f"nothing to pack in '{source}': give a run folder with a complete checkpoint, or a checkpoint folder")
+    state = json.loads((ckpt / "state.json").read_text())
+    if state.get("packed"):
+        raise ValueError(f"'{ckpt}' is already packed")
+    dest = Path(dest)
+    tmp = dest.parent / f".tmp_{dest.name}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    for name in ("model.safetensors", "raw.safetensors"):
+        tensors = load_file(str(ckpt / name))
+        save_file({k: (v.to(torch.bfloat16) if v.is_floating_point() else v).contiguous() for k, v in tensors.items()},
+                  str(tmp / name), metadata={"format": "pt"})
+    shutil.copy(ckpt / "config.json", tmp / "config.json")
+    (tmp / "state.json").write_text(json.dumps({"step": state["step"], "train_config": state["train_config"], "packed": True}, indent=2))
+    (tmp / "train_config.json").write_text(json.dumps(state["train_config"], indent=2))
+    log = ckpt.parent.parent / "log.jsonl"
+    if log.is_file():
+        lines = [line for line in log.read_text().splitlines() if line.strip() and json.loads(line).get("step", 0) <= state["step"]]
+        (tmp / "log.jsonl").write_text("".join(f"{line}\n" for line in lines))
+    if dest.exists():
+        shutil.rmtree(dest)
+    tmp.rename(dest)
+    return dest
+
+
+def is_packed(ckpt: Path) -> bool:
+    state = Path(ckpt) / "state.json"
+    return state.is_file() and bool(json.loads(state.read_text()).get("packed"))
+
+
 def _optimizer_state(tensors: dict[str, torch.Tensor], state: dict) -> dict:
     opt_state: dict = {}
     for key, val in tensors.items():
@@ -94,8 +144,11 @@ def _optimizer_state(tensors: dict[str, torch.Tensor], state: dict) -> dict:
 
 
 def load_checkpoint(path: Path, *, model, ema, optimizer) -> dict:
+    """Load a checkpoint into model, EMA and optimizer; returns its state (step, train config).
+    A packed one leaves the optimizer fresh (state["packed"] is true)."""
     path = Path(path)
-    for name in ("raw.safetensors", "model.safetensors", "optimizer.safetensors", "state.json"):
+    packed = is_packed(path)
+    for name in PACKED_FILES if packed else ("raw.safetensors", "model.safetensors", "optimizer.safetensors", "state.json"):
         if not (path / name).is_file():
             raise ValueError(f"checkpoint '{path}' is incomplete: it has no {name}")
     state = json.loads((path / "state.json").read_text())
@@ -103,8 +156,14 @@ def load_checkpoint(path: Path, *, model, ema, optimizer) -> dict:
     own = get_model_state_dict(model, options=FULL)
     if set(raw) != set(own) or any(raw[k].shape != own[k].shape for k in own):
         raise ValueError(f"checkpoint '{path}' belongs to another model than the one this config builds")
-    set_model_state_dict(model, raw, options=StateDictOptions(full_state_dict=True))
-    set_model_state_dict(ema, load_file(str(path / "model.safetensors")), options=StateDictOptions(full_state_dict=True))
+
+    def fit(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:  # a packed checkpoint's bf16 back to the model's dtypes
+        return {k: v.to(own[k].dtype) for k, v in tensors.items()}
+
+    set_model_state_dict(model, fit(raw), options=StateDictOptions(full_state_dict=True))
+    set_model_state_dict(ema, fit(load_file(str(path / "model.safetensors"))), options=StateDictOptions(full_state_dict=True))
+    if packed:
+        return state
     osd = _optimizer_state(load_file(str(path / "optimizer.safetensors")), state)
     if osd["state"] and isinstance(next(iter(osd["state"])), int):
         optimizer.load_state_dict(osd)  # the older index-keyed format, single process

@@ -34,12 +34,18 @@ from framecast.train.config import TrainConfig
 from framecast.train.data import LatentPool, process_batches
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
+def lr_at(step: int, cfg: TrainConfig, rewarm_from: int | None = None) -> float:
+    """Linear warm-up then cosine. `rewarm_from`: the step a run resumed at without its optimizer
+    state (a packed checkpoint); the learning rate warms up again from there, over the same
+    number of steps, while AdamW's moments fill."""
     o = cfg.optim
     if step < o.warmup_steps:
         return o.lr * (step + 1) / o.warmup_steps
     progress = min(1.0, (step - o.warmup_steps) / max(1, cfg.steps - o.warmup_steps))
-    return o.lr * (o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+    lr = o.lr * (o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+    if rewarm_from is not None and step - rewarm_from < o.warmup_steps:
+        lr *= (step - rewarm_from + 1) / o.warmup_steps
+    return lr
 
 
 @torch.no_grad()
@@ -225,14 +231,22 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, progress: bool 
         distributed.shard(ema)
     optimizer = torch.optim.AdamW(_param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr, betas=cfg.optim.betas)
 
-    start = 0
+    start, rewarm_from = 0, None
     if resume is not None:
         resume = Path(resume)
         ckpt = resume if (resume / "state.json").is_file() else latest_checkpoint(resume)
         if ckpt is None:
             raise ValueError(f"nothing to resume in '{resume}': no complete checkpoint found")
-        start = load_checkpoint(ckpt, model=model, ema=ema, optimizer=optimizer)["step"]
-        run_dir = ckpt.parent.parent
+        state = load_checkpoint(ckpt, model=model, ema=ema, optimizer=optimizer)
+        start = state["step"]
+        rewarm_from = state.get("rewarm_from")
+        if state.get("packed"):  # carried here without AdamW's moments: the run goes on in its own out_dir
+            rewarm_from = start
+            if d.main and not (run_dir / "log.jsonl").is_file() and (ckpt / "log.jsonl").is_file():
+                run_dir.mkdir(parents=True, exist_ok=True)
+                shutil.copy(ckpt / "log.jsonl", run_dir / "log.jsonl")
+        else:
+            run_dir = ckpt.parent.parent
     if d.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         _truncate_log(run_dir / "log.jsonl", start)
@@ -249,7 +263,8 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, progress: bool 
         fingerprint = json.dumps({"data": asdict(cfg.data), "seed": cfg.seed, "batch_size": cfg.batch_size,
                                   "codec": weights_digest(codec), "latent_scale": getattr(model.config, "latent_scale", None)},
                                  sort_keys=True)
-        pool = LatentPool(cfg, encode, cfg.data.latent_pool, progress=progress and d.main, fingerprint=fingerprint,
+        size = min(cfg.data.latent_pool, cfg.batch_size) if dry_run else cfg.data.latent_pool  # a dry run checks, it does not encode 20000 clips
+        pool = LatentPool(cfg, encode, size, progress=progress and d.main, fingerprint=fingerprint,
                           cache=None if dry_run else run_dir / "latent_pool.safetensors", save_cache=d.main)
     batches = process_batches(cfg, start, d.rank, d.world, pool)
     log = open(run_dir / "log.jsonl", "a") if d.main else None
@@ -262,7 +277,7 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, progress: bool 
         for step in range(start, cfg.steps):
             micro = next(batches)
             for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, cfg)
+                group["lr"] = lr_at(step, cfg, rewarm_from)
             optimizer.zero_grad(set_to_none=True)
             loss_sum = 0.0
             for i, mb in enumerate(micro):
@@ -288,7 +303,7 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, progress: bool 
                 now = time.perf_counter()
                 rate = cfg.log_every / (now - t_last) if done % cfg.log_every == 0 else float("nan")
                 t_last = now
-                record = {"step": done, "loss": round(loss_mean, 6), "lr": lr_at(step, cfg), "grad_norm": round(float(grad_norm), 4),
+                record = {"step": done, "loss": round(loss_mean, 6), "lr": lr_at(step, cfg, rewarm_from), "grad_norm": round(float(grad_norm), 4),
                           "steps_per_s": round(rate, 4), "time": time.time()}
                 log.write(json.dumps(record) + "\n")
                 log.flush()
@@ -299,7 +314,7 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, progress: bool 
                 write_samples(ema, run_dir / "samples" / f"step_{done:06d}.png", cfg, autocast)
             if done % cfg.ckpt_every == 0 or (done == cfg.steps and not dry_run):
                 save_checkpoint(run_dir, done, model=model, ema=ema, optimizer=optimizer, train_config=cfg.to_dict(),
-                                keep_last=cfg.keep_last, main=d.main)
+                                keep_last=cfg.keep_last, main=d.main, extra_state={"rewarm_from": rewarm_from} if rewarm_from is not None else None)
         if not dry_run:
             save_model(ema, run_dir / "model", extra={"trained_steps": cfg.steps, "recipe": cfg.recipe}, main=d.main)
     finally:
