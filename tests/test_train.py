@@ -152,6 +152,11 @@ def test_dry_run_keeps_nothing(tmp_path):
     t = time.perf_counter()  # a pool of a million clips: a dry run encodes one batch of it, not all
     train(load_config("shapes-ar-tiny", [f"out_dir={tmp_path / 'run'}", "data.latent_pool=1000000"]), progress=False, dry_run=True)
     assert time.perf_counter() - t < 60 and not (tmp_path / "run").exists()
+    run = tmp_path / "real"
+    train(load_config("shapes-diffusion-tiny", [f"out_dir={run}", "steps=2", "ckpt_every=2"]), progress=False)
+    before = {f: f.read_bytes() for f in run.rglob("*") if f.is_file()}
+    train(load_config("shapes-diffusion-tiny", [f"out_dir={run}", "steps=2", "ckpt_every=2"]), resume=run, progress=False, dry_run=True)
+    assert {f: f.read_bytes() for f in run.rglob("*") if f.is_file()} == before  # resumed in a dry run: the run untouched
 
 
 def test_activation_checkpointing_gives_the_same_gradients():

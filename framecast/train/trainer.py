@@ -245,8 +245,10 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, progress: bool 
             if d.main and not (run_dir / "log.jsonl").is_file() and (ckpt / "log.jsonl").is_file():
                 run_dir.mkdir(parents=True, exist_ok=True)
                 shutil.copy(ckpt / "log.jsonl", run_dir / "log.jsonl")
-        else:
+        elif not dry_run:  # a dry run writes nothing into the run it resumes
             run_dir = ckpt.parent.parent
+        if dry_run:  # two steps past the checkpoint, not up to step 2
+            cfg.steps = start + 2
     if d.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         _truncate_log(run_dir / "log.jsonl", start)
