@@ -91,7 +91,13 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return done[-1] if done else None
 
 
-PACKED_FILES = ("config.json", "model.safetensors", "raw.safetensors", "state.json")
+def truncate_log(path: Path, step: int) -> None:
+    """Drop what a run's JSONL log holds after `step`: a resumed run forgets what was logged after
+    its checkpoint, so the log reads as one run; a packed checkpoint carries the log up to its step."""
+    if not path.is_file():
+        return
+    kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    path.write_text("".join(line + "\n" for line in kept))
 
 
 def pack_checkpoint(source: Path, dest: Path) -> Path:
@@ -118,17 +124,12 @@ def pack_checkpoint(source: Path, dest: Path) -> Path:
     (tmp / "train_config.json").write_text(json.dumps(state["train_config"], indent=2))
     log = ckpt.parent.parent / "log.jsonl"
     if log.is_file():
-        lines = [line for line in log.read_text().splitlines() if line.strip() and json.loads(line).get("step", 0) <= state["step"]]
-        (tmp / "log.jsonl").write_text("".join(f"{line}\n" for line in lines))
+        shutil.copy(log, tmp / "log.jsonl")
+        truncate_log(tmp / "log.jsonl", state["step"])
     if dest.exists():
         shutil.rmtree(dest)
     tmp.rename(dest)
     return dest
-
-
-def is_packed(ckpt: Path) -> bool:
-    state = Path(ckpt) / "state.json"
-    return state.is_file() and bool(json.loads(state.read_text()).get("packed"))
 
 
 def _optimizer_state(tensors: dict[str, torch.Tensor], state: dict) -> dict:
@@ -147,11 +148,13 @@ def load_checkpoint(path: Path, *, model, ema, optimizer) -> dict:
     """Load a checkpoint into model, EMA and optimizer; returns its state (step, train config).
     A packed one leaves the optimizer fresh (state["packed"] is true)."""
     path = Path(path)
-    packed = is_packed(path)
-    for name in PACKED_FILES if packed else ("raw.safetensors", "model.safetensors", "optimizer.safetensors", "state.json"):
+    if not (path / "state.json").is_file():
+        raise ValueError(f"checkpoint '{path}' is incomplete: it has no state.json")
+    state = json.loads((path / "state.json").read_text())
+    packed = bool(state.get("packed"))
+    for name in ("raw.safetensors", "model.safetensors") + (("config.json",) if packed else ("optimizer.safetensors",)):
         if not (path / name).is_file():
             raise ValueError(f"checkpoint '{path}' is incomplete: it has no {name}")
-    state = json.loads((path / "state.json").read_text())
     raw = load_file(str(path / "raw.safetensors"))
     own = get_model_state_dict(model, options=FULL)
     if set(raw) != set(own) or any(raw[k].shape != own[k].shape for k in own):

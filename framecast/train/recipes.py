@@ -281,7 +281,7 @@ def shapes_ar_long() -> TrainConfig:
     miss is a square whose edge tokens disagree, which a sharper model of the edge should mend.
     A fresh cosine of 10000 steps from the bundle's weights at half the recipe's peak learning rate
     (as `shapes-hybrid` was trained on from 3000 to 9000 steps), on 16000 clips it has not seen
-    (seed 1). About 1.4 s a step in bf16 on an AMX CPU, 3.6 s in fp32 on an AVX2 one, so the run
+    (seed 1). About 1.4 s a step in bf16 on an AMX CPU, 3.3 to 3.6 s in fp32 on an AVX2 one, so the run
     spans sessions, carried by `framecast pack`. (Session 10 trained on for 800 steps from 1e-4
     and its loss had not yet come back below the bundle's: a restart costs a few hundred steps.)"""
     cfg = shapes_ar_small()

@@ -29,7 +29,7 @@ from framecast.generators.io import build_generator
 from framecast.precision import autocast as precision_autocast
 from framecast.precision import resolve_precision
 from framecast.train import distributed
-from framecast.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, save_model
+from framecast.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, save_model, truncate_log
 from framecast.train.config import TrainConfig
 from framecast.train.data import LatentPool, process_batches
 
@@ -56,14 +56,6 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
         e.lerp_(p.detach(), 1 - decay)
     for e, b in zip(ema.buffers(), model.buffers()):
         e.copy_(b)
-
-
-def _truncate_log(path: Path, step: int) -> None:
-    """A resumed run forgets what was logged after its checkpoint, so the log reads as one run."""
-    if not path.is_file():
-        return
-    kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
-    path.write_text("".join(line + "\n" for line in kept))
 
 
 @torch.no_grad()
@@ -251,7 +243,7 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, progress: bool 
             cfg.steps = start + 2
     if d.main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        _truncate_log(run_dir / "log.jsonl", start)
+        truncate_log(run_dir / "log.jsonl", start)
         (run_dir / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     n_params = sum(p.numel() for p in model.parameters())
 
