@@ -4,13 +4,17 @@
 
 Held-out clips are the train split's clips of seeds 0 .. num-1 (training draws its seeds from
 a 2^62 range, so these are unseen). PSNR is over the whole clip in [0, 255]; also the judge's
-scene accuracy on the reconstructions (does the codec keep shapes, colours and motion?).
+scene accuracy on the reconstructions (does the codec keep shapes, colours and motion?). For a
+tokenizer, codebook usage and perplexity, and how local its codes are: of all the patches (the
+pixels one code covers) that recur, the share coded as their content's most common code (1.0 when
+a code is a function of its own patch; a token model has to predict whatever the rest is).
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +32,7 @@ from framecast.video import from_uint8, to_uint8
 def measure(name: str, num: int, frames: int) -> dict:
     codec = from_pretrained(resolve_model(name))
     scores, verdicts, seconds, all_codes = [], [], 0.0, []
+    codes_of_patch: dict[bytes, Counter] = defaultdict(Counter)
     for i in range(num):
         clip = render_clip(i, frames=frames)
         x = from_uint8(clip.video)[None]
@@ -37,6 +42,10 @@ def measure(name: str, num: int, frames: int) -> dict:
             rec = to_uint8(codec.decode(z).clamp(-1, 1))
         if z.dtype == torch.long:  # a tokenizer: keep the codes for usage statistics
             all_codes.append(z.flatten())
+            d = codec.downsample
+            patches = clip.video.reshape(frames, 32 // d, d, 32 // d, d, 3).transpose(0, 1, 3, 2, 4, 5).reshape(z[0].numel(), -1)
+            for patch, code in zip(patches, z.flatten().tolist()):
+                codes_of_patch[patch.tobytes()][code] += 1
         seconds += time.perf_counter() - t
         scores.append(psnr(rec, clip.video))
         verdicts.append(judge_clip(rec, clip.caption))
@@ -53,6 +62,9 @@ def measure(name: str, num: int, frames: int) -> dict:
         result["codebook_size"] = codec.codebook_size
         result["codebook_usage"] = float((counts > 0).double().mean())
         result["perplexity"] = float(torch.exp(-(p[p > 0] * p[p > 0].log()).sum()))
+        recurring = [c for c in codes_of_patch.values() if sum(c.values()) > 1]
+        result["distinct_patches"] = len(codes_of_patch)
+        result["patch_determinism"] = sum(c.most_common(1)[0][1] for c in recurring) / max(1, sum(sum(c.values()) for c in recurring))
     return result
 
 
@@ -64,13 +76,15 @@ def main() -> None:
     ap.add_argument("--output", type=Path, default=Path("benchmarks/results/codec.json"))
     args = ap.parse_args()
     results = [measure(name, args.num, args.frames) for name in args.model.split(",")]
-    table = ["| codec | latent per frame | PSNR dB (mean / min) | scene acc. of reconstructions | codebook usage | perplexity | ms / clip |",
-             "|---|---|---|---|---|---|---|"]
+    table = ["| codec | latent per frame | PSNR dB (mean / min) | scene acc. of reconstructions | codebook usage | perplexity "
+             "| patch determinism | ms / clip |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in results:
         usage = f"{100 * r['codebook_usage']:.0f}% of {r['codebook_size']}" if "codebook_size" in r else "-"
         perplexity = f"{r['perplexity']:.0f}" if "perplexity" in r else "-"
+        determinism = f"{r['patch_determinism']:.3f}" if "patch_determinism" in r else "-"
         table.append(f"| {r['model']} | {'x'.join(map(str, r['latent_shape_per_frame']))} | {r['psnr_db']:.1f} / {r['psnr_db_min']:.1f} | "
-                     f"{r['scene_accuracy_of_reconstructions']:.2f} | {usage} | {perplexity} | {r['ms_per_clip']:.0f} |")
+                     f"{r['scene_accuracy_of_reconstructions']:.2f} | {usage} | {perplexity} | {determinism} | {r['ms_per_clip']:.0f} |")
     write_report(args.output, results[0] if len(results) == 1 else {"codecs": results}, table)
 
 

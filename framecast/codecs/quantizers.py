@@ -125,9 +125,10 @@ class VQ(nn.Module):
 
     @torch.no_grad()
     def _ema_update(self, flat: torch.Tensor, codes: torch.Tensor) -> None:
-        onehot = F.one_hot(codes, self.codebook_size).float()
-        self.cluster_size.mul_(self.decay).add_(onehot.sum(0), alpha=1 - self.decay)
-        self.embed_sum.mul_(self.decay).add_(onehot.t() @ flat, alpha=1 - self.decay)
+        counts = torch.bincount(codes, minlength=self.codebook_size).float()  # a one-hot matrix's sums, without the matrix
+        sums = torch.zeros_like(self.embed_sum).index_add_(0, codes, flat)
+        self.cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
+        self.embed_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
         n = self.cluster_size.sum()
         size = (self.cluster_size + 1e-5) / (n + self.codebook_size * 1e-5) * n  # Laplace smoothing
         self.codebook.copy_(self.embed_sum / size[:, None])

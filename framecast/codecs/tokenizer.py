@@ -1,4 +1,6 @@
-"""A video tokenizer: the causal conv encoder, a quantizer (VQ, LFQ or FSQ), the causal decoder.
+"""A video tokenizer: an encoder, a quantizer (VQ, LFQ or FSQ), a decoder. The encoder and decoder
+are causal convolutions (`"conv"`) or per-patch MLPs (`"patch"`: a code is a function of its own
+patch alone, a decoded patch of its own code alone; framecast.codecs.patch), chosen apart.
 Clip (B, T, 3, H, W) -> codes (B, T, h, w) -> clip. Causal in time, so the first frame is
 tokenized alone and an image and a clip share one tokenizer (MAGVIT-v2)."""
 
@@ -11,12 +13,15 @@ import torch.nn.functional as F
 
 from framecast.codecs.base import Codec
 from framecast.codecs.conv import ConvDecoder, ConvEncoder
+from framecast.codecs.patch import PatchDecoder, PatchEncoder
 from framecast.codecs.quantizers import build_quantizer
 
 
 @dataclass(kw_only=True)
 class TokenizerConfig:
     quantizer: str = "fsq"  # vq, lfq, fsq
+    encoder: str = "conv"  # conv: causal conv encoder; patch: each code from its own patch alone (framecast.codecs.patch)
+    decoder: str = "conv"  # conv: causal conv decoder; patch: each patch from its own code alone
     channels: int = 3
     width: int = 32
     stages: int = 3  # spatial downsampling 2 ** stages
@@ -38,8 +43,17 @@ class VideoTokenizer(Codec):
         self.quantizer = build_quantizer(c.quantizer, dim=c.vq_dim, codebook_size=c.codebook_size, bits=c.bits, levels=c.levels)
         self.latent_channels, self.downsample = self.quantizer.dim, 2**c.stages
         self.codebook_size = self.quantizer.codebook_size
-        self.encoder = ConvEncoder(c.channels, c.width, c.stages, c.temporal_kernel, self.quantizer.dim)
-        self.decoder = ConvDecoder(self.quantizer.dim, c.width, c.stages, c.temporal_kernel, c.channels)
+        for part, kind in (("encoder", c.encoder), ("decoder", c.decoder)):
+            if kind not in ("conv", "patch"):
+                raise ValueError(f"unknown tokenizer {part} '{kind}'; choose conv or patch")
+        if c.encoder == "conv":
+            self.encoder = ConvEncoder(c.channels, c.width, c.stages, c.temporal_kernel, self.quantizer.dim)
+        else:
+            self.encoder = PatchEncoder(c.channels, c.width, self.downsample, self.quantizer.dim)
+        if c.decoder == "conv":
+            self.decoder = ConvDecoder(self.quantizer.dim, c.width, c.stages, c.temporal_kernel, c.channels)
+        else:
+            self.decoder = PatchDecoder(self.quantizer.dim, c.width, self.downsample, c.channels)
 
     def quantize(self, x_BTCHW: torch.Tensor):
         z = self.encoder(x_BTCHW).movedim(2, -1)  # (B, T, h, w, dim)

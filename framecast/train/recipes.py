@@ -235,6 +235,44 @@ def shapes_tokenizer_small() -> TrainConfig:
     return cfg
 
 
+def shapes_tokenizer_patch() -> TrainConfig:
+    """FSQ (8, 8, 5, 5: 1600 codes) over 4x4-pixel patches with a per-patch encoder and a per-patch
+    decoder, from scratch: every code a function of its own patch and every patch of its own code.
+    The Shapes world holds about 1100 distinct 4x4 patches (1082 in 3000 clips), so this could be
+    exact; it is not learnable so: 3000 steps reached 20.2 dB with 25 % of the codes used (session
+    14; the MLPs must pack ~1100 patches into a 4-dimensional lattice through rounding's
+    straight-through gradient). Kept as that measurement; `shapes-tokenizer-local` works."""
+    from framecast.codecs.tokenizer import TokenizerConfig
+
+    cfg = shapes_tokenizer("fsq")
+    cfg.recipe = "shapes-tokenizer-patch"
+    cfg.model.generator = asdict(TokenizerConfig(quantizer="fsq", encoder="patch", decoder="patch", width=256, stages=2,
+                                                 levels=[8, 8, 5, 5], frames=8))
+    cfg.optim.lr, cfg.steps, cfg.batch_size, cfg.ema_decay = 1e-3, 3000, 16, 0.99
+    cfg.out_dir = "runs/shapes-tokenizer-patch"
+    return cfg
+
+
+def shapes_tokenizer_local() -> TrainConfig:
+    """`shapes-tokenizer` with a per-patch encoder: each code a function of its own 4x4 patch alone,
+    decoded by `shapes-vae`'s convolutional decoder (started from it), which may read the
+    neighbours' codes. The bundled tokenizer's codes depend on the whole frame (its 3x3
+    convolutions and group norms): the same black patch gets its most common code in only 19 % of
+    the places it recurs (`benchmarks/codec.py`'s patch determinism), and `shapes-ar`, given every
+    other token of a token-frame, picks the right code for 61 % of background tokens and 34 % of
+    edge tokens (`benchmarks/token_predictability.py`). These codes are 100 % determined by their
+    patch. 4 frames a clip and batch 8 (the encoder sees frames one at a time): 2 steps/s here.
+    The bundled one was trained as a 1000-step cosine, then resumed with `--set steps=3000`."""
+    from framecast.codecs.tokenizer import TokenizerConfig
+
+    cfg = shapes_tokenizer_small()
+    cfg.recipe = "shapes-tokenizer-local"
+    cfg.model.generator = asdict(TokenizerConfig(quantizer="fsq", encoder="patch", width=64, stages=2, levels=[8, 5, 5, 5], frames=8))
+    cfg.data.frames, cfg.batch_size, cfg.optim.lr, cfg.steps = 4, 8, 1e-3, 3000
+    cfg.out_dir = "runs/shapes-tokenizer-local"
+    return cfg
+
+
 def shapes_tokenizer_tiny() -> TrainConfig:
     from framecast.codecs.tokenizer import TokenizerConfig
 
@@ -293,6 +331,22 @@ def shapes_ar_long() -> TrainConfig:
     return cfg
 
 
+def shapes_ar_local() -> TrainConfig:
+    """`shapes-ar` over `shapes-tokenizer-local`'s codes, each a function of its own 4x4 patch: the
+    same transformer and objective, started from `shapes-ar`'s trunk (`init_partial`; the codes'
+    vectors mean something new, so the trunk relearns what it reads). The bundle's codes carry
+    the whole frame, so given every other token of a token-frame it picked the right code for only
+    61 % of background tokens and 34 % at an object's edge. 1500 steps: what one session's CPU
+    time allows beside the tokenizer's training (2.7 to 3.3 s a step in fp32 on an AVX2 CPU)."""
+    cfg = shapes_ar_small()
+    cfg.recipe = "shapes-ar-local"
+    cfg.init_from, cfg.init_partial = "shapes-ar", True
+    cfg.init_components = {"tokenizer": "shapes-tokenizer-local"}
+    cfg.steps = 1500
+    cfg.out_dir = "runs/shapes-ar-local"
+    return cfg
+
+
 def shapes_ar_raster() -> TrainConfig:
     """`shapes-ar-raster`: next-token prediction in raster order over the same codes, for the
     raster / diagonal rows of the decoding benchmark. One token a position (patch 1x1x1: 1024
@@ -345,9 +399,12 @@ RECIPES: dict[str, Callable[[], TrainConfig]] = {
     "shapes-tokenizer-lfq": lambda: shapes_tokenizer("lfq"),
     "shapes-tokenizer-vq": lambda: shapes_tokenizer("vq"),
     "shapes-tokenizer-small": shapes_tokenizer_small,
+    "shapes-tokenizer-patch": shapes_tokenizer_patch,
+    "shapes-tokenizer-local": shapes_tokenizer_local,
     "shapes-tokenizer-tiny": shapes_tokenizer_tiny,
     "shapes-ar-small": shapes_ar_small,
     "shapes-ar-long": shapes_ar_long,
+    "shapes-ar-local": shapes_ar_local,
     "shapes-ar-raster": shapes_ar_raster,
     "shapes-ar-tiny": shapes_ar_tiny,
     "shapes-ar-tiny-raster": lambda: shapes_ar_tiny("raster"),
