@@ -33,11 +33,11 @@ def measure(name: str, num: int) -> dict:
     n = model.tokens_per_chunk
     pt = model.frames_per_chunk
     h, w = model.grid_hw
-    d = 32 // h
+    d = model.config.size // h  # pixels a token covers
     rows: dict[str, list] = {"background": [], "edge": [], "inside": []}
     with torch.no_grad():
         for i in range(num):
-            clip = render_clip(i, frames=model.config.frames)
+            clip = render_clip(i, size=model.config.size, frames=model.config.frames)
             codes = model.to_latent(from_uint8(clip.video)[None]).reshape(1, -1)[:, :n].long()
             ids = codes.repeat(n, 1)
             ids[torch.arange(n), torch.arange(n)] = model.mask_id  # row j: token j masked alone
