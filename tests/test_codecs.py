@@ -94,6 +94,9 @@ def test_patch_tokenizer_codes_are_local(tmp_path):
     x = torch.rand(1, 2, 3, 32, 32) * 2 - 1
     y = x.clone()
     y[:, 1, :, 8:12, 20:24] = torch.rand(3, 4, 4) * 2 - 1  # frame 1, token (2, 5)
+    with torch.no_grad():  # before rounding: exactly that token's vector moves
+        moved = ((tok.encoder(x) - tok.encoder(y)).abs().sum(2) > 0).nonzero().tolist()
+    assert moved == [[0, 1, 2, 5]]
     ca, cb = tok.encode(x), tok.encode(y)
     assert ca.shape == (1, 2, 8, 8)
     changed = (ca != cb).nonzero().tolist()

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 from torch import nn
+
+from framecast.codecs.conv import per_frame
 
 
 class PatchEncoder(nn.Module):
@@ -21,7 +22,6 @@ class PatchEncoder(nn.Module):
 
     def __init__(self, channels: int, width: int, patch: int, out_channels: int):
         super().__init__()
-        self.patch = patch
         self.net = nn.Sequential(
             nn.Conv2d(channels, width, patch, stride=patch), nn.SiLU(),
             nn.Conv2d(width, width, 1), nn.SiLU(),
@@ -29,9 +29,7 @@ class PatchEncoder(nn.Module):
         )
 
     def forward(self, x_BTCHW: torch.Tensor) -> torch.Tensor:
-        B = x_BTCHW.shape[0]
-        y = self.net(rearrange(x_BTCHW, "b t c h w -> (b t) c h w"))
-        return rearrange(y, "(b t) c h w -> b t c h w", b=B)
+        return per_frame(self.net, x_BTCHW)
 
 
 class PatchDecoder(nn.Module):
@@ -47,6 +45,4 @@ class PatchDecoder(nn.Module):
         )
 
     def forward(self, z_BTChw: torch.Tensor) -> torch.Tensor:
-        B = z_BTChw.shape[0]
-        y = F.pixel_shuffle(self.net(rearrange(z_BTChw, "b t c h w -> (b t) c h w")), self.patch)
-        return rearrange(y, "(b t) c h w -> b t c h w", b=B)
+        return per_frame(lambda z: F.pixel_shuffle(self.net(z), self.patch), z_BTChw)
