@@ -51,11 +51,20 @@ def main() -> None:
     setm = load(args.set_model, device=args.device)
     raster = load(args.raster, device=args.device) if args.raster else None
     prompts = eval_prompts("train", args.num)
-    K = setm.model.config.set_steps
-    plan = [(f"set, {K} passes a token-frame, KV cache", setm, {}),
-            (f"set, {K} passes a token-frame, no cache", setm, {"use_cache": False}),
-            ("set, 4 passes a token-frame, KV cache", setm, {"num_inference_steps": 4}),
-            ("set, 2 passes a token-frame, KV cache", setm, {"num_inference_steps": 2})]
+    c = setm.model.config
+    K = c.set_steps
+
+    def set_label(steps=None, refine=None, cache=True):
+        first = c.first_set_steps if steps is None and c.first_set_steps else None
+        sweeps = c.set_refine if refine is None else refine
+        return (f"set, {steps or K} passes a token-frame" + (f" ({first} for the first)" if first else "")
+                + (f", {sweeps} Gibbs sweep{'s' if sweeps > 1 else ''}" if sweeps else "") + (", KV cache" if cache else ", no cache"))
+
+    plan = [(set_label() + " (default)", setm, {}),
+            (set_label(cache=False), setm, {"use_cache": False})]
+    if c.first_set_steps or c.set_refine:  # the plain MaskGIT schedule, for what the extra passes buy
+        plan.append((set_label(K, 0), setm, {"num_inference_steps": K, "refine": 0}))
+    plan += [(set_label(4), setm, {"num_inference_steps": 4}), (set_label(2), setm, {"num_inference_steps": 2})]
     if raster is not None:
         plan = [("raster, KV cache", raster, {"decode": "raster"}),
                 ("raster, no cache", raster, {"decode": "raster", "use_cache": False}),

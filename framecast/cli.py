@@ -100,6 +100,7 @@ def generate(
     temperature: Optional[float] = typer.Option(None, "--temperature", help="autoregressive models"),
     top_k: Optional[int] = typer.Option(None, "--top-k", help="autoregressive models"),
     top_p: Optional[float] = typer.Option(None, "--top-p", help="autoregressive models"),
+    refine: Optional[int] = typer.Option(None, "--refine", help="autoregressive models, set decoding: Gibbs sweeps over each token-frame"),
     best_of: int = typer.Option(1, "--best-of", help="draw N candidates and keep the verifier's pick (test-time scaling)"),
     verifier: str = typer.Option("judge", "--verifier", help="for --best-of: judge (Shapes prompts), classifier or classifier:FOLDER"),
     chunk: Optional[int] = typer.Option(None, "--chunk", help="hybrid/AR with --best-of: pick among N candidates for each next CHUNK frames"),
@@ -127,7 +128,7 @@ def generate(
         return _generate_search(prompt, model, output, seed, best_of, verifier, chunk, fps, precision, device, frames,
                                 dict(negative_prompt=negative_prompt, num_inference_steps=steps, guidance_scale=guidance, sampler=sampler,
                                      **({"schedule": schedule} if schedule else {}),
-                                     **_given(decode=decode, temperature=temperature, top_k=top_k, top_p=top_p, context_level=context_level)))
+                                     **_given(decode=decode, temperature=temperature, top_k=top_k, top_p=top_p, refine=refine, context_level=context_level)))
     try:
         pipe = load(model, precision=precision, device=device)
         out = pipe(
@@ -142,7 +143,7 @@ def generate(
             video=video,
             context_frames=context_frames,
             **({"schedule": schedule, "use_cache": not no_cache} if schedule or no_cache else {}),
-            **_given(decode=decode, temperature=temperature, top_k=top_k, top_p=top_p, context_level=context_level),
+            **_given(decode=decode, temperature=temperature, top_k=top_k, top_p=top_p, refine=refine, context_level=context_level),
         )
         export_to_video(out, output, fps=fps)
     except ValueError as e:
@@ -221,6 +222,7 @@ def eval_(
     temperature: Optional[float] = typer.Option(None, "--temperature", help="autoregressive models"),
     top_k: Optional[int] = typer.Option(None, "--top-k", help="autoregressive models"),
     top_p: Optional[float] = typer.Option(None, "--top-p", help="autoregressive models"),
+    refine: Optional[int] = typer.Option(None, "--refine", help="autoregressive models, set decoding: Gibbs sweeps over each token-frame"),
     context_level: Optional[float] = typer.Option(None, "--context-level", help="hybrid models: noise level of finished frames seen as context"),
     frames: Optional[int] = typer.Option(None, "--frames"),
     batch_size: int = typer.Option(10, "--batch-size"),
@@ -255,7 +257,7 @@ def eval_(
             pipe, eval_prompts(prompts, num), seed=seed, batch_size=batch_size,
             num_inference_steps=steps, guidance_scale=guidance, sampler=sampler, num_frames=frames,
             best_of=best_of, verifier=verifier, chunk=chunk,
-            **_given(schedule=schedule, decode=decode, temperature=temperature, top_k=top_k, top_p=top_p, context_level=context_level),
+            **_given(schedule=schedule, decode=decode, temperature=temperature, top_k=top_k, top_p=top_p, refine=refine, context_level=context_level),
         )
         if extractor is not None:
             summary.update(shapes_fvd(summary["frames"], split=prompts, network=extractor))

@@ -129,6 +129,7 @@ class Pipeline:
         temperature=None,
         top_k=None,
         top_p=None,
+        refine=None,
     ) -> GenerationRequest:
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         if not prompts:
@@ -159,9 +160,10 @@ class Pipeline:
         if self.model.family == "autoregressive":
             if sampler is not None or schedule is not None:
                 raise ValueError("an autoregressive model draws tokens; use decode, temperature, top_k and top_p instead of a sampler or schedule")
-            return ARRequest(**common, decode=decode, use_cache=use_cache, temperature=temperature, top_k=top_k, top_p=top_p)
-        if decode is not None or temperature is not None or top_k is not None or top_p is not None:
-            raise ValueError("decode, temperature, top_k and top_p are for autoregressive models")
+            return ARRequest(**common, decode=decode, use_cache=use_cache, temperature=temperature, top_k=top_k, top_p=top_p,
+                             refine=refine)
+        if any(v is not None for v in (decode, temperature, top_k, top_p, refine)):
+            raise ValueError("decode, temperature, top_k, top_p and refine are for autoregressive models")
         if context_level is not None and self.model.family != "hybrid":
             raise ValueError("context_level is for hybrid models, which sample frame by frame from context")
         if self.model.family == "hybrid":
@@ -189,9 +191,10 @@ class Pipeline:
         """Generate clips. Keyword options: sampler, shift, image, video, context_frames,
         num_videos_per_prompt; for hybrid models schedule ('autoregressive', 'pyramid', 'full'),
         use_cache and context_level (the noise level finished frames are seen at as context); for
-        autoregressive models decode ('raster', 'diagonal', 'set'), temperature, top_k, top_p and
-        use_cache. `callback_on_step_end(pipe, step, sigma, {"latents", "x0"})` may
-        return {"latents": x} to replace the sample, as in diffusers."""
+        autoregressive models decode ('raster', 'diagonal', 'set'), temperature, top_k, top_p,
+        refine (Gibbs sweeps a token-frame, set decoding) and use_cache.
+        `callback_on_step_end(pipe, step, sigma, {"latents", "x0"})` may return {"latents": x}
+        to replace the sample, as in diffusers."""
         request = self._request(prompt, negative_prompt, num_frames, num_inference_steps, guidance_scale, generator,
                                 callback_on_step_end, **kwargs)
         start = time.perf_counter()

@@ -188,3 +188,35 @@ def test_set_steps_are_passes_per_token_frame(setm):
         with PassCounter(setm) as count:
             setm.generate_codes(_req(num_frames=4, steps=k))
         assert count.calls == 2 * (k + 1)  # 4 frames = 2 token-frames of 2
+
+
+def test_first_token_frame_passes_and_refine_sweeps(setm, monkeypatch):
+    """A clip drawn from nothing gives its first token-frame `first_set_steps` passes; a request's
+    `steps` sets every token-frame. A Gibbs sweep redraws one token of every backbone patch a pass,
+    so it costs the patch volume in passes."""
+    from framecast.eval.arena import PassCounter
+
+    bb = setm.backbone.config
+    volume = bb.patch_frames * bb.patch_size ** 2
+    K = setm.config.set_steps
+    monkeypatch.setattr(setm.config, "first_set_steps", 5)
+    for kw, first, rest in [({}, 5, K), ({"steps": 3}, 3, 3), ({"refine": 1}, 5 + volume, K + volume)]:
+        with PassCounter(setm) as count:
+            setm.generate_codes(_req(num_frames=4, **kw))
+        assert count.calls == (first + 1) + (rest + 1), kw
+    ctx = next(shapes_batches(batch_size=1, frames=1))["video"]  # the first token-frame half given: K passes
+    with PassCounter(setm) as count:
+        setm.generate_codes(_req(num_frames=4, context_BTCHW=ctx))
+    assert count.calls == 2 * (K + 1)
+    with pytest.raises(ValueError, match="refine counts Gibbs sweeps"):
+        setm.generate_codes(_req(refine=-1))
+
+
+@pytest.mark.parametrize("given", [1, 2])
+def test_refine_holds_given_tokens_and_redraws_the_rest(setm, given):
+    ctx = next(shapes_batches(batch_size=1, frames=given))["video"]
+    per = setm.grid_hw[0] * setm.grid_hw[1]
+    plain = setm.generate_codes(_req(context_BTCHW=ctx, temperature=0.0))
+    refined = setm.generate_codes(_req(context_BTCHW=ctx, temperature=0.0, refine=2))
+    assert torch.equal(refined[:, : given * per], setm.tokenizer.encode(ctx).reshape(1, -1))
+    assert (refined >= 0).all() and not torch.equal(plain, refined)  # greedy redraws given every other token move some

@@ -23,7 +23,8 @@ from framecast.generators import from_pretrained, save_pretrained
 from framecast.train.checkpoint import latest_checkpoint
 
 ASSETS = Path(__file__).resolve().parents[1] / "framecast" / "assets"
-SAMPLING_KEYS = ("sampler", "steps", "guidance", "shift", "schedule", "decode", "temperature", "top_k", "top_p", "set_steps")
+SAMPLING_KEYS = ("sampler", "steps", "guidance", "shift", "schedule", "decode", "temperature", "top_k", "top_p", "set_steps",
+                 "first_set_steps", "set_refine")
 
 
 def read_log(path: Path) -> list[dict]:
@@ -67,7 +68,7 @@ def main() -> None:
     ap.add_argument("--scores-command", default="", help="the command that made --scores")
     ap.add_argument("--default", action="append", default=[], metavar="KEY=VALUE",
                     help="a sampling default chosen after training (sampler, steps, guidance, shift, schedule, decode, "
-                         "temperature, top_k, top_p, set_steps), e.g. --default sampler=euler-stochastic; written into TRAINING.md")
+                         "temperature, top_k, top_p, set_steps, first_set_steps, set_refine), e.g. --default sampler=euler-stochastic; written into TRAINING.md")
     args = ap.parse_args()
     ckpt = args.checkpoint or latest_checkpoint(args.run)
     if ckpt is None:

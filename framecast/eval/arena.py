@@ -107,7 +107,8 @@ def sweep_settings(pipe, plan: ArenaPlan) -> list[tuple[str, dict]]:
     family, c = pipe.model.family, pipe.model.config
     if family == "autoregressive":
         if c.order == "set":  # passes a token-frame trade time for quality
-            return [(f"{k} passes a token-frame", {"num_inference_steps": k}) for k in (2, 4, 16) if k != c.set_steps]
+            out = [(f"{k} passes a token-frame", {"num_inference_steps": k}) for k in (2, 4, 16) if k != c.set_steps]
+            return out + ([("no Gibbs sweep", {"refine": 0})] if c.set_refine else [])
         return [(f"decode {o}", {"decode": o}) for o in ("raster", "diagonal") if o != (c.decode or c.order)]
     out = [(f"{s} steps", {"num_inference_steps": s}) for s in plan.steps if s != c.steps]
     if family == "hybrid":

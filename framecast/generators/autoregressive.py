@@ -25,7 +25,9 @@ Decoding orders (`decode`):
               started emits one token per pass, frame t running `delay` tokens behind frame t-1
     set       token-frame by token-frame, each in K passes, committing the most confident
               tokens on a cosine schedule (MaskGIT); given tokens (an image, a clip's first
-              frames) are held and the rest decoded around them
+              frames) are held and the rest decoded around them. A clip drawn from nothing may
+              give its first token-frame more passes (`first_set_steps`), and Gibbs sweeps
+              (`refine`) then draw every token again given all the others
 """
 
 from __future__ import annotations
@@ -65,18 +67,23 @@ class ARConfig:
     top_k: int = 0
     top_p: float = 1.0
     set_steps: int = 4  # K passes per token-frame for set decoding (a request's `steps` overrides it)
+    first_set_steps: int = 0  # set: passes for the first token-frame of a clip drawn from nothing, where the layout is drawn (0 = K)
+    set_refine: int = 0  # set: Gibbs sweeps over each decoded token-frame (a request's `refine` overrides it)
     diagonal_delay: int = 4  # tokens frame t runs behind frame t - 1
     tokenizer: dict | None = None  # the tokenizer's config (its weights live beside the model's)
 
     def __post_init__(self):
         if self.order not in ORDERS:
             raise ValueError(f"unknown training order '{self.order}'; choose one of {', '.join(ORDERS)}")
+        if self.first_set_steps < 0 or self.set_refine < 0:
+            raise ValueError("first_set_steps and set_refine must be >= 0")
 
 
 @dataclass(kw_only=True)
 class ARRequest(GenerationRequest):
     decode: str | None = None
     use_cache: bool = True
+    refine: int | None = None  # set decoding: Gibbs sweeps a token-frame (None: the model's set_refine)
     temperature: float | None = None
     top_k: int | None = None
     top_p: float | None = None
@@ -321,39 +328,68 @@ class TokenTransformer(nn.Module):
     def _decode_set(self, codes, T, known, text, scale, guided, sample, request):
         """Token-frame by token-frame; inside one, K passes, each keeping the most confident
         predictions so that a cos(pi/2 * k/K) share of its unknown tokens is still masked after
-        pass k (MaskGIT). Given tokens (an image, a clip's first frames) are held as they are."""
+        pass k (MaskGIT). Given tokens (an image, a clip's first frames) are held as they are.
+
+        Then `refine` Gibbs sweeps: tokens committed in the same pass never saw each other, so two
+        of them can disagree (an edge one pixel off along a side, an object begun in two places).
+        A sweep masks one token of every backbone patch at a time (the patch's other tokens and
+        every other patch stay visible: the model's own masked-token question) and draws it again,
+        until each token has been redrawn once: the backbone's patch volume in passes (8 for
+        2x2 tokens x 2 frames)."""
         B, n, pt = codes.shape[0], self.tokens_per_chunk, self.frames_per_chunk
         K = request.steps or self.config.set_steps  # num_inference_steps: passes a token-frame (as in aMUSEd)
+        # Where the clip starts from nothing, its first token-frame fixes the layout, and tokens drawn
+        # in one pass do not see each other: few passes draw an object twice or with a ragged edge.
+        # The model's default gives that token-frame more passes; a request's `steps` sets them all.
+        K_first = K if request.steps or not self.config.first_set_steps else self.config.first_set_steps
+        sweeps = request.refine if request.refine is not None else self.config.set_refine
         if K < 1:
             raise ValueError(f"set decoding needs >= 1 passes a token-frame, got {K}")
+        if sweeps < 0:
+            raise ValueError(f"refine counts Gibbs sweeps a token-frame: it must be >= 0, got {sweeps}")
         spec, dev = MaskSpec("frame-causal"), codes.device
         cache = KVCache(len(self.backbone.blocks)) if request.use_cache else None
         given = known // pt  # token-frames given whole
+        ps = self.backbone.config.patch_size
+        t_, y_, x_ = torch.meshgrid(torch.arange(pt), torch.arange(self.grid_hw[0]), torch.arange(self.grid_hw[1]), indexing="ij")
+        slots = ((t_ * ps + y_ % ps) * ps + x_ % ps).reshape(-1).to(dev)  # a token's place inside its backbone patch
         if cache is not None and given:
             self._guided(codes[:, : given * n], None, torch.zeros(B, given, device=dev), text, scale, guided, mask=spec, cache=cache)
         for f in range(given, T // pt):
             sl = slice(f * n, (f + 1) * n)
             frame = torch.where(codes[:, sl] >= 0, codes[:, sl], torch.full_like(codes[:, sl], self.mask_id))
             unknown = int((frame[0] == self.mask_id).sum())
-            for k in range(K):
-                masked = frame == self.mask_id
-                ratio = masked.float().mean(1, keepdim=True)  # (B, 1): this token-frame's level
+            Kf = K_first if f == 0 and known == 0 else K
+            held = codes[:, sl] >= 0  # given tokens stay as they are
+
+            def frame_logits(ids, ratio):
                 if cache is not None:
                     cache.writing = False
-                    logits = self._guided(frame, None, ratio, text, scale, guided, mask=spec, cache=cache, chunk_offset=f)
-                else:
-                    ids = torch.cat([codes[:, : f * n], frame], 1)
-                    level = torch.cat([torch.zeros(B, f, device=dev), ratio], 1)
-                    logits = self._guided(ids, None, level, text, scale, guided, mask=spec)[:, f * n :]
+                    return self._guided(ids, None, ratio, text, scale, guided, mask=spec, cache=cache, chunk_offset=f)
+                ids = torch.cat([codes[:, : f * n], ids], 1)
+                level = torch.cat([torch.zeros(B, f, device=dev), ratio], 1)
+                return self._guided(ids, None, level, text, scale, guided, mask=spec)[:, f * n :]
+
+            for k in range(Kf):
+                masked = frame == self.mask_id
+                logits = frame_logits(frame, masked.float().mean(1, keepdim=True))  # level: this token-frame's masked share
                 drawn = sample_logits(logits, **sample)  # (B, n)
                 conf = torch.gather(logits.softmax(-1), -1, drawn[..., None])[..., 0]
                 conf = torch.where(masked, conf, torch.full_like(conf, float("inf")))
-                keep_masked = int(math.floor(unknown * math.cos(math.pi / 2 * (k + 1) / K)))
+                keep_masked = int(math.floor(unknown * math.cos(math.pi / 2 * (k + 1) / Kf)))
                 order = conf.argsort(dim=1)  # least confident first
                 new = torch.where(masked, drawn, frame)
                 if keep_masked > 0:
                     new.scatter_(1, order[:, :keep_masked], self.mask_id)
                 frame = new
+            for _ in range(sweeps):
+                for g in range(int(slots.max()) + 1):  # one token of every backbone patch, drawn again given the rest
+                    redo = (slots == g)[None] & ~held
+                    if not redo.any():
+                        continue
+                    ids = torch.where(redo, torch.full_like(frame, self.mask_id), frame)
+                    logits = frame_logits(ids, redo.float().mean(1, keepdim=True))
+                    frame = torch.where(redo, sample_logits(logits, **sample), frame)
             codes[:, sl] = frame
             if cache is not None:  # the finished token-frame becomes clean context
                 cache.writing = True

@@ -321,10 +321,12 @@ def shapes_ar_long() -> TrainConfig:
     (as `shapes-hybrid` was trained on from 3000 to 9000 steps), on 16000 clips it has not seen
     (seed 1). About 1.4 s a step in bf16 on an AMX CPU, 3.3 to 3.6 s in fp32 on an AVX2 one, so the run
     spans sessions, carried by `framecast pack`. (Session 10 trained on for 800 steps from 1e-4
-    and its loss had not yet come back below the bundle's: a restart costs a few hundred steps.)"""
+    and its loss had not yet come back below the bundle's: a restart costs a few hundred steps.)
+    Dropped at step ~880 in session 14 for `shapes-ar-local`; it starts from the `shapes-ar-small`
+    run, which was the bundle then."""
     cfg = shapes_ar_small()
     cfg.recipe = "shapes-ar-long"
-    cfg.init_from, cfg.init_partial = "shapes-ar", False
+    cfg.init_from, cfg.init_partial = "runs/shapes-ar-small/model", False
     cfg.optim.lr = 1.5e-4
     cfg.steps, cfg.seed = 10000, 1
     cfg.out_dir = "runs/shapes-ar-long"
@@ -332,16 +334,19 @@ def shapes_ar_long() -> TrainConfig:
 
 
 def shapes_ar_local() -> TrainConfig:
-    """`shapes-ar` over `shapes-tokenizer-local`'s codes, each a function of its own 4x4 patch: the
-    same transformer and objective, started from `shapes-ar`'s trunk (`init_partial`; the codes'
-    vectors mean something new, so the trunk relearns what it reads). The bundle's codes carry
-    the whole frame, so given every other token of a token-frame it picked the right code for only
-    61 % of background tokens and 34 % at an object's edge; after these 1500 steps (2.7 s a step in
-    fp32 on an AVX2 CPU), 99.8 % and 73 %. Its clips are not better yet: 0.497 on the 300 tuning
-    clips against the bundle's 0.580, motion the weak part; carried to train on (carry/)."""
+    """The bundled `shapes-ar` (since session 15): the `shapes-ar-small` transformer over
+    `shapes-tokenizer-local`'s codes, each a function of its own 4x4 patch, started from the
+    `shapes-ar-small` run's trunk (`init_partial`; the codes' vectors mean something new, so the
+    trunk relearns what it reads). Over the conv tokenizer's codes, which carry the whole frame,
+    the model given every other token of a token-frame picked the right code for 61 % of background
+    tokens and 34 % at an object's edge; after 1500 steps here, 99.8 % and 73 %. The bundle was
+    trained as this 1500-step cosine, then resumed to 3300 steps (`framecast train --resume
+    runs/shapes-ar-local --set steps=3300`: a second cosine from its optimizer state), 2.8 s a step in
+    fp32 on an AVX2 CPU. It started from the then-bundled `shapes-ar`: that run's EMA weights
+    stored in bf16."""
     cfg = shapes_ar_small()
     cfg.recipe = "shapes-ar-local"
-    cfg.init_from, cfg.init_partial = "shapes-ar", True
+    cfg.init_from, cfg.init_partial = "runs/shapes-ar-small/model", True
     cfg.init_components = {"tokenizer": "shapes-tokenizer-local"}
     cfg.steps = 1500
     cfg.out_dir = "runs/shapes-ar-local"
@@ -349,10 +354,11 @@ def shapes_ar_local() -> TrainConfig:
 
 
 def shapes_ar_raster() -> TrainConfig:
-    """`shapes-ar-raster`: next-token prediction in raster order over the same codes, for the
-    raster / diagonal rows of the decoding benchmark. One token a position (patch 1x1x1: 1024
-    positions a clip, 8x the set model's), so a smaller trunk trained from scratch; even so a step
-    took about 4 s on this 2-core CPU in a few timed steps. Not trained yet."""
+    """`shapes-ar-raster`: next-token prediction in raster order over the bundle's codes
+    (`shapes-tokenizer-local`'s since session 15), for the raster / diagonal rows of the decoding
+    benchmark. One token a position (patch 1x1x1: 1024 positions a clip, 8x the set model's), so
+    a smaller trunk trained from scratch; even so a step took about 4 s on this 2-core CPU in a
+    few timed steps. Not trained yet."""
     from framecast.generators.autoregressive import ARConfig
 
     cfg = shapes_ar_small()
@@ -361,6 +367,7 @@ def shapes_ar_raster() -> TrainConfig:
     cfg.model.backbone = asdict(transformer_small(width=192, depth=6, heads=3, channels=4, patch_size=1, patch_frames=1,
                                                   context_width=128, out_channels=64))
     cfg.init_from, cfg.init_partial = "", False
+    cfg.init_components = {"tokenizer": "shapes-tokenizer-local"}
     cfg.optim.lr, cfg.steps = 5e-4, 3000
     cfg.out_dir = "runs/shapes-ar-raster"
     return cfg
