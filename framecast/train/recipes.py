@@ -340,10 +340,10 @@ def shapes_ar_local() -> TrainConfig:
     trunk relearns what it reads). Over the conv tokenizer's codes, which carry the whole frame,
     the model given every other token of a token-frame picked the right code for 61 % of background
     tokens and 34 % at an object's edge; after 1500 steps here, 99.8 % and 73 %. The bundle was
-    trained as this 1500-step cosine, then resumed to 3300 steps (`framecast train --resume
-    runs/shapes-ar-local --set steps=3300`: a second cosine from its optimizer state), 2.8 s a step in
-    fp32 on an AVX2 CPU. It started from the then-bundled `shapes-ar`: that run's EMA weights
-    stored in bf16."""
+    trained as this 1500-step cosine, then resumed for a second cosine from its optimizer state
+    (`framecast train --resume runs/shapes-ar-local --set steps=3300`, cut after its step-1600
+    checkpoint to `--set steps=2800`), 2.8 s a step in fp32 on an AVX2 CPU. It started from the
+    then-bundled `shapes-ar`: that run's EMA weights stored in bf16."""
     cfg = shapes_ar_small()
     cfg.recipe = "shapes-ar-local"
     cfg.init_from, cfg.init_partial = "runs/shapes-ar-small/model", True
