@@ -357,8 +357,8 @@ def shapes_ar_raster() -> TrainConfig:
     """`shapes-ar-raster`: next-token prediction in raster order over the bundle's codes
     (`shapes-tokenizer-local`'s since session 15), for the raster / diagonal rows of the decoding
     benchmark. One token a position (patch 1x1x1: 1024 positions a clip, 8x the set model's), so
-    a smaller trunk trained from scratch; even so a step took about 4 s on this 2-core CPU in a
-    few timed steps. Not trained yet."""
+    a smaller trunk trained from scratch; even so a step took about 4 s on a 2-core AMX CPU in
+    bf16 and about 8 s on an AVX2 one in fp32, in a few timed steps. Not trained yet."""
     from framecast.generators.autoregressive import ARConfig
 
     cfg = shapes_ar_small()
