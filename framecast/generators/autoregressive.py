@@ -351,6 +351,7 @@ class TokenTransformer(nn.Module):
         cache = KVCache(len(self.backbone.blocks)) if request.use_cache else None
         given = known // pt  # token-frames given whole
         ps = self.backbone.config.patch_size
+        volume = pt * ps * ps  # tokens a backbone patch holds: a sweep's passes
         t_, y_, x_ = torch.meshgrid(torch.arange(pt), torch.arange(self.grid_hw[0]), torch.arange(self.grid_hw[1]), indexing="ij")
         slots = ((t_ * ps + y_ % ps) * ps + x_ % ps).reshape(-1).to(dev)  # a token's place inside its backbone patch
         if cache is not None and given:
@@ -383,7 +384,7 @@ class TokenTransformer(nn.Module):
                     new.scatter_(1, order[:, :keep_masked], self.mask_id)
                 frame = new
             for _ in range(sweeps):
-                for g in range(int(slots.max()) + 1):  # one token of every backbone patch, drawn again given the rest
+                for g in range(volume):  # one token of every backbone patch, drawn again given the rest
                     redo = (slots == g)[None] & ~held
                     if not redo.any():
                         continue
