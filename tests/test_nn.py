@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from framecast.data.shapes import VOCABULARY
-from framecast.nn.attention import KVCache, MaskSpec, frame_mask
+from framecast.nn.attention import IS_CAUSAL, KVCache, MaskSpec, attention_mask, frame_mask
 from framecast.nn.transformer import SpaceTimeTransformer, transformer_tiny
 from framecast.text.encoder import WordEncoderConfig, WordTextEncoder
 
@@ -57,6 +57,24 @@ def test_frame_causal_outputs_do_not_see_the_future():
     x2[:, 3] = torch.randn_like(x2[:, 3])
     b = m(x2, torch.full((1, 4), 0.3), text, mask=MaskSpec("frame-causal"))
     assert torch.allclose(a[:, :3], b[:, :3], atol=1e-6) and not torch.allclose(a[:, 3], b[:, 3])
+
+
+def test_token_causal_mask_takes_sdpa_is_causal_and_matches_the_explicit_mask():
+    """Raster training hands SDPA `is_causal` (its kernels skip the masked half); the output must
+    equal the explicit (t, y, x)-order boolean mask, which any other layout still gets."""
+    m, text = _model(patch_size=1, patch_frames=1, channels=3)
+    grid = (3, 4, 4)
+    pos = m.positions(grid)
+    assert attention_mask(MaskSpec("causal"), pos, pos, grid[1:]) == IS_CAUSAL
+    explicit = attention_mask(MaskSpec("causal"), pos.flip(0), pos.flip(0), grid[1:])  # not raster order: a real mask
+    assert isinstance(explicit, torch.Tensor) and explicit[0, -1] and not explicit[-1, 0]
+    x = torch.randn(1, pos.shape[0], 3)
+    level = torch.full((1, 1), 0.2)
+    fast = m.forward_tokens(x, pos, level, text, mask=MaskSpec("causal"), grid_hw=grid[1:])
+    order = torch.arange(pos.shape[0])
+    slow = m.forward_tokens(x, pos, level, text, attn_mask=order[None, :] <= order[:, None])
+    assert torch.allclose(fast, slow, atol=1e-5)
+    assert not torch.allclose(fast, m.forward_tokens(x, pos, level, text, grid_hw=grid[1:]), atol=1e-3)  # the mask matters
 
 
 @pytest.mark.parametrize("kind", ["frame-causal", "sliding-window"])

@@ -20,6 +20,7 @@ from einops import rearrange
 from torch import nn
 
 MASK_KINDS = ("full", "frame-causal", "block-causal", "sliding-window", "causal")
+IS_CAUSAL = "is_causal"  # a mask that is exactly lower-triangular: SDPA's `is_causal`, whose kernels skip the masked half
 
 
 @dataclass(frozen=True)
@@ -37,15 +38,19 @@ class MaskSpec:
             raise ValueError("sliding-window attention needs window >= 1 frames")
 
 
-def attention_mask(spec: MaskSpec, q_pos: torch.Tensor, k_pos: torch.Tensor, grid_hw: tuple[int, int] | None) -> torch.Tensor | None:
-    """(Nq, Nk) bool from (t, y, x) positions; `causal` orders tokens in raster order."""
+def attention_mask(spec: MaskSpec, q_pos: torch.Tensor, k_pos: torch.Tensor, grid_hw: tuple[int, int] | None) -> torch.Tensor | str | None:
+    """(Nq, Nk) bool from (t, y, x) positions; `causal` orders tokens in raster order. A causal
+    mask over one sequence already in raster order (training) is IS_CAUSAL instead."""
     if spec.kind != "causal":
         return frame_mask(spec, q_pos[:, 0], k_pos[:, 0])
     if grid_hw is None:
         raise ValueError("the token-causal mask needs the token grid (grid_hw)")
     h, w = grid_hw
     order = lambda p: (p[:, 0] * h + p[:, 1]) * w + p[:, 2]  # noqa: E731
-    return order(k_pos)[None, :] <= order(q_pos)[:, None]
+    q, k = order(q_pos), order(k_pos)
+    if q.shape[0] > 1 and torch.equal(q, k) and bool((q[1:] > q[:-1]).all()):
+        return IS_CAUSAL
+    return k[None, :] <= q[:, None]
 
 
 def frame_mask(spec: MaskSpec, q_frames: torch.Tensor, k_frames: torch.Tensor) -> torch.Tensor | None:
@@ -211,7 +216,7 @@ class SelfAttention(nn.Module):
         x_BND: torch.Tensor,
         rot_q: tuple[torch.Tensor, torch.Tensor],
         rot_k: tuple[torch.Tensor, torch.Tensor],
-        mask: torch.Tensor | None,
+        mask: torch.Tensor | str | None,
         cache: KVCache | None = None,
         layer: int = 0,
     ) -> torch.Tensor:
@@ -221,7 +226,10 @@ class SelfAttention(nn.Module):
         q, k = apply_rope(q, rot_q), apply_rope(k, rot_k)  # with a cache, rot_k is the new keys' own (rot_q)
         if cache is not None:  # the cached keys are stored rotated already
             k, v = cache.attend(layer, k, v)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        if isinstance(mask, str):  # IS_CAUSAL
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.proj(rearrange(out, "b h n d -> b n (h d)"))
 
 
