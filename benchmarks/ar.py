@@ -5,7 +5,8 @@ scene accuracy, and how the cost of new tokens grows with the clip (KV cache vs 
     python benchmarks/ar.py --set shapes-ar --raster runs/shapes-ar-raster/model --num 20   # adds raster and diagonal
 
 Recomputing the prefix for every token (raster, no cache) costs minutes a clip on a CPU, so
-`--raster-num` and `--no-cache-frames` can make those rows smaller. A raster model's passes
+`--raster-num`, `--no-cache-num` and `--no-cache-frames` can make those rows smaller (decoding
+without the cache makes the same tokens as with it, so its accuracy is the cached row's). A raster model's passes
 and time do not depend on its weights, so a model of the `shapes-ar-raster` recipe trained for one
 step times the raster and diagonal orders exactly, though its accuracy means nothing: the
 "trained steps" column says which rows are which.
@@ -41,6 +42,7 @@ def main() -> None:
     ap.add_argument("--raster", default="", help="a model trained with the raster objective (raster and diagonal rows)")
     ap.add_argument("--num", type=int, default=20)
     ap.add_argument("--raster-num", type=int, default=0, help="clips for the raster and diagonal rows (0: --num)")
+    ap.add_argument("--no-cache-num", type=int, default=0, help="clips for the rows that recompute the prefix (0: as their cached row)")
     ap.add_argument("--growth-num", type=int, default=2, help="clips per point of the growth table")
     ap.add_argument("--no-cache-frames", type=int, nargs="*", default=[16, 32, 64],
                     help="clip lengths at which the growth table also times recomputing (the others show '-')")
@@ -71,7 +73,9 @@ def main() -> None:
                 (f"diagonal (DiagD, delay {raster.model.config.diagonal_delay})", raster, {"decode": "diagonal"})] + plan
     rows = []
     for label, pipe, kw in plan:
-        r = run(pipe, prompts[: args.raster_num or None] if pipe is raster else prompts, 16, args.seed, **kw)
+        n = (args.raster_num or None) if pipe is raster else None
+        n = (args.no_cache_num or n) if kw.get("use_cache") is False else n
+        r = run(pipe, prompts[:n], 16, args.seed, **kw)
         r.update(method=label, model=pipe.name)
         rows.append(r)
         print({k: r[k] for k in ("method", "forward_passes", "seconds_per_clip", "scene_accuracy")}, flush=True)

@@ -195,6 +195,11 @@ class Pipeline:
         refine (Gibbs sweeps a token-frame, set decoding) and use_cache.
         `callback_on_step_end(pipe, step, sigma, {"latents", "x0"})` may return {"latents": x}
         to replace the sample, as in diffusers."""
+        sibling = self._decoded_by(kwargs.get("decode"))
+        if sibling is not None:
+            out = sibling(prompt, negative_prompt, num_frames, num_inference_steps, guidance_scale, generator, callback_on_step_end, **kwargs)
+            out.info["decoded_by"] = sibling.name
+            return out
         request = self._request(prompt, negative_prompt, num_frames, num_inference_steps, guidance_scale, generator,
                                 callback_on_step_end, **kwargs)
         start = time.perf_counter()
@@ -202,6 +207,22 @@ class Pipeline:
             clips = self.model.generate(request)
         seconds = time.perf_counter() - start
         return VideoPipelineOutput(frames=[to_uint8(c) for c in clips], seconds=seconds, info={"model": self.name})
+
+    def _decoded_by(self, decode: str | None) -> Pipeline | None:
+        """A token model decodes in the orders its objective trained it for (set, or raster and
+        diagonal). A bundle's config may name a sibling for the others (`decode_with`: shapes-ar
+        names shapes-ar-raster, trained in raster order over the same tokenizer); it is loaded on
+        first use, on this pipeline's device and precision."""
+        if decode is None or self.model.family != "autoregressive" or self.path is None:
+            return None
+        can = ("set",) if self.model.config.order == "set" else ("raster", "diagonal")
+        name = read_config(self.path).get("decode_with", {}).get(decode)
+        if decode in can or name is None:
+            return None  # the generator decodes it, or says why not
+        siblings = self.__dict__.setdefault("_siblings", {})
+        if name not in siblings:
+            siblings[name] = load(name, device=self.device, precision=self.requested_precision)
+        return siblings[name]
 
     def stream(self, prompt: str, **kwargs) -> Iterator[np.ndarray]:
         """Yield (k, H, W, 3) uint8 frames of the first clip as soon as they are final (hybrid models).

@@ -166,6 +166,25 @@ def test_pipeline_and_cli_with_an_ar_model(tmp_path):
     assert r.exit_code == 0, r.output
 
 
+def test_a_set_bundle_hands_raster_and_diagonal_to_its_decode_with_sibling(tmp_path):
+    """`--model shapes-ar --decode raster`: the set model's config names a raster-order sibling."""
+    import framecast
+    from framecast.generators import save_pretrained
+
+    save_pretrained(_model("raster"), tmp_path / "raster")
+    save_pretrained(_model("set"), tmp_path / "set", extra={"decode_with": {"raster": str(tmp_path / "raster")}})
+    pipe = framecast.load(str(tmp_path / "set"), precision="fp32")
+    def kw():
+        return dict(num_frames=2, generator=torch.Generator().manual_seed(0))
+    out = pipe(PROMPT, decode="raster", **kw())
+    assert out.info["decoded_by"] == "raster" and out.frames[0].shape == (2, 32, 32, 3)
+    alone = framecast.load(str(tmp_path / "raster"), precision="fp32")(PROMPT, decode="raster", **kw())
+    assert (out.frames[0] == alone.frames[0]).all()  # the sibling made it, with the same seed
+    assert "decoded_by" not in pipe(PROMPT, decode="set", **kw()).info
+    with pytest.raises(ValueError, match="trained for 'set' order"):  # no sibling named for diagonal
+        pipe(PROMPT, decode="diagonal", **kw())
+
+
 def test_tokenizer_transformer_mismatch_is_refused():
     from framecast.generators import ARConfig, TokenTransformer
     from framecast.nn.transformer import transformer_tiny

@@ -253,3 +253,7 @@ def test_bundling_a_run_that_continued_a_bundled_model(tmp_path):
     with pytest.raises(SystemExit, match="already holds this run"):  # bundling run b again onto its own bundle
         bundle(tmp_path / "b", "--continues", "m")
     assert json.loads((assets / "m" / "config.json").read_text())["trained_steps"] == 6  # and the bundle is kept
+    with pytest.raises(SystemExit, match="ORDER=MODEL"):
+        bundle(tmp_path / "b", "--decode-with", "zigzag=m")
+    with pytest.raises(SystemExit, match="for token models"):  # a diffusion model decodes no token orders
+        bundle(tmp_path / "b", "--decode-with", "raster=m")

@@ -69,12 +69,23 @@ def main() -> None:
     ap.add_argument("--default", action="append", default=[], metavar="KEY=VALUE",
                     help="a sampling default chosen after training (sampler, steps, guidance, shift, schedule, decode, "
                          "temperature, top_k, top_p, set_steps, first_set_steps, set_refine), e.g. --default sampler=euler-stochastic; written into TRAINING.md")
+    ap.add_argument("--decode-with", action="append", default=[], metavar="ORDER=MODEL",
+                    help="token models: a bundled sibling that decodes an order this one was not trained for "
+                         "(e.g. --decode-with raster=shapes-ar-raster), used when a request asks for it")
     args = ap.parse_args()
+    decode_with = {}
+    for item in args.decode_with:
+        order, _, name = item.partition("=")
+        if order not in ("raster", "diagonal", "set") or not name:
+            raise SystemExit(f"--decode-with {item}: give ORDER=MODEL with ORDER one of raster, diagonal, set")
+        decode_with[order] = name
     ckpt = args.checkpoint or latest_checkpoint(args.run)
     if ckpt is None:
         raise SystemExit(f"no checkpoint in {args.run}")
     state = json.loads((ckpt / "state.json").read_text())
     model = from_pretrained(ckpt)
+    if decode_with and model.family != "autoregressive":
+        raise SystemExit(f"--decode-with is for token models; {args.run} holds a {model.family} model")
     defaults = {}
     for item in args.default:
         key, _, value = item.partition("=")
@@ -100,7 +111,8 @@ def main() -> None:
     if out.exists():
         shutil.rmtree(out)
     save_pretrained(model, out, dtype=torch.bfloat16 if args.bf16 else None,
-                    extra={"trained_steps": steps, "recipe": state["train_config"].get("recipe", "")})
+                    extra={"trained_steps": steps, "recipe": state["train_config"].get("recipe", ""),
+                           **({"decode_with": decode_with} if decode_with else {})})
     (out / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
     loss_plot(log, out / "loss.png", f"{args.name}: training loss")
     # Time spent training: gaps between logs over 5x the median (a resume, a paused process) left out.
