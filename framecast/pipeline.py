@@ -210,9 +210,9 @@ class Pipeline:
 
     def _decoded_by(self, decode: str | None) -> Pipeline | None:
         """A token model decodes in the orders its objective trained it for (set, or raster and
-        diagonal). A bundle's config may name a sibling for the others (`decode_with`: shapes-ar
-        names shapes-ar-raster, trained in raster order over the same tokenizer); it is loaded on
-        first use, on this pipeline's device and precision."""
+        diagonal). A bundle's config may name a sibling for the others (`decode_with`, e.g. a
+        set model naming a raster-order model over the same tokenizer); it is loaded on first use,
+        on this pipeline's device and precision."""
         if decode is None or self.model.family != "autoregressive" or self.path is None:
             return None
         can = ("set",) if self.model.config.order == "set" else ("raster", "diagonal")

@@ -354,11 +354,18 @@ def shapes_ar_local() -> TrainConfig:
 
 
 def shapes_ar_raster() -> TrainConfig:
-    """`shapes-ar-raster`: next-token prediction in raster order over the bundle's codes
-    (`shapes-tokenizer-local`'s since session 15), for the raster / diagonal rows of the decoding
-    benchmark. One token a position (patch 1x1x1: 1024 positions a clip, 8x the set model's), so
-    a smaller trunk trained from scratch; even so a step took about 4 s on a 2-core AMX CPU in
-    bf16 and about 8 s on an AVX2 one in fp32, in a few timed steps. Not trained yet."""
+    """`shapes-ar-raster`: next-token prediction in raster order over `shapes-ar`'s codes
+    (`shapes-tokenizer-local`), the model the raster and diagonal decoding orders run on. One token
+    a position (patch 1x1x1: 1024 positions a clip, 8x the set model's), so a smaller trunk
+    trained from scratch, at batch 8: about 3 s a step in fp32 on a 2-core AVX2 CPU (SDPA's
+    `is_causal` path), where batch 16 took 7 to 8 s. Session 16 ran it as a 1600-step cosine,
+    resumed at its step-100 checkpoint (inside the 200-step warm-up, where the learning rate does
+    not depend on the run's length) with `--set steps=2000`. At step 2000 (loss ~0.15) it drew
+    whole moving shapes but did not follow the prompt's colour, shape or direction (scene accuracy
+    0.00 raster, 0.03 diagonal on 30 tuning clips), though the text lowers its teacher-forced
+    loss from 0.31 (captions shifted by one clip) to 0.14 (a throwaway probe of 24 clips). So it
+    trains on, carried between sessions (`carry/README.md`):
+    `framecast train --resume carry/shapes-ar-raster --set steps=6000`."""
     from framecast.generators.autoregressive import ARConfig
 
     cfg = shapes_ar_small()
@@ -368,7 +375,7 @@ def shapes_ar_raster() -> TrainConfig:
                                                   context_width=128, out_channels=64))
     cfg.init_from, cfg.init_partial = "", False
     cfg.init_components = {"tokenizer": "shapes-tokenizer-local"}
-    cfg.optim.lr, cfg.steps = 5e-4, 3000
+    cfg.optim.lr, cfg.steps, cfg.batch_size, cfg.ema_decay, cfg.ckpt_every = 5e-4, 2000, 8, 0.995, 100
     cfg.out_dir = "runs/shapes-ar-raster"
     return cfg
 
