@@ -215,10 +215,11 @@ class Pipeline:
         on this pipeline's device and precision."""
         if decode is None or self.model.family != "autoregressive" or self.path is None:
             return None
-        can = ("set",) if self.model.config.order == "set" else ("raster", "diagonal")
+        if (decode == "set") == (self.model.config.order == "set"):
+            return None  # an order its objective trained it for: the generator decodes it
         name = read_config(self.path).get("decode_with", {}).get(decode)
-        if decode in can or name is None:
-            return None  # the generator decodes it, or says why not
+        if name is None:
+            return None  # no sibling: the generator says why not
         siblings = self.__dict__.setdefault("_siblings", {})
         if name not in siblings:
             siblings[name] = load(name, device=self.device, precision=self.requested_precision)
