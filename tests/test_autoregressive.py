@@ -185,6 +185,31 @@ def test_a_set_bundle_hands_raster_and_diagonal_to_its_decode_with_sibling(tmp_p
         pipe(PROMPT, decode="diagonal", **kw())
 
 
+def test_the_bundled_shapes_ar_decodes_raster_and_diagonal_with_a_bundled_raster_sibling():
+    """`--model shapes-ar --decode raster|diagonal` runs on `shapes-ar-raster`: a bundled
+    raster-order model over the very same tokenizer (config and weights), so its clips are made
+    of the same codes."""
+    from safetensors import safe_open
+
+    import framecast
+    from framecast.generators.io import read_config
+    from framecast.pipeline import ASSETS
+
+    cfg = read_config(ASSETS / "shapes-ar")
+    assert set(cfg["decode_with"]) == {"raster", "diagonal"}
+    for name in set(cfg["decode_with"].values()):
+        sib = read_config(ASSETS / name)
+        assert sib["generator"]["order"] == "raster"
+        assert sib["generator"]["tokenizer"] == cfg["generator"]["tokenizer"]
+        with safe_open(ASSETS / "shapes-ar" / "model.safetensors", "pt") as a, \
+                safe_open(ASSETS / name / "model.safetensors", "pt") as b:
+            keys = [k for k in a.keys() if k.startswith("tokenizer.")]
+            assert keys and all(torch.equal(a.get_tensor(k), b.get_tensor(k)) for k in keys)
+    out = framecast.load("shapes-ar", precision="fp32")(PROMPT, decode="diagonal", num_frames=2,
+                                                         generator=torch.Generator().manual_seed(0))
+    assert out.info["decoded_by"] == cfg["decode_with"]["diagonal"] and out.frames[0].shape == (2, 32, 32, 3)
+
+
 def test_tokenizer_transformer_mismatch_is_refused():
     from framecast.generators import ARConfig, TokenTransformer
     from framecast.nn.transformer import transformer_tiny
