@@ -152,7 +152,13 @@ class TokenTransformer(nn.Module):
     def _logits(self, ids_BN, pos_N3, level_BG, text, *, mask: MaskSpec, cache=None) -> torch.Tensor:
         """Any tokens at any positions (patch 1x1x1: the raster and diagonal orders)."""
         feats = self.backbone.forward_tokens(self.embed(ids_BN), pos_N3, level_BG, text, mask=mask, cache=cache, grid_hw=self.grid_hw)
-        return self.head(feats)
+        return self._head(feats)
+
+    def _head(self, feats: torch.Tensor) -> torch.Tensor:
+        """Features -> logits, in fp32 even under bf16 autocast: bf16 keeps about 3 digits of a
+        logit, and classifier-free guidance (cond + scale * (cond - uncond)) multiplies its error."""
+        with torch.autocast(feats.device.type, enabled=False):
+            return self.head(feats.float())
 
     def _clip(self, ids_BN: torch.Tensor) -> torch.Tensor:
         """Ids of whole frames (raster token order) -> their code vectors as a clip (B, T, dim, h, w)."""
@@ -161,7 +167,7 @@ class TokenTransformer(nn.Module):
 
     def _clip_logits(self, feats_BTEhw: torch.Tensor) -> torch.Tensor:
         """The backbone's per-token features (B, T, e, h, w) -> logits (B, N tokens, V), raster order."""
-        return self.head(rearrange(feats_BTEhw, "b t e h w -> b (t h w) e"))
+        return self._head(rearrange(feats_BTEhw, "b t e h w -> b (t h w) e"))
 
     def _chunk_logits(self, ids_BN, level_BF, text, *, mask: MaskSpec, cache=None, chunk_offset: int = 0) -> torch.Tensor:
         """Whole token-frames (raster token order) through the patching backbone -> (B, N, V)."""
