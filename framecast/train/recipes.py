@@ -359,11 +359,12 @@ def shapes_ar_raster() -> TrainConfig:
     as `shapes-ar-raster`, named by `shapes-ar`'s `decode_with`). One token a position (patch
     1x1x1: 1024 positions a clip, 8x the set model's), so a smaller trunk trained from scratch, at
     batch 8: about 3 s a step in fp32 on a 2-core AVX2 CPU (SDPA's `is_causal` path; batch 16 took
-    7 to 8 s), 1.5 s in bf16 on a 2-core AVX-512 BF16 one. The bundle is 6000 steps, made over three
-    sessions as a chain of resumes (its TRAINING.md): a 2000-step cosine, then resumed towards
-    6000; the recipe is now that length in one cosine (about 2.5 h at 1.5 s a step). It follows the prompt less well than the set model (scene accuracy 0.40 raster, 0.30
-    diagonal on 30 tuning clips at temperature 0.8, its bundled default, against 0.00 and 0.03 at
-    step 2000), which had a diffusion model's trunk and over twice the clips behind it."""
+    7 to 8 s), 1.5 s in bf16 on a 2-core AVX-512 BF16 one. The bundle is 6000 steps, made over
+    three sessions as a chain of resumes (its TRAINING.md): a 2000-step cosine, then resumed
+    towards 6000; the recipe is now that length in one cosine (about 2.5 h at 1.5 s a step). It
+    follows the prompt less well than the set model (scene accuracy 0.40 raster, 0.30 diagonal on
+    30 tuning clips at temperature 0.8, its bundled default, against 0.00 and 0.03 at step 2000),
+    which had a diffusion model's trunk and over twice the clips behind it."""
     from framecast.generators.autoregressive import ARConfig
 
     cfg = shapes_ar_small()
