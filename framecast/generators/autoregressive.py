@@ -19,7 +19,8 @@ into logits over the codebook. Two objectives, chosen by `order` when training:
             decoding; without it, earlier token-frames are seen masked too (discrete diffusion
             forcing) and half the clips have a clean prefix. Patches of any size.
 
-Decoding orders (`decode`):
+Decoding orders (`decode`), functions in framecast/sampling/token_orders.py of the logits
+functions this model provides (`token_logits_fn`, `frame_logits_fn`):
     raster    one token per forward pass with a KV cache (or recomputing the prefix)
     diagonal  training-free on the raster model (diagonal decoding, DiagD): every frame that has
               started emits one token per pass, frame t running `delay` tokens behind frame t-1
@@ -45,8 +46,16 @@ from framecast.generators.diffusion import GenerationRequest, ModelSpec
 from framecast.nn.attention import KVCache, MaskSpec
 from framecast.nn.transformer import SpaceTimeTransformer, TransformerConfig
 from framecast.rng import rand, randint
-from framecast.sampling.decoding import sample_logits
-from framecast.sampling.guidance import cfg_combine
+from framecast.sampling.guided import guided
+from framecast.sampling.token_orders import (
+    FrameLogits,
+    TokenLogitsFn,
+    decode_diagonal,
+    decode_raster,
+    decode_set,
+    patch_slots,
+    raster_inputs,
+)
 from framecast.text.encoder import TextEmbedding, TextEncoder, build_text_encoder, check_prompts, encode_for_guidance
 
 ORDERS = ("raster", "set")
@@ -116,7 +125,7 @@ class TokenTransformer(nn.Module):
         self.frames_per_chunk = backbone.patch_frames  # a token-frame: the unit of the set order
 
     @classmethod
-    def from_spec(cls, spec: ModelSpec) -> "TokenTransformer":
+    def from_spec(cls, spec: ModelSpec) -> TokenTransformer:
         return cls(ARConfig(**spec.generator), TransformerConfig(**spec.backbone), build_text_encoder(spec.text_kind, spec.text))
 
     def spec(self) -> ModelSpec:
@@ -134,10 +143,7 @@ class TokenTransformer(nn.Module):
 
     def raster_inputs(self, codes_BN: torch.Tensor, T: int) -> torch.Tensor:
         """Input ids for next-token prediction: token i reads code i - 1; frame starts read [start]."""
-        per = self.grid_hw[0] * self.grid_hw[1]
-        inp = torch.roll(codes_BN, 1, dims=1)
-        inp[:, ::per] = self.start_id
-        return inp
+        return raster_inputs(codes_BN, self.grid_hw[0] * self.grid_hw[1], self.start_id)
 
     @property
     def tokens_per_chunk(self) -> int:
@@ -233,175 +239,100 @@ class TokenTransformer(nn.Module):
         pref = torch.where(is_ctx, torch.zeros(B, T), one[:, None].expand(B, T))
         return torch.where(prefix[:, None], pref, ratio)
 
-    # --- decoding ---------------------------------------------------------------------------
-    def _guided(self, ids, pos, level, text, scale, guided, **kw) -> torch.Tensor:
-        """Logits with classifier-free guidance (one batched pass). `pos` given: any tokens
-        (patch 1); None: whole token-frames through the patching backbone."""
-        def fn(i, lv):
-            return self._logits(i, pos, lv, text, **kw) if pos is not None else self._chunk_logits(i, lv, text, **kw)
-        if not guided:
-            return fn(ids, level).float()
-        out = fn(torch.cat([ids, ids]), torch.cat([level, level])).float()
-        cond, unc = out.chunk(2)
-        return cfg_combine(cond, unc, scale)
+    # --- decoding: the logits functions that the orders of sampling/token_orders.py call ------
+    def token_logits_fn(self, text: TextEmbedding, scale: float, T: int, cache: KVCache | None = None) -> TokenLogitsFn:
+        """The raster and diagonal orders' logits function (`TokenLogitsFn`): tokens at raster
+        indices of a T-frame clip through the backbone (patch 1x1x1) under the token-causal mask,
+        guided at `scale` (`text` batched [cond ; uncond] where scale != 1). With `cache` every call
+        appends its tokens to it."""
+        pos_N3 = self.positions(T, next(self.parameters()).device)
 
-    @torch.no_grad()
-    def generate_codes(self, request: ARRequest) -> torch.Tensor:
+        def logits(ids_BJ: torch.Tensor, at_J: torch.Tensor) -> torch.Tensor:
+            pos_J3 = pos_N3[at_J]
+            run = guided(lambda ids, level: self._logits(ids, pos_J3, level, text, mask=MaskSpec("causal"), cache=cache), scale)
+            return run(ids_BJ, torch.zeros(ids_BJ.shape[0], 1, device=ids_BJ.device))
+
+        return logits
+
+    def frame_logits_fn(self, text: TextEmbedding, scale: float, *, use_cache: bool = True) -> FrameLogits:
+        """The set order's logits function (`FrameLogits`): whole token-frames through the patching
+        backbone, guided at `scale`; finished token-frames kept in a KV cache or recomputed."""
+        return _TokenFrameLogits(self, text, scale, use_cache)
+
+    def _decode_order(self, request: ARRequest) -> str:
         c = self.config
-        prompts = check_prompts(request.prompts)
-        B = len(prompts)
-        T = request.num_frames if request.num_frames is not None else c.frames
-        if T <= 0:
-            raise ValueError(f"the number of frames must be > 0, got {T}")
         decode = request.decode or c.decode or c.order
         if decode not in DECODES:
             raise ValueError(f"unknown decoding order '{decode}'; choose one of {', '.join(DECODES)}")
         if (decode == "set") != (c.order == "set"):
             raise ValueError(f"this model was trained for '{c.order}' order; decode it with "
                              f"{'set' if c.order == 'set' else 'raster or diagonal'}, not '{decode}'")
+        return decode
+
+    def _draw_options(self, request: ARRequest) -> dict:
+        """`sample_logits`'s options: the request's, else the model's."""
+        c = self.config
+        return {"temperature": request.temperature if request.temperature is not None else c.temperature,
+                "top_k": request.top_k if request.top_k is not None else c.top_k,
+                "top_p": request.top_p if request.top_p is not None else c.top_p,
+                "generator": request.generator}
+
+    def _start_codes(self, request: ARRequest, B: int, T: int) -> tuple[torch.Tensor, int]:
+        """(B, T * h * w) codes, -1 where still to be drawn, the context's frames encoded in front;
+        and how many tokens the context gives."""
+        device, per = next(self.parameters()).device, self.grid_hw[0] * self.grid_hw[1]
+        codes_BN = torch.full((B, T * per), -1, dtype=torch.long, device=device)
+        if request.context_BTCHW is None:
+            return codes_BN, 0
+        ctx = request.context_BTCHW.to(device)
+        if ctx.shape[1] >= T:
+            raise ValueError(f"the context ({ctx.shape[1]} frames) must be shorter than the clip ({T} frames)")
+        codes_BN[:, : ctx.shape[1] * per] = self.tokenizer.encode(ctx.float()).reshape(B, -1)
+        return codes_BN, ctx.shape[1] * per
+
+    @torch.no_grad()
+    def generate_codes(self, request: ARRequest) -> torch.Tensor:
+        """Codes (B, T * h * w) in raster order, drawn in the request's decoding order."""
+        c = self.config
+        prompts = check_prompts(request.prompts)
+        T = request.num_frames if request.num_frames is not None else c.frames
+        if T <= 0:
+            raise ValueError(f"the number of frames must be > 0, got {T}")
+        decode = self._decode_order(request)
         scale = request.guidance if request.guidance is not None else c.guidance
-        guided = scale != 1.0
-        text, uncond = encode_for_guidance(self.text, prompts, request.negative_prompts, guided)
-        if guided:
+        text, uncond = encode_for_guidance(self.text, prompts, request.negative_prompts, scale != 1.0)
+        if scale != 1.0:  # one batched pass gives both halves (see sampling/guided.py)
             text = TextEmbedding.cat([text, uncond])
-        sample = dict(
-            temperature=request.temperature if request.temperature is not None else c.temperature,
-            top_k=request.top_k if request.top_k is not None else c.top_k,
-            top_p=request.top_p if request.top_p is not None else c.top_p,
-            generator=request.generator,
-        )
-        device = next(self.parameters()).device
+        sample = self._draw_options(request)
+        codes_BN, known = self._start_codes(request, len(prompts), T)
+        if decode == "set":
+            return self._decode_set(codes_BN, known, text, scale, sample, request)
         per = self.grid_hw[0] * self.grid_hw[1]
-        codes = torch.full((B, T * per), -1, dtype=torch.long, device=device)
-        known = 0
-        if request.context_BTCHW is not None:
-            ctx = request.context_BTCHW.to(device)
-            if ctx.shape[1] >= T:
-                raise ValueError(f"the context ({ctx.shape[1]} frames) must be shorter than the clip ({T} frames)")
-            codes[:, : ctx.shape[1] * per] = self.tokenizer.encode(ctx.float()).reshape(B, -1)
-            known = ctx.shape[1]
-        if decode == "set" and T % self.frames_per_chunk:  # make whole token-frames, keep the frames asked for
-            Tg = -(-T // self.frames_per_chunk) * self.frames_per_chunk
-            more = torch.full((B, (Tg - T) * per), -1, dtype=torch.long, device=device)
-            return self._decode_set(torch.cat([codes, more], 1), Tg, known, text, scale, guided, sample, request)[:, : T * per]
-        run = {"raster": self._decode_raster, "diagonal": self._decode_diagonal, "set": self._decode_set}[decode]
-        return run(codes, T, known, text, scale, guided, sample, request)
+        cached = request.use_cache or decode == "diagonal"  # every diagonal pass adds tokens to the cache
+        logits_fn = self.token_logits_fn(text, scale, T, KVCache(len(self.backbone.blocks)) if cached else None)
+        if decode == "raster":
+            return decode_raster(logits_fn, codes_BN, known=known, per_frame=per, start_id=self.start_id, sample=sample,
+                                 cached=cached)
+        return decode_diagonal(logits_fn, codes_BN, known=known, per_frame=per, start_id=self.start_id,
+                               delay=max(1, c.diagonal_delay), sample=sample)
 
-    def _decode_raster(self, codes, T, known, text, scale, guided, sample, request):
-        B, per = codes.shape[0], self.grid_hw[0] * self.grid_hw[1]
-        pos = self.positions(T, codes.device)
-        zero = torch.zeros(B, 1, device=codes.device)
-        spec = MaskSpec("causal")
-        start = known * per
-        if not request.use_cache:
-            for i in range(start, T * per):
-                ids = self.raster_inputs(codes[:, : i + 1].clamp(min=0), T)
-                logits = self._guided(ids, pos[: i + 1], zero, text, scale, guided, mask=spec)
-                codes[:, i] = sample_logits(logits[:, -1], **sample)
-            return codes
-        cache = KVCache(len(self.backbone.blocks))
-        if start:  # the context's tokens, one pass
-            ids = self.raster_inputs(codes[:, :start], T)
-            self._guided(ids, pos[:start], zero, text, scale, guided, mask=spec, cache=cache)
-        for i in range(start, T * per):
-            prev = torch.full((B, 1), self.start_id, device=codes.device) if i % per == 0 else codes[:, i - 1 : i]
-            logits = self._guided(prev, pos[i : i + 1], zero, text, scale, guided, mask=spec, cache=cache)
-            codes[:, i] = sample_logits(logits[:, -1], **sample)
-        return codes
-
-    def _decode_diagonal(self, codes, T, known, text, scale, guided, sample, request):
-        """DiagD: at pass s, frame t emits its token s - (t - known) * delay (raster order inside
-        the frame). Training-free: a token may miss a few not-yet-made tokens of earlier frames."""
-        B, per = codes.shape[0], self.grid_hw[0] * self.grid_hw[1]
-        delay = max(1, self.config.diagonal_delay)
-        pos = self.positions(T, codes.device)
-        zero = torch.zeros(B, 1, device=codes.device)
-        spec = MaskSpec("causal")
-        cache = KVCache(len(self.backbone.blocks))
-        if known:
-            ids = self.raster_inputs(codes[:, : known * per], T)
-            self._guided(ids, pos[: known * per], zero, text, scale, guided, mask=spec, cache=cache)
-        gen_frames = T - known
-        for s in range(per + (gen_frames - 1) * delay):
-            idx = [(known + f) * per + (s - f * delay) for f in range(gen_frames) if 0 <= s - f * delay < per]
-            idx_t = torch.tensor(idx, device=codes.device)
-            prev = torch.stack([torch.full((B,), self.start_id, device=codes.device) if i % per == 0 else codes[:, i - 1] for i in idx], 1)
-            logits = self._guided(prev, pos[idx_t], zero, text, scale, guided, mask=spec, cache=cache)
-            for j, i in enumerate(idx):
-                codes[:, i] = sample_logits(logits[:, j], **sample)
-        return codes
-
-    def _decode_set(self, codes, T, known, text, scale, guided, sample, request):
-        """Token-frame by token-frame; inside one, K passes, each keeping the most confident
-        predictions so that a cos(pi/2 * k/K) share of its unknown tokens is still masked after
-        pass k (MaskGIT). Given tokens (an image, a clip's first frames) are held as they are.
-
-        Then `refine` Gibbs sweeps: tokens committed in the same pass never saw each other, so two
-        of them can disagree (an edge one pixel off along a side, an object begun in two places).
-        A sweep masks one token of every backbone patch at a time (the patch's other tokens and
-        every other patch stay visible: the model's own masked-token question) and draws it again,
-        until each token has been redrawn once: the backbone's patch volume in passes (8 for
-        2x2 tokens x 2 frames)."""
-        B, n, pt = codes.shape[0], self.tokens_per_chunk, self.frames_per_chunk
-        K = request.steps or self.config.set_steps  # num_inference_steps: passes a token-frame (as in aMUSEd)
+    def _decode_set(self, codes_BN, known: int, text: TextEmbedding, scale: float, sample: dict, request: ARRequest):
+        """The set order over whole token-frames: a clip whose frames do not fill its last
+        token-frame is decoded longer and cut back to the frames asked for."""
+        c, per, pt = self.config, self.grid_hw[0] * self.grid_hw[1], self.frames_per_chunk
+        K = request.steps or c.set_steps  # num_inference_steps: passes a token-frame (as in aMUSEd)
         # Where the clip starts from nothing, its first token-frame fixes the layout, and tokens drawn
         # in one pass do not see each other: few passes draw an object twice or with a ragged edge.
         # The model's default gives that token-frame more passes; a request's `steps` sets them all.
-        K_first = K if request.steps or not self.config.first_set_steps else self.config.first_set_steps
-        sweeps = request.refine if request.refine is not None else self.config.set_refine
-        if K < 1:
-            raise ValueError(f"set decoding needs >= 1 passes a token-frame, got {K}")
-        if sweeps < 0:
-            raise ValueError(f"refine counts Gibbs sweeps a token-frame: it must be >= 0, got {sweeps}")
-        spec, dev = MaskSpec("frame-causal"), codes.device
-        cache = KVCache(len(self.backbone.blocks)) if request.use_cache else None
-        given = known // pt  # token-frames given whole
-        ps = self.backbone.config.patch_size
-        volume = pt * ps * ps  # tokens a backbone patch holds: a sweep's passes
-        t_, y_, x_ = torch.meshgrid(torch.arange(pt), torch.arange(self.grid_hw[0]), torch.arange(self.grid_hw[1]), indexing="ij")
-        slots = ((t_ * ps + y_ % ps) * ps + x_ % ps).reshape(-1).to(dev)  # a token's place inside its backbone patch
-        if cache is not None and given:
-            self._guided(codes[:, : given * n], None, torch.zeros(B, given, device=dev), text, scale, guided, mask=spec, cache=cache)
-        for f in range(given, T // pt):
-            sl = slice(f * n, (f + 1) * n)
-            frame = torch.where(codes[:, sl] >= 0, codes[:, sl], torch.full_like(codes[:, sl], self.mask_id))
-            unknown = int((frame[0] == self.mask_id).sum())
-            Kf = K_first if f == 0 and known == 0 else K
-            held = codes[:, sl] >= 0  # given tokens stay as they are
-
-            def frame_logits(ids, ratio):
-                if cache is not None:
-                    cache.writing = False
-                    return self._guided(ids, None, ratio, text, scale, guided, mask=spec, cache=cache, chunk_offset=f)
-                ids = torch.cat([codes[:, : f * n], ids], 1)
-                level = torch.cat([torch.zeros(B, f, device=dev), ratio], 1)
-                return self._guided(ids, None, level, text, scale, guided, mask=spec)[:, f * n :]
-
-            for k in range(Kf):
-                masked = frame == self.mask_id
-                logits = frame_logits(frame, masked.float().mean(1, keepdim=True))  # level: this token-frame's masked share
-                drawn = sample_logits(logits, **sample)  # (B, n)
-                conf = torch.gather(logits.softmax(-1), -1, drawn[..., None])[..., 0]
-                conf = torch.where(masked, conf, torch.full_like(conf, float("inf")))
-                keep_masked = int(math.floor(unknown * math.cos(math.pi / 2 * (k + 1) / Kf)))
-                order = conf.argsort(dim=1)  # least confident first
-                new = torch.where(masked, drawn, frame)
-                if keep_masked > 0:
-                    new.scatter_(1, order[:, :keep_masked], self.mask_id)
-                frame = new
-            for _ in range(sweeps):
-                for g in range(volume):  # one token of every backbone patch, drawn again given the rest
-                    redo = (slots == g)[None] & ~held
-                    if not redo.any():
-                        continue
-                    ids = torch.where(redo, torch.full_like(frame, self.mask_id), frame)
-                    logits = frame_logits(ids, redo.float().mean(1, keepdim=True))
-                    frame = torch.where(redo, sample_logits(logits, **sample), frame)
-            codes[:, sl] = frame
-            if cache is not None:  # the finished token-frame becomes clean context
-                cache.writing = True
-                self._guided(frame, None, torch.zeros(B, 1, device=dev), text, scale, guided, mask=spec, cache=cache, chunk_offset=f)
-        return codes
+        K_first = K if request.steps or not c.first_set_steps else c.first_set_steps
+        sweeps = request.refine if request.refine is not None else c.set_refine
+        N = codes_BN.shape[1]
+        more = (-(N // per) % pt) * per
+        codes_BN = torch.cat([codes_BN, codes_BN.new_full((codes_BN.shape[0], more), -1)], 1)
+        slots_n = patch_slots(pt, self.grid_hw, self.backbone.config.patch_size)
+        frame_logits = self.frame_logits_fn(text, scale, use_cache=request.use_cache)
+        return decode_set(frame_logits, codes_BN, known=known, frame_tokens=self.tokens_per_chunk, passes=K,
+                          first_passes=K_first, sweeps=sweeps, slots_n=slots_n, mask_id=self.mask_id, sample=sample)[:, :N]
 
     @torch.no_grad()
     def generate(self, request: GenerationRequest) -> torch.Tensor:
@@ -410,3 +341,38 @@ class TokenTransformer(nn.Module):
         B = codes.shape[0]
         T = codes.shape[1] // (self.grid_hw[0] * self.grid_hw[1])
         return self.tokenizer.decode(codes.view(B, T, *self.grid_hw)).clamp(-1, 1)
+
+
+class _TokenFrameLogits:
+    """A token transformer as the set order's model (`FrameLogits`): whole token-frames through the
+    patching backbone under the frame-causal mask, guided. With a KV cache a finished token-frame
+    is written to it once (a clean pass, level 0); without, every pass recomputes the finished
+    token-frames before the one drawn."""
+
+    def __init__(self, model: TokenTransformer, text: TextEmbedding, scale: float, use_cache: bool):
+        self.model, self.text, self.scale = model, text, scale
+        self.cache = KVCache(len(model.backbone.blocks)) if use_cache else None
+        self.context_BM: torch.Tensor | None = None  # without the cache: the finished token-frames' codes
+
+    def _run(self, ids_BN: torch.Tensor, level_BF: torch.Tensor, **kw) -> torch.Tensor:
+        def fn(ids, level):
+            return self.model._chunk_logits(ids, level, self.text, mask=MaskSpec("frame-causal"), **kw)
+        return guided(fn, self.scale)(ids_BN, level_BF)
+
+    def __call__(self, ids_Bn: torch.Tensor, level_B1: torch.Tensor, f: int) -> torch.Tensor:
+        if self.cache is not None:
+            self.cache.writing = False
+            return self._run(ids_Bn, level_B1, cache=self.cache, chunk_offset=f)
+        B, n = ids_Bn.shape
+        context_BM = ids_Bn[:, :0] if self.context_BM is None else self.context_BM
+        assert context_BM.shape[1] == f * n, "token-frames are drawn in order, each committed when finished"
+        level_BF = torch.cat([torch.zeros(B, f, device=ids_Bn.device), level_B1], 1)
+        return self._run(torch.cat([context_BM, ids_Bn], 1), level_BF)[:, f * n :]
+
+    def commit(self, ids_BM: torch.Tensor, f: int) -> None:
+        if self.cache is None:
+            self.context_BM = ids_BM.clone() if self.context_BM is None else torch.cat([self.context_BM, ids_BM], 1)
+            return
+        self.cache.writing = True
+        level_BF = torch.zeros(ids_BM.shape[0], ids_BM.shape[1] // self.model.tokens_per_chunk, device=ids_BM.device)
+        self._run(ids_BM, level_BF, cache=self.cache, chunk_offset=f)

@@ -1,0 +1,188 @@
+"""Token decoding orders: stateless functions of a logits function, the categorical head's samplers.
+
+An order decides which tokens each forward pass draws and what the pass sees; the model behind
+the logits function decides how a pass is computed (a KV cache, a patching backbone, guidance).
+Every order draws through `sample_logits`, one call per pass (per token for the diagonal order)
+in a fixed order, so one seed gives one clip.
+
+    raster    one token a pass in raster order (t, y, x)
+    diagonal  diagonal decoding (DiagD), training-free on a raster model: every started frame
+              emits one token a pass, frame t running `delay` tokens behind frame t - 1
+    set       token-frame by token-frame, each in K passes that commit the most confident tokens
+              on a cosine schedule (MaskGIT, Chang et al. 2022), then Gibbs sweeps that draw every
+              token again given all the others
+
+Codes are (B, N) token ids in raster order, -1 where a token is still to be drawn; `known` counts
+the leading tokens that are given and held. `sample` holds `sample_logits`'s options
+(temperature, top_k, top_p, generator).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Protocol
+
+import torch
+
+from framecast.sampling.decoding import sample_logits
+
+TokenLogitsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""`(ids_BJ, at_J) -> logits (B, J, V)`: next-token logits of the tokens at raster indices `at_J`,
+token j reading `ids_BJ[:, j]` (the code before it; [start] at a frame's first token) under the
+token-causal mask. A cached function keeps the tokens of its earlier calls (a KV cache)."""
+
+
+class FrameLogits(Protocol):
+    """The set order's model: logits of one token-frame given the finished token-frames before it."""
+
+    def __call__(self, ids_Bn: torch.Tensor, level_B1: torch.Tensor, f: int) -> torch.Tensor:
+        """Token-frame f's ids ([mask] where unknown) and its masked share -> logits (B, n, V)."""
+
+    def commit(self, ids_BM: torch.Tensor, f: int) -> None:
+        """Whole token-frames from f on are finished: they are clean context of later calls."""
+
+
+def raster_inputs(codes_BN: torch.Tensor, per_frame: int, start_id: int) -> torch.Tensor:
+    """Input ids for next-token prediction: token i reads code i - 1; frame starts read [start], so
+    a frame can begin before the previous one is finished (what diagonal decoding needs)."""
+    ids_BN = torch.roll(codes_BN, 1, dims=1)
+    ids_BN[:, ::per_frame] = start_id
+    return ids_BN
+
+
+def _previous_ids(codes_BN: torch.Tensor, at: list[int], per_frame: int, start_id: int) -> torch.Tensor:
+    """The input ids (B, J) of the tokens at raster indices `at` (see `raster_inputs`)."""
+    B = codes_BN.shape[0]
+    return torch.stack([torch.full((B,), start_id, device=codes_BN.device) if i % per_frame == 0 else codes_BN[:, i - 1]
+                        for i in at], 1)
+
+
+def diagonal_schedule(frames: int, per_frame: int, delay: int) -> list[list[int]]:
+    """DiagD's passes: at pass s, frame t emits its token s - t * delay (raster order inside the
+    frame), so frame t runs `delay` tokens behind frame t - 1. Pass s -> the raster indices (from
+    the first frame drawn) of its tokens, earlier frames first; every token appears once."""
+    if delay < 1:
+        raise ValueError(f"the diagonal delay must be >= 1 token, got {delay}")
+    if frames < 1:
+        return []
+    return [[t * per_frame + s - t * delay for t in range(frames) if 0 <= s - t * delay < per_frame]
+            for s in range(per_frame + (frames - 1) * delay)]
+
+
+def masked_after_pass(unknown: int, k: int, passes: int) -> int:
+    """MaskGIT's cosine schedule: how many of a token-frame's `unknown` tokens are still masked
+    after pass k (0-based) of `passes`: floor(unknown * cos(pi/2 * (k + 1) / passes)), 0 after the
+    last pass."""
+    return math.floor(unknown * math.cos(math.pi / 2 * (k + 1) / passes))
+
+
+def patch_slots(frames: int, grid_hw: tuple[int, int], patch_size: int) -> torch.Tensor:
+    """(frames * h * w,) each token's place inside its backbone patch (frames x patch_size x
+    patch_size tokens), raster order: a Gibbs sweep redraws one place of every patch a pass."""
+    t_, y_, x_ = torch.meshgrid(torch.arange(frames), torch.arange(grid_hw[0]), torch.arange(grid_hw[1]), indexing="ij")
+    return ((t_ * patch_size + y_ % patch_size) * patch_size + x_ % patch_size).reshape(-1)
+
+
+def decode_raster(logits_fn: TokenLogitsFn, codes_BN: torch.Tensor, *, known: int, per_frame: int, start_id: int,
+                  sample: dict | None = None, cached: bool = True) -> torch.Tensor:
+    """Raster order: one token a pass. `cached`: `logits_fn` keeps earlier tokens (a KV cache), so
+    the given tokens go in one pass and every later pass feeds one token; otherwise every pass
+    feeds the whole prefix again."""
+    codes_BN, opts, dev = codes_BN.clone(), sample or {}, codes_BN.device
+    if not cached:
+        for i in range(known, codes_BN.shape[1]):
+            ids_BJ = raster_inputs(codes_BN[:, : i + 1].clamp(min=0), per_frame, start_id)
+            codes_BN[:, i] = sample_logits(logits_fn(ids_BJ, torch.arange(i + 1, device=dev))[:, -1], **opts)
+        return codes_BN
+    if known:  # the given tokens, one pass
+        logits_fn(raster_inputs(codes_BN[:, :known], per_frame, start_id), torch.arange(known, device=dev))
+    for i in range(known, codes_BN.shape[1]):
+        logits_BJV = logits_fn(_previous_ids(codes_BN, [i], per_frame, start_id), torch.tensor([i], device=dev))
+        codes_BN[:, i] = sample_logits(logits_BJV[:, -1], **opts)
+    return codes_BN
+
+
+def decode_diagonal(logits_fn: TokenLogitsFn, codes_BN: torch.Tensor, *, known: int, per_frame: int, start_id: int,
+                    delay: int, sample: dict | None = None) -> torch.Tensor:
+    """Diagonal decoding (DiagD) on a raster model with a cached `logits_fn`: the passes of
+    `diagonal_schedule`, given frames (`known` a whole number of them) fed first in one pass.
+    Training-free: a token may miss a few not-yet-made tokens of earlier frames."""
+    codes_BN, opts, dev = codes_BN.clone(), sample or {}, codes_BN.device
+    if known:
+        logits_fn(raster_inputs(codes_BN[:, :known], per_frame, start_id), torch.arange(known, device=dev))
+    for tokens in diagonal_schedule((codes_BN.shape[1] - known) // per_frame, per_frame, delay):
+        at = [known + i for i in tokens]
+        logits_BJV = logits_fn(_previous_ids(codes_BN, at, per_frame, start_id), torch.tensor(at, device=dev))
+        for j, i in enumerate(at):
+            codes_BN[:, i] = sample_logits(logits_BJV[:, j], **opts)
+    return codes_BN
+
+
+def maskgit_passes(frame_logits: FrameLogits, frame_Bn: torch.Tensor, f: int, *, passes: int, mask_id: int,
+                   sample: dict | None = None) -> torch.Tensor:
+    """One token-frame's MaskGIT passes: each draws every masked token, keeps the most confident
+    ones and masks the rest again so that `masked_after_pass` of them stay masked."""
+    unknown = int((frame_Bn[0] == mask_id).sum())
+    for k in range(passes):
+        masked_Bn = frame_Bn == mask_id
+        logits_BnV = frame_logits(frame_Bn, masked_Bn.float().mean(1, keepdim=True), f)  # level: the masked share
+        drawn_Bn = sample_logits(logits_BnV, **(sample or {}))
+        conf_Bn = torch.gather(logits_BnV.softmax(-1), -1, drawn_Bn[..., None])[..., 0]
+        conf_Bn = torch.where(masked_Bn, conf_Bn, torch.full_like(conf_Bn, float("inf")))
+        keep_masked = masked_after_pass(unknown, k, passes)
+        new_Bn = torch.where(masked_Bn, drawn_Bn, frame_Bn)
+        if keep_masked > 0:
+            new_Bn.scatter_(1, conf_Bn.argsort(dim=1)[:, :keep_masked], mask_id)  # least confident first
+        frame_Bn = new_Bn
+    return frame_Bn
+
+
+def gibbs_sweeps(frame_logits: FrameLogits, frame_Bn: torch.Tensor, f: int, *, held_Bn: torch.Tensor, slots_n: torch.Tensor,
+                 sweeps: int, mask_id: int, sample: dict | None = None) -> torch.Tensor:
+    """Gibbs sweeps over a decoded token-frame. Tokens committed in the same pass never saw each
+    other, so two of them can disagree (an edge one pixel off along a side, an object begun in two
+    places). A pass masks one place (`slots_n`, see `patch_slots`) of every backbone patch, the
+    patch's other tokens and every other patch staying visible (the model's own masked-token
+    question), and draws those tokens again; a sweep redraws every token not held once."""
+    slots_n = slots_n.to(frame_Bn.device)
+    for _ in range(sweeps):
+        for g in range(int(slots_n.max()) + 1):
+            redo_Bn = (slots_n == g)[None] & ~held_Bn
+            if not redo_Bn.any():
+                continue
+            ids_Bn = torch.where(redo_Bn, torch.full_like(frame_Bn, mask_id), frame_Bn)
+            logits_BnV = frame_logits(ids_Bn, redo_Bn.float().mean(1, keepdim=True), f)
+            frame_Bn = torch.where(redo_Bn, sample_logits(logits_BnV, **(sample or {})), frame_Bn)
+    return frame_Bn
+
+
+def decode_set(frame_logits: FrameLogits, codes_BN: torch.Tensor, *, known: int, frame_tokens: int, passes: int,
+               mask_id: int, first_passes: int | None = None, sweeps: int = 0, slots_n: torch.Tensor | None = None,
+               sample: dict | None = None) -> torch.Tensor:
+    """Set order: token-frame (`frame_tokens` tokens) by token-frame, each in `passes` MaskGIT
+    passes (`first_passes` for the first one of a clip drawn from nothing, where the layout is
+    drawn) and then `sweeps` Gibbs sweeps over the places of `slots_n`. Given tokens are held;
+    whole given token-frames are committed as context first, and every finished one after."""
+    if passes < 1:
+        raise ValueError(f"set decoding needs >= 1 passes a token-frame, got {passes}")
+    if sweeps < 0:
+        raise ValueError(f"refine counts Gibbs sweeps a token-frame: it must be >= 0, got {sweeps}")
+    if sweeps and slots_n is None:
+        raise ValueError("Gibbs sweeps need the places of tokens inside their patch (slots_n)")
+    codes_BN, n = codes_BN.clone(), frame_tokens
+    given = known // n  # token-frames given whole
+    if given:
+        frame_logits.commit(codes_BN[:, : given * n], 0)
+    for f in range(given, codes_BN.shape[1] // n):
+        sl = slice(f * n, (f + 1) * n)
+        held_Bn = codes_BN[:, sl] >= 0  # given tokens stay as they are
+        frame_Bn = torch.where(held_Bn, codes_BN[:, sl], torch.full_like(codes_BN[:, sl], mask_id))
+        K = first_passes if first_passes and f == 0 and known == 0 else passes
+        frame_Bn = maskgit_passes(frame_logits, frame_Bn, f, passes=K, mask_id=mask_id, sample=sample)
+        if sweeps:
+            frame_Bn = gibbs_sweeps(frame_logits, frame_Bn, f, held_Bn=held_Bn, slots_n=slots_n, sweeps=sweeps,
+                                    mask_id=mask_id, sample=sample)
+        codes_BN[:, sl] = frame_Bn
+        frame_logits.commit(frame_Bn, f)
+    return codes_BN
