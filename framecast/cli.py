@@ -306,15 +306,12 @@ def lens(
         if pipe.model.family == "hybrid":
             from PIL import Image
 
-            from framecast.generators import HybridRequest
             from framecast.sampling.noise_matrix import matrix_image
 
-            req = pipe._request(prompt, num_frames=frames, num_inference_steps=steps)
-            assert isinstance(req, HybridRequest)
-            T = req.num_frames // pipe.model.patch_frames
             output.mkdir(parents=True, exist_ok=True)
             matrix_png = output / "matrix.png"
-            Image.fromarray(matrix_image(pipe.model._matrix(req, T, 0), cell=8, cell_width=32)).save(matrix_png)
+            matrix = pipe.noise_matrix(prompt, num_frames=frames, num_inference_steps=steps)
+            Image.fromarray(matrix_image(matrix, cell=8, cell_width=32)).save(matrix_png)
         page = write_lens(result, output, f"{pipe.name}: {prompt}", matrix_png)
     except ValueError as e:
         fail(str(e))

@@ -16,13 +16,15 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from framecast.generators import ARRequest, GenerationRequest, HybridRequest, from_pretrained
+from framecast.generators import GenerationRequest, from_pretrained
 from framecast.generators.io import CONFIG_NAME, WEIGHTS_NAME, read_config
 from framecast.precision import autocast, check_precision, resolve_precision
 from framecast.video import as_frames, from_uint8, read_image, read_video, to_uint8
 
 ASSETS = Path(__file__).parent / "assets"
 GENERATOR_FAMILIES = ("diffusion", "hybrid", "autoregressive")
+# family options a call may pass by keyword (each generator refuses another family's)
+OPTIONS = {"sampler", "shift", "schedule", "use_cache", "context_level", "decode", "temperature", "top_k", "top_p", "refine"}
 
 
 def bundled_models() -> dict[str, Path]:
@@ -106,31 +108,11 @@ class Pipeline:
             raise ValueError(f"the context ({frames.shape[0]} frames) must be shorter than the clip ({num_frames} frames)")
         return from_uint8(frames)[None]  # (1, K, C, H, W)
 
-    def _request(
-        self,
-        prompt,
-        negative_prompt=None,
-        num_frames=None,
-        num_inference_steps=None,
-        guidance_scale=None,
-        generator=None,
-        callback_on_step_end=None,
-        *,
-        sampler=None,
-        shift=None,
-        image=None,
-        video=None,
-        context_frames=None,
-        num_videos_per_prompt=1,
-        schedule=None,
-        use_cache=True,
-        context_level=None,
-        decode=None,
-        temperature=None,
-        top_k=None,
-        top_p=None,
-        refine=None,
-    ) -> GenerationRequest:
+    def _request(self, prompt, negative_prompt=None, num_frames=None, num_inference_steps=None, guidance_scale=None, generator=None,
+                 callback_on_step_end=None, *, image=None, video=None, context_frames=None, num_videos_per_prompt=1,
+                 **options) -> GenerationRequest:
+        """The call's arguments as one request; the generator fills its defaults and refuses
+        options of another family (framecast.generators.base)."""
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         if not prompts:
             raise ValueError("no prompt given")
@@ -150,27 +132,16 @@ class Pipeline:
         if callback_on_step_end is not None:
 
             def callback(i, sigma, x, x0):
+                if sigma.dim() and (sigma == sigma[0]).all():  # a row of the full matrix is one level
+                    sigma = sigma[0]
                 out = callback_on_step_end(self, i, sigma, {"latents": x, "x0": x0})
                 return out.get("latents") if isinstance(out, dict) else None
 
-        common = dict(
-            prompts=prompts, negative_prompts=negatives, num_frames=T, steps=num_inference_steps, guidance=guidance_scale,
-            sampler=sampler, shift=shift, generator=generator, callback=callback, context_BTCHW=context,
-        )
-        if self.model.family == "autoregressive":
-            if sampler is not None or schedule is not None:
-                raise ValueError("an autoregressive model draws tokens; use decode, temperature, top_k and top_p instead of a sampler or schedule")
-            return ARRequest(**common, decode=decode, use_cache=use_cache, temperature=temperature, top_k=top_k, top_p=top_p,
-                             refine=refine)
-        if any(v is not None for v in (decode, temperature, top_k, top_p, refine)):
-            raise ValueError("decode, temperature, top_k, top_p and refine are for autoregressive models")
-        if context_level is not None and self.model.family != "hybrid":
-            raise ValueError("context_level is for hybrid models, which sample frame by frame from context")
-        if self.model.family == "hybrid":
-            return HybridRequest(**common, schedule=schedule, use_cache=use_cache, context_level=context_level)
-        if schedule not in (None, "full"):
-            raise ValueError(f"a full-sequence diffusion model samples all frames together; schedule '{schedule}' needs a hybrid model")
-        return GenerationRequest(**common)
+        unknown = sorted(set(options) - OPTIONS)
+        if unknown:
+            raise ValueError(f"unknown option '{unknown[0]}'; the pipeline takes {', '.join(sorted(OPTIONS))}")
+        return GenerationRequest(prompts=prompts, negative_prompts=negatives, num_frames=T, steps=num_inference_steps,
+                                 guidance=guidance_scale, generator=generator, callback=callback, context_BTCHW=context, **options)
 
     @property
     def device(self) -> torch.device:
@@ -224,6 +195,12 @@ class Pipeline:
         if name not in siblings:
             siblings[name] = load(name, device=self.device, precision=self.requested_precision)
         return siblings[name]
+
+    def noise_matrix(self, prompt: str | list[str], **kwargs):
+        """The noise-level matrix a call with these arguments would step (diffusion and hybrid)."""
+        if not hasattr(self.model, "noise_matrix"):
+            raise ValueError(f"'{self.name}' is a {self.model.family} model: it draws tokens, it has no noise-level matrix")
+        return self.model.noise_matrix(self._request(prompt, **kwargs))
 
     def stream(self, prompt: str, **kwargs) -> Iterator[np.ndarray]:
         """Yield (k, H, W, 3) uint8 frames of the first clip as soon as they are final (hybrid models).

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from framecast.data.shapes import shapes_batches
-from framecast.generators import ARRequest, ModelSpec, build_generator
+from framecast.generators import GenerationRequest, ModelSpec, build_generator
 from framecast.nn.attention import KVCache, MaskSpec
 from framecast.sampling.decoding import sample_logits
 from framecast.train.recipes import shapes_ar_tiny
@@ -34,7 +34,7 @@ def setm():
 
 
 def _req(**kw):
-    return ARRequest(**{**dict(prompts=[PROMPT], num_frames=3, generator=torch.Generator().manual_seed(0)), **kw})
+    return GenerationRequest(**{**dict(prompts=[PROMPT], num_frames=3, generator=torch.Generator().manual_seed(0)), **kw})
 
 
 @pytest.mark.parametrize("order", ["raster", "set"])

@@ -4,7 +4,7 @@ stand-in logits functions and on a tiny token transformer."""
 import pytest
 import torch
 
-from framecast.sampling.guided import guided
+from framecast.sampling.guidance import guided
 from framecast.sampling.token_orders import (
     decode_diagonal,
     decode_raster,

@@ -42,11 +42,11 @@ from einops import rearrange
 from torch import nn
 
 from framecast.codecs.tokenizer import TokenizerConfig, VideoTokenizer
-from framecast.generators.diffusion import GenerationRequest, ModelSpec
+from framecast.generators.base import GenerationRequest, ModelSpec, guidance_text, resolve
 from framecast.nn.attention import KVCache, MaskSpec
 from framecast.nn.transformer import SpaceTimeTransformer, TransformerConfig
 from framecast.rng import rand, randint
-from framecast.sampling.guided import guided
+from framecast.sampling.guidance import guided
 from framecast.sampling.token_orders import (
     FrameLogits,
     TokenLogitsFn,
@@ -56,7 +56,7 @@ from framecast.sampling.token_orders import (
     patch_slots,
     raster_inputs,
 )
-from framecast.text.encoder import TextEmbedding, TextEncoder, build_text_encoder, check_prompts, encode_for_guidance
+from framecast.text.encoder import TextEmbedding, TextEncoder, build_text_encoder
 
 ORDERS = ("raster", "set")
 DECODES = ("raster", "diagonal", "set")
@@ -86,16 +86,6 @@ class ARConfig:
             raise ValueError(f"unknown training order '{self.order}'; choose one of {', '.join(ORDERS)}")
         if self.first_set_steps < 0 or self.set_refine < 0:
             raise ValueError("first_set_steps and set_refine must be >= 0")
-
-
-@dataclass(kw_only=True)
-class ARRequest(GenerationRequest):
-    decode: str | None = None
-    use_cache: bool = True
-    refine: int | None = None  # set decoding: Gibbs sweeps a token-frame (None: the model's set_refine)
-    temperature: float | None = None
-    top_k: int | None = None
-    top_p: float | None = None
 
 
 class TokenTransformer(nn.Module):
@@ -259,25 +249,22 @@ class TokenTransformer(nn.Module):
         backbone, guided at `scale`; finished token-frames kept in a KV cache or recomputed."""
         return _TokenFrameLogits(self, text, scale, use_cache)
 
-    def _decode_order(self, request: ARRequest) -> str:
+    def request_defaults(self) -> dict:
+        """Set decoding's pass count stays None unless asked for: the model then gives the first
+        token-frame of a clip drawn from nothing `first_set_steps` passes (see `_decode_set`)."""
         c = self.config
-        decode = request.decode or c.decode or c.order
+        return dict(num_frames=c.frames, guidance=c.guidance, decode=c.decode or c.order, use_cache=True, refine=c.set_refine,
+                    temperature=c.temperature, top_k=c.top_k, top_p=c.top_p)
+
+    def _check_order(self, decode: str) -> None:
+        c = self.config
         if decode not in DECODES:
             raise ValueError(f"unknown decoding order '{decode}'; choose one of {', '.join(DECODES)}")
         if (decode == "set") != (c.order == "set"):
             raise ValueError(f"this model was trained for '{c.order}' order; decode it with "
                              f"{'set' if c.order == 'set' else 'raster or diagonal'}, not '{decode}'")
-        return decode
 
-    def _draw_options(self, request: ARRequest) -> dict:
-        """`sample_logits`'s options: the request's, else the model's."""
-        c = self.config
-        return {"temperature": request.temperature if request.temperature is not None else c.temperature,
-                "top_k": request.top_k if request.top_k is not None else c.top_k,
-                "top_p": request.top_p if request.top_p is not None else c.top_p,
-                "generator": request.generator}
-
-    def _start_codes(self, request: ARRequest, B: int, T: int) -> tuple[torch.Tensor, int]:
+    def _start_codes(self, request: GenerationRequest, B: int, T: int) -> tuple[torch.Tensor, int]:
         """(B, T * h * w) codes, -1 where still to be drawn, the context's frames encoded in front;
         and how many tokens the context gives."""
         device, per = next(self.parameters()).device, self.grid_hw[0] * self.grid_hw[1]
@@ -291,32 +278,25 @@ class TokenTransformer(nn.Module):
         return codes_BN, ctx.shape[1] * per
 
     @torch.no_grad()
-    def generate_codes(self, request: ARRequest) -> torch.Tensor:
+    def generate_codes(self, request: GenerationRequest) -> torch.Tensor:
         """Codes (B, T * h * w) in raster order, drawn in the request's decoding order."""
-        c = self.config
-        prompts = check_prompts(request.prompts)
-        T = request.num_frames if request.num_frames is not None else c.frames
-        if T <= 0:
-            raise ValueError(f"the number of frames must be > 0, got {T}")
-        decode = self._decode_order(request)
-        scale = request.guidance if request.guidance is not None else c.guidance
-        text, uncond = encode_for_guidance(self.text, prompts, request.negative_prompts, scale != 1.0)
-        if scale != 1.0:  # one batched pass gives both halves (see sampling/guided.py)
-            text = TextEmbedding.cat([text, uncond])
-        sample = self._draw_options(request)
-        codes_BN, known = self._start_codes(request, len(prompts), T)
-        if decode == "set":
-            return self._decode_set(codes_BN, known, text, scale, sample, request)
+        r = resolve(request, self.family, self.request_defaults())
+        self._check_order(r.decode)
+        text, _ = guidance_text(self.text, r)
+        sample = dict(temperature=r.temperature, top_k=r.top_k, top_p=r.top_p, generator=r.generator)
+        codes_BN, known = self._start_codes(r, len(r.prompts), r.num_frames)
+        if r.decode == "set":
+            return self._decode_set(codes_BN, known, text, r.guidance, sample, r)
         per = self.grid_hw[0] * self.grid_hw[1]
-        cached = request.use_cache or decode == "diagonal"  # every diagonal pass adds tokens to the cache
-        logits_fn = self.token_logits_fn(text, scale, T, KVCache(len(self.backbone.blocks)) if cached else None)
-        if decode == "raster":
+        cached = r.use_cache or r.decode == "diagonal"  # every diagonal pass adds tokens to the cache
+        logits_fn = self.token_logits_fn(text, r.guidance, r.num_frames, KVCache(len(self.backbone.blocks)) if cached else None)
+        if r.decode == "raster":
             return decode_raster(logits_fn, codes_BN, known=known, per_frame=per, start_id=self.start_id, sample=sample,
                                  cached=cached)
         return decode_diagonal(logits_fn, codes_BN, known=known, per_frame=per, start_id=self.start_id,
-                               delay=max(1, c.diagonal_delay), sample=sample)
+                               delay=max(1, self.config.diagonal_delay), sample=sample)
 
-    def _decode_set(self, codes_BN, known: int, text: TextEmbedding, scale: float, sample: dict, request: ARRequest):
+    def _decode_set(self, codes_BN, known: int, text: TextEmbedding, scale: float, sample: dict, request: GenerationRequest):
         """The set order over whole token-frames: a clip whose frames do not fill its last
         token-frame is decoded longer and cut back to the frames asked for."""
         c, per, pt = self.config, self.grid_hw[0] * self.grid_hw[1], self.frames_per_chunk
@@ -325,7 +305,7 @@ class TokenTransformer(nn.Module):
         # in one pass do not see each other: few passes draw an object twice or with a ragged edge.
         # The model's default gives that token-frame more passes; a request's `steps` sets them all.
         K_first = K if request.steps or not c.first_set_steps else c.first_set_steps
-        sweeps = request.refine if request.refine is not None else c.set_refine
+        sweeps = request.refine
         N = codes_BN.shape[1]
         more = (-(N // per) % pt) * per
         codes_BN = torch.cat([codes_BN, codes_BN.new_full((codes_BN.shape[0], more), -1)], 1)
@@ -336,7 +316,6 @@ class TokenTransformer(nn.Module):
 
     @torch.no_grad()
     def generate(self, request: GenerationRequest) -> torch.Tensor:
-        request = request if isinstance(request, ARRequest) else ARRequest(**vars(request))
         codes = self.generate_codes(request)
         B = codes.shape[0]
         T = codes.shape[1] // (self.grid_hw[0] * self.grid_hw[1])

@@ -15,7 +15,8 @@ from safetensors.torch import load_file, save_file
 from framecast.codecs.tokenizer import VideoTokenizer
 from framecast.codecs.vae import CausalVAE
 from framecast.generators.autoregressive import TokenTransformer
-from framecast.generators.diffusion import ModelSpec, VideoDiffusion
+from framecast.generators.base import ModelSpec
+from framecast.generators.diffusion import VideoDiffusion
 from framecast.generators.hybrid import CausalVideoDiffusion
 
 FORMAT_VERSION = 1

@@ -1,0 +1,141 @@
+"""What every generator shares: the spec a model folder holds; one request type, defaulted and
+validated once; the text a request is guided by; the clip's known first frames held through
+sampling.
+
+A request carries the options of every family; a family reads its own and refuses the others by
+name (`FAMILY_OPTIONS`), so a caller learns at once that, say, `decode` is for token models.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
+
+import torch
+
+from framecast.rng import Gen
+from framecast.sampling.samplers import per_frame
+from framecast.text.encoder import TextEmbedding, TextEncoder, check_prompts, encode_for_guidance
+
+
+@dataclass(kw_only=True)
+class ModelSpec:
+    """Everything needed to rebuild a generator: what config.json holds."""
+
+    family: str
+    generator: dict = field(default_factory=dict)
+    backbone: dict = field(default_factory=dict)
+    text_kind: str = "word"
+    text: dict = field(default_factory=dict)
+
+
+@dataclass(kw_only=True)
+class GenerationRequest:
+    """One generation call. None means "the model's default" (its config)."""
+
+    prompts: list[str]
+    negative_prompts: list[str] | None = None
+    num_frames: int | None = None
+    steps: int | None = None  # denoising steps; for set decoding, passes a token-frame
+    guidance: float | None = None  # classifier-free guidance scale (1 = none)
+    generator: Gen = None  # one torch.Generator, or a list with one per clip
+    # (step, levels, x, x0) -> replacement x or None; called after every sampling step
+    callback: Callable | None = None
+    context_BTCHW: torch.Tensor | None = None  # known first frames (image to video, continuation)
+    # denoising families
+    sampler: str | None = None
+    shift: float | None = None
+    schedule: str | None = None  # noise-level matrix by name: full, autoregressive, pyramid
+    # hybrid
+    matrix: object | None = None  # a NoiseMatrix; overrides schedule
+    context_level: float | None = None  # noise level finished frames are shown at as context
+    # streaming families (hybrid, autoregressive)
+    use_cache: bool | None = None
+    # autoregressive
+    decode: str | None = None  # raster, diagonal or set
+    refine: int | None = None  # Gibbs sweeps a token-frame (set decoding)
+    temperature: float | None = None
+    top_k: int | None = None
+    top_p: float | None = None
+
+
+COMMON = {"prompts", "negative_prompts", "num_frames", "steps", "guidance", "generator", "callback", "context_BTCHW"}
+FAMILY_OPTIONS: dict[str, set[str]] = {
+    "diffusion": COMMON | {"sampler", "shift", "schedule"},
+    "hybrid": COMMON | {"sampler", "shift", "schedule", "matrix", "context_level", "use_cache"},
+    "autoregressive": COMMON | {"use_cache", "decode", "refine", "temperature", "top_k", "top_p"},
+}
+WHO_READS = {  # for the message that refuses an option
+    "sampler": "diffusion and hybrid models", "shift": "diffusion and hybrid models", "schedule": "diffusion and hybrid models",
+    "matrix": "hybrid models", "context_level": "hybrid models, which sample frame by frame from context",
+    "use_cache": "hybrid and autoregressive models", "decode": "autoregressive models", "refine": "autoregressive models",
+    "temperature": "autoregressive models", "top_k": "autoregressive models", "top_p": "autoregressive models",
+}
+
+HINTS = {"autoregressive": " (it draws tokens: use decode, temperature, top_k and top_p)"}
+
+
+def resolve(request: GenerationRequest, family: str, defaults: dict) -> GenerationRequest:
+    """The request with the model's defaults filled in, checked once for every family:
+    prompts, frame and step counts, guidance, and options another family reads."""
+    for f in fields(request):
+        if f.name not in FAMILY_OPTIONS[family] and getattr(request, f.name) is not None:
+            raise ValueError(f"{f.name} is for {WHO_READS[f.name]}, not for this {family} model{HINTS.get(family, '')}")
+    filled = {k: v for k, v in defaults.items() if getattr(request, k) is None}
+    request = replace(request, prompts=check_prompts(request.prompts), **filled)
+    if request.num_frames is None or request.num_frames <= 0:
+        raise ValueError(f"the number of frames must be > 0, got {request.num_frames}")
+    if request.steps is not None and request.steps <= 0:
+        raise ValueError(f"the number of steps must be > 0, got {request.steps}")
+    if request.guidance is not None and not math.isfinite(request.guidance):
+        raise ValueError(f"the guidance scale must be a finite number, got {request.guidance}")
+    return request
+
+
+def frames_in_chunks(T: int, chunk: int) -> None:
+    """A model that makes clips chunk by chunk asks for a whole number of chunks."""
+    if T % chunk:
+        raise ValueError(f"this model makes clips in multiples of {chunk} frames; ask for {T + chunk - T % chunk} instead of {T}")
+
+
+def guidance_text(encoder: TextEncoder, request: GenerationRequest) -> tuple[TextEmbedding, bool]:
+    """The prompts' embeddings for one batched pass: [conditional; unconditional] when guided
+    (the unconditional half is the negative prompt or the learned null prompt), and whether it is."""
+    guided = request.guidance != 1.0
+    text, uncond = encode_for_guidance(encoder, request.prompts, request.negative_prompts, guided)
+    return (TextEmbedding.cat([text, uncond]) if guided else text), guided
+
+
+class ContextHolder:
+    """The clip's first K frames held to given ones: after every step they are replaced by the
+    context noised to that step's level (replacement sampling, Song et al. 2021; RePaint)."""
+
+    def __init__(self, context_BKCHW: torch.Tensor, generator: torch.Generator | None):
+        self.context, self.generator = context_BKCHW, generator
+        self.frames = context_BKCHW.shape[1]
+
+    def place(self, x: torch.Tensor) -> torch.Tensor:
+        """The context, clean, in the first frames of x."""
+        x = x.clone()
+        x[:, : self.frames] = self.context
+        return x
+
+    def __call__(self, x: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+        """`level`: one (0-dim) or per token-frame of x, (F,)."""
+        noise = torch.randn(self.context.shape, generator=self.generator).to(x.device)
+        lvl = per_frame(level.to(x.device), x)
+        lvl = lvl[:, : self.frames] if lvl.dim() else lvl
+        x = x.clone()
+        x[:, : self.frames] = (1 - lvl) * self.context + lvl * noise
+        return x
+
+    def then(self, inner: Callable | None) -> Callable:
+        """A step callback that holds the context, then runs `inner` (the caller's)."""
+
+        def callback(i, sigma, x, x0):
+            x = self(x, sigma)
+            out = inner(i, sigma, x, x0) if inner is not None else None
+            return x if out is None else out
+
+        return callback
