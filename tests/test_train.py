@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from framecast.train.config import load_config
+from framecast.train.recipes import load_config
 from framecast.train.trainer import train
 
 
