@@ -27,7 +27,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from framecast.data.shapes import COLOURS, DIRECTIONS, SHAPES, SIZES, parse_caption, render_clip, shapes_batches
-from framecast.eval.fvd import as_video_batch, chunks, first_frames, resize_frames
+from framecast.eval.features import as_video_batch, chunks, first_frames, resize_frames
 from framecast.precision import autocast, resolve_precision
 
 DEFAULT_PATH = Path(__file__).resolve().parents[1] / "assets" / "shapes-classifier"
