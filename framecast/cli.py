@@ -62,7 +62,7 @@ def pack(
     source: Path = typer.Argument(..., help="a run folder (its latest checkpoint) or a checkpoint folder"),
     output: Path = typer.Argument(..., help="the packed checkpoint's folder (replaced if it exists)"),
 ):
-    """Pack a checkpoint to carry a run to another machine (e.g. in a git commit): weights in bf16,
+    """Pack a checkpoint to move a run to another machine (e.g. in a git commit): weights in bf16,
     no optimizer state, the run's config and log. `framecast train --resume OUTPUT` goes on from it,
     writing to the run's out_dir; AdamW's moments start afresh and the learning rate warms up again."""
     from framecast.train.checkpoint import pack_checkpoint

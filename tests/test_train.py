@@ -39,7 +39,7 @@ def test_resume_is_bit_exact(tmp_path):
     assert losses("a") == losses("b")
 
 
-def test_a_packed_checkpoint_carries_a_run_to_a_machine_without_it(tmp_path):
+def test_a_packed_checkpoint_moves_a_run_to_a_machine_without_it(tmp_path):
     """Pack, delete the run (a fresh machine has only what was committed), resume from the pack:
     the run goes on in its out_dir with its log, from the bf16 weights, the learning rate warming
     up again because AdamW's moments start afresh."""
@@ -48,25 +48,25 @@ def test_a_packed_checkpoint_carries_a_run_to_a_machine_without_it(tmp_path):
     from framecast.train.checkpoint import load_checkpoint, pack_checkpoint
     from framecast.train.trainer import lr_at
 
-    run, carry = tmp_path / "run", tmp_path / "carry" / "tiny"
+    run, packed = tmp_path / "run", tmp_path / "packed" / "tiny"
     cfg = load_config("shapes-diffusion-tiny", [f"out_dir={run}", "steps=4", "ckpt_every=2", "optim.warmup_steps=2"])
     train(cfg, progress=False)
-    pack_checkpoint(run, carry)
+    pack_checkpoint(run, packed)
     full = run / "checkpoints" / "step_000004"
-    assert not (carry / "optimizer.safetensors").exists()
-    packed_raw, full_raw = load_file(str(carry / "raw.safetensors")), load_file(str(full / "raw.safetensors"))
+    assert not (packed / "optimizer.safetensors").exists()
+    packed_raw, full_raw = load_file(str(packed / "raw.safetensors")), load_file(str(full / "raw.safetensors"))
     assert all(v.dtype == torch.bfloat16 for v in packed_raw.values())
     assert all(torch.equal(packed_raw[k], full_raw[k].to(torch.bfloat16)) for k in full_raw)
     size = lambda d: sum(f.stat().st_size for f in d.iterdir() if f.suffix == ".safetensors")  # noqa: E731
-    assert size(carry) < size(full) / 3
+    assert size(packed) < size(full) / 3
     with pytest.raises(ValueError, match="already packed"):
-        pack_checkpoint(carry, tmp_path / "again")
+        pack_checkpoint(packed, tmp_path / "again")
     with pytest.raises(ValueError, match="nothing to pack"):
-        pack_checkpoint(tmp_path / "carry", tmp_path / "again")
+        pack_checkpoint(tmp_path / "packed", tmp_path / "again")
 
     shutil.rmtree(run)
     longer = load_config("shapes-diffusion-tiny", [f"out_dir={run}", "steps=7", "ckpt_every=1", "keep_last=5", "optim.warmup_steps=3"])
-    train(longer, resume=carry, progress=False)
+    train(longer, resume=packed, progress=False)
     log = lambda: [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]  # noqa: E731
     assert [r["step"] for r in log()] == [1, 2, 3, 4, 5, 6, 7]
     warmed = [r["lr"] for r in log()[4:]]
@@ -78,10 +78,10 @@ def test_a_packed_checkpoint_carries_a_run_to_a_machine_without_it(tmp_path):
     from framecast.generators.diffusion import ModelSpec
     from framecast.generators.io import build_generator
 
-    spec = json.loads((carry / "train_config.json").read_text())["model"]
+    spec = json.loads((packed / "train_config.json").read_text())["model"]
     model, ema = build_generator(ModelSpec(**spec)), build_generator(ModelSpec(**spec))
     opt = torch.optim.AdamW(model.parameters())
-    assert load_checkpoint(carry, model=model, ema=ema, optimizer=opt)["packed"] and not opt.state
+    assert load_checkpoint(packed, model=model, ema=ema, optimizer=opt)["packed"] and not opt.state
     assert all(p.dtype == torch.float32 for p in model.parameters())
 
 
