@@ -25,6 +25,19 @@ def test_overrides_and_yaml(tmp_path):
         load_config(str(tmp_path / "missing.yaml"))
 
 
+def test_a_run_folder_gives_back_its_config(tmp_path):
+    """`framecast train --resume RUN` goes on with the config the run wrote, then the overrides."""
+    from framecast.train.recipes import load_run_config
+
+    cfg = load_config("shapes-diffusion-tiny", ["optim.lr=0.01", "model.backbone.depth=3"])
+    (tmp_path / "train_config.json").write_text(json.dumps(cfg.to_dict()))
+    again = load_run_config(tmp_path, ["steps=9"])
+    assert again.optim.lr == 0.01 and again.model.backbone["depth"] == 3 and again.steps == 9
+    assert load_run_config(tmp_path / "checkpoints" / "step_000002").optim.lr == 0.01  # a checkpoint of the run
+    with pytest.raises(ValueError, match="not a framecast run folder"):
+        load_run_config(tmp_path / "elsewhere")
+
+
 def test_resume_is_bit_exact(tmp_path):
     straight = load_config("shapes-diffusion-tiny", [f"out_dir={tmp_path / 'a'}", "steps=4", "ckpt_every=2"])
     train(straight, progress=False)
