@@ -31,7 +31,10 @@ demo: $(STAMP)
 	$(BIN)/framecast generate "a big red circle moves right and a small blue square moves left" \
 		--model shapes-diffusion --seed 0 --output demo.png
 
+# Lint first: ruff, then the layers and no-cycles contracts of pyproject.toml's [tool.importlinter].
 test: $(DEV_STAMP)
+	$(BIN)/ruff check framecast tests benchmarks tools
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

@@ -36,14 +36,14 @@ def train(
 ):
     """Train a model from a recipe or YAML; checkpoints are atomic and `--resume` continues exactly.
     Launch with `torchrun --nproc_per_node N -m framecast.cli train ...` for DDP (or --set parallel=fsdp)."""
-    from framecast.train.config import load_config
+    from framecast.train.recipes import load_config, load_run_config
     from framecast.train.trainer import train as run_train
 
     try:
         if recipe is None:
             if resume is None:
                 fail("give a recipe or YAML file to train, or --resume RUN_DIR")
-            cfg = _config_of_run(resume, set_)
+            cfg = load_run_config(resume, set_)
         else:
             cfg = load_config(recipe, set_)
         if out is not None:
@@ -62,7 +62,7 @@ def pack(
     source: Path = typer.Argument(..., help="a run folder (its latest checkpoint) or a checkpoint folder"),
     output: Path = typer.Argument(..., help="the packed checkpoint's folder (replaced if it exists)"),
 ):
-    """Pack a checkpoint to carry a run to another machine (e.g. in a git commit): weights in bf16,
+    """Pack a checkpoint to move a run to another machine (e.g. in a git commit): weights in bf16,
     no optimizer state, the run's config and log. `framecast train --resume OUTPUT` goes on from it,
     writing to the run's out_dir; AdamW's moments start afresh and the learning rate warms up again."""
     from framecast.train.checkpoint import pack_checkpoint
@@ -459,25 +459,6 @@ def data_preview(
     for i, c in enumerate(clips):
         typer.echo(f"{i}: {c.caption}")
     typer.echo(f"wrote {output}")
-
-
-def _config_of_run(resume: Path, overrides: list[str]):
-    import json
-
-    from framecast.train.config import TrainConfig, _flatten, apply_override
-    from framecast.train.recipes import get_recipe
-
-    path = resume / "train_config.json" if (resume / "train_config.json").is_file() else resume.parent.parent / "train_config.json"
-    if not path.is_file():
-        fail(f"'{resume}' is not a framecast run folder (no train_config.json)")
-    raw = json.loads(path.read_text())
-    cfg: TrainConfig = get_recipe(raw.get("recipe") or "shapes-diffusion-small")
-    for k, v in _flatten(raw):
-        apply_override(cfg, k, v)
-    for item in overrides:
-        k, v = item.split("=", 1)
-        apply_override(cfg, k, v)
-    return cfg
 
 
 def main() -> None:

@@ -76,8 +76,11 @@ def test_windowed_decoding_is_exact():
 
 def test_hybrid_streams_latents_with_and_without_cache():
     m = _latent(shapes_hybrid_tiny, latent_scale=1.0)
-    req = lambda cache: GenerationRequest(prompts=[PROMPT], num_frames=4, steps=2, use_cache=cache,
-                                      generator=torch.Generator().manual_seed(0))
+
+    def req(cache):
+        return GenerationRequest(prompts=[PROMPT], num_frames=4, steps=2, use_cache=cache,
+                                 generator=torch.Generator().manual_seed(0))
+
     parts = list(m.stream(req(True)))
     assert len(parts) == 4 and all(p.shape == (1, 1, 3, 32, 32) for p in parts)
     assert torch.allclose(torch.cat(parts, 1), m.generate(req(False)), atol=1e-4)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from framecast.train.config import load_config
+from framecast.train.recipes import load_config
 from framecast.train.trainer import train
 
 
@@ -25,6 +25,19 @@ def test_overrides_and_yaml(tmp_path):
         load_config(str(tmp_path / "missing.yaml"))
 
 
+def test_a_run_folder_gives_back_its_config(tmp_path):
+    """`framecast train --resume RUN` goes on with the config the run wrote, then the overrides."""
+    from framecast.train.recipes import load_run_config
+
+    cfg = load_config("shapes-diffusion-tiny", ["optim.lr=0.01", "model.backbone.depth=3"])
+    (tmp_path / "train_config.json").write_text(json.dumps(cfg.to_dict()))
+    again = load_run_config(tmp_path, ["steps=9"])
+    assert again.optim.lr == 0.01 and again.model.backbone["depth"] == 3 and again.steps == 9
+    assert load_run_config(tmp_path / "checkpoints" / "step_000002").optim.lr == 0.01  # a checkpoint of the run
+    with pytest.raises(ValueError, match="not a framecast run folder"):
+        load_run_config(tmp_path / "elsewhere")
+
+
 def test_resume_is_bit_exact(tmp_path):
     straight = load_config("shapes-diffusion-tiny", [f"out_dir={tmp_path / 'a'}", "steps=4", "ckpt_every=2"])
     train(straight, progress=False)
@@ -39,7 +52,7 @@ def test_resume_is_bit_exact(tmp_path):
     assert losses("a") == losses("b")
 
 
-def test_a_packed_checkpoint_carries_a_run_to_a_machine_without_it(tmp_path):
+def test_a_packed_checkpoint_moves_a_run_to_a_machine_without_it(tmp_path):
     """Pack, delete the run (a fresh machine has only what was committed), resume from the pack:
     the run goes on in its out_dir with its log, from the bf16 weights, the learning rate warming
     up again because AdamW's moments start afresh."""
@@ -48,25 +61,25 @@ def test_a_packed_checkpoint_carries_a_run_to_a_machine_without_it(tmp_path):
     from framecast.train.checkpoint import load_checkpoint, pack_checkpoint
     from framecast.train.trainer import lr_at
 
-    run, carry = tmp_path / "run", tmp_path / "carry" / "tiny"
+    run, packed = tmp_path / "run", tmp_path / "packed" / "tiny"
     cfg = load_config("shapes-diffusion-tiny", [f"out_dir={run}", "steps=4", "ckpt_every=2", "optim.warmup_steps=2"])
     train(cfg, progress=False)
-    pack_checkpoint(run, carry)
+    pack_checkpoint(run, packed)
     full = run / "checkpoints" / "step_000004"
-    assert not (carry / "optimizer.safetensors").exists()
-    packed_raw, full_raw = load_file(str(carry / "raw.safetensors")), load_file(str(full / "raw.safetensors"))
+    assert not (packed / "optimizer.safetensors").exists()
+    packed_raw, full_raw = load_file(str(packed / "raw.safetensors")), load_file(str(full / "raw.safetensors"))
     assert all(v.dtype == torch.bfloat16 for v in packed_raw.values())
     assert all(torch.equal(packed_raw[k], full_raw[k].to(torch.bfloat16)) for k in full_raw)
     size = lambda d: sum(f.stat().st_size for f in d.iterdir() if f.suffix == ".safetensors")  # noqa: E731
-    assert size(carry) < size(full) / 3
+    assert size(packed) < size(full) / 3
     with pytest.raises(ValueError, match="already packed"):
-        pack_checkpoint(carry, tmp_path / "again")
+        pack_checkpoint(packed, tmp_path / "again")
     with pytest.raises(ValueError, match="nothing to pack"):
-        pack_checkpoint(tmp_path / "carry", tmp_path / "again")
+        pack_checkpoint(tmp_path / "packed", tmp_path / "again")
 
     shutil.rmtree(run)
     longer = load_config("shapes-diffusion-tiny", [f"out_dir={run}", "steps=7", "ckpt_every=1", "keep_last=5", "optim.warmup_steps=3"])
-    train(longer, resume=carry, progress=False)
+    train(longer, resume=packed, progress=False)
     log = lambda: [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]  # noqa: E731
     assert [r["step"] for r in log()] == [1, 2, 3, 4, 5, 6, 7]
     warmed = [r["lr"] for r in log()[4:]]
@@ -78,10 +91,10 @@ def test_a_packed_checkpoint_carries_a_run_to_a_machine_without_it(tmp_path):
     from framecast.generators.diffusion import ModelSpec
     from framecast.generators.io import build_generator
 
-    spec = json.loads((carry / "train_config.json").read_text())["model"]
+    spec = json.loads((packed / "train_config.json").read_text())["model"]
     model, ema = build_generator(ModelSpec(**spec)), build_generator(ModelSpec(**spec))
     opt = torch.optim.AdamW(model.parameters())
-    assert load_checkpoint(carry, model=model, ema=ema, optimizer=opt)["packed"] and not opt.state
+    assert load_checkpoint(packed, model=model, ema=ema, optimizer=opt)["packed"] and not opt.state
     assert all(p.dtype == torch.float32 for p in model.parameters())
 
 

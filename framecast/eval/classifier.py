@@ -24,11 +24,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from framecast.data.shapes import COLOURS, DIRECTIONS, SHAPES, SIZES, parse_caption, render_clip, shapes_batches
-from framecast.eval.fvd import as_video_batch, chunks, first_frames, resize_frames
+from framecast.eval.features import as_video_batch, chunks, first_frames, resize_frames
+from framecast.generators.io import WEIGHTS_NAME, read_config, save_pretrained
 from framecast.precision import autocast, resolve_precision
+from framecast.train.loop import TrainLoop, progress_bar
 
 DEFAULT_PATH = Path(__file__).resolve().parents[1] / "assets" / "shapes-classifier"
 SLOT_HEADS = {"colour": list(COLOURS), "shape": list(SHAPES), "size": list(SIZES), "direction": list(DIRECTIONS)}
@@ -85,6 +86,10 @@ class ShapesClassifier(nn.Module):
         self.proj = nn.Linear(c * 16, config.features)
         self.head = nn.Linear(config.features, 2 + SLOTS * sum(len(v) for v in SLOT_HEADS.values()))
 
+    def spec(self) -> dict:
+        """What config.json holds besides the format version: the family and this config."""
+        return {"family": "classifier", "classifier": asdict(self.config)}
+
     def features(self, video_BTCHW: torch.Tensor) -> torch.Tensor:
         x = video_BTCHW.transpose(1, 2)  # (B, C, T, H, W)
         # The frame difference as a second input (as TSN's RGB-diff stream): motion is then
@@ -135,35 +140,55 @@ def _lr_factor(step: int, steps: int, warmup: int) -> float:
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))  # cosine to 0.1x
 
 
-def train_classifier(steps: int = 3000, batch_size: int = 32, *, lr: float = 2e-3, config: ClassifierConfig | None = None,
-                     seed: int = 0, compositional_every: int = 4, precision: str = "auto", progress: bool = True) -> ShapesClassifier:
-    """AdamW on endless rendered clips. Every `compositional_every`-th batch comes from the
-    compositional split, so the held-out (colour, shape) pairs get features too: the classifier is
-    a judge, not a generator, and judges every caption of the world."""
-    torch.manual_seed(seed)
-    model = ShapesClassifier(config)
-    cfg = model.config
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, steps, warmup=min(100, steps // 10 + 1)))
-    data = shapes_batches(batch_size=batch_size, split="train", size=cfg.size, frames=cfg.frames, seed=seed)
-    comp = shapes_batches(batch_size=batch_size, split="compositional", size=cfg.size, frames=cfg.frames, seed=seed)
-    model.train()
-    precision = resolve_precision(precision, "cpu")
-    bar = tqdm(range(steps), disable=not progress, desc=f"shapes classifier ({precision})", unit="step")
-    running = None
-    for step in bar:
-        batch = next(comp if compositional_every and step % compositional_every == compositional_every - 1 else data)
+class ClassifierTrainer(TrainLoop):
+    """AdamW on endless rendered clips, in the training loop every framecast model shares. Every
+    `compositional_every`-th batch comes from the compositional split, so the held-out (colour,
+    shape) pairs get features too: the classifier is a judge, not a generator, and judges every
+    caption of the world."""
+
+    def __init__(self, steps: int = 3000, batch_size: int = 32, *, lr: float = 2e-3, config: ClassifierConfig | None = None,
+                 seed: int = 0, compositional_every: int = 4, precision: str = "auto", progress: bool = True):
+        self.steps, self.batch_size, self.lr, self.config, self.seed = steps, batch_size, lr, config, seed
+        self.compositional_every, self.precision, self.progress = compositional_every, precision, progress
+
+    def build(self) -> None:
+        torch.manual_seed(self.seed)
+        self.model = ShapesClassifier(self.config)
+        cfg, steps = self.model.config, self.steps
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=self.lr, weight_decay=0.01)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: _lr_factor(s, steps, warmup=min(100, steps // 10 + 1)))
+        self.data = shapes_batches(batch_size=self.batch_size, split="train", size=cfg.size, frames=cfg.frames, seed=self.seed)
+        self.comp = shapes_batches(batch_size=self.batch_size, split="compositional", size=cfg.size, frames=cfg.frames, seed=self.seed)
+        self.model.train()
+        self.precision = resolve_precision(self.precision, "cpu")
+        self.bar = progress_bar(steps, desc=f"shapes classifier ({self.precision})", enabled=self.progress)
+        self.running = None
+
+    def step(self, step: int) -> float:
+        every = self.compositional_every
+        batch = next(self.comp if every and step % every == every - 1 else self.data)
         labels = caption_labels(batch["caption"])
-        with autocast(precision, "cpu"):
-            loss = model.loss(batch["video"], labels)
-        opt.zero_grad(set_to_none=True)
+        with autocast(self.precision, "cpu"):
+            loss = self.model.loss(batch["video"], labels)
+        self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
-        sched.step()
-        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
-        if step % 10 == 0:
-            bar.set_postfix(loss=f"{running:.3f}")
-    return model.eval()
+        self.opt.step()
+        self.sched.step()
+        return loss.item()
+
+    def log(self, done: int, loss: float) -> None:
+        """A running mean of the loss on the bar, every 10 steps."""
+        self.running = loss if self.running is None else 0.98 * self.running + 0.02 * loss
+        if (done - 1) % 10 == 0:
+            self.bar.set_postfix(loss=f"{self.running:.3f}")
+
+    def finish(self) -> ShapesClassifier:
+        return self.model.eval()
+
+
+def train_classifier(steps: int = 3000, batch_size: int = 32, **kwargs) -> ShapesClassifier:
+    """Train a Shapes classifier (`ClassifierTrainer`'s options); returns it in eval mode."""
+    return ClassifierTrainer(steps, batch_size, **kwargs).train()
 
 
 @torch.no_grad()
@@ -193,24 +218,13 @@ def accuracy(model: ShapesClassifier, n_clips: int = 512, *, split: str = "train
 
 # --- files: config.json + model.safetensors, as every framecast model folder -------------------
 def save_classifier(model: ShapesClassifier, directory: str | Path, *, extra: dict | None = None) -> Path:
-    from safetensors.torch import save_file
-
-    from framecast.generators.io import CONFIG_NAME, FORMAT_VERSION, WEIGHTS_NAME, write_atomic
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    config = {"framecast_format": FORMAT_VERSION, "family": "classifier", "classifier": asdict(model.config), **(extra or {})}
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    write_atomic(directory / WEIGHTS_NAME, lambda p: save_file(state, p, metadata={"format": "pt"}))
-    write_atomic(directory / CONFIG_NAME, lambda p: Path(p).write_text(json.dumps(config, indent=2) + "\n"))
-    return directory
+    """A model folder (atomic writes), as `save_pretrained` writes every framecast model."""
+    return save_pretrained(model, directory, extra=extra)
 
 
 def load_classifier(directory: str | Path | None = None) -> ShapesClassifier:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
-
-    from framecast.generators.io import WEIGHTS_NAME, read_config
 
     directory = Path(directory) if directory is not None else DEFAULT_PATH
     if directory == DEFAULT_PATH and not directory.is_dir():

@@ -55,10 +55,6 @@ def transformer_small(**kw) -> TransformerConfig:
     return TransformerConfig(**{**dict(width=256, depth=8, heads=4), **kw})
 
 
-def transformer_base(**kw) -> TransformerConfig:
-    return TransformerConfig(**{**dict(width=384, depth=12, heads=6), **kw})
-
-
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
     """Sinusoidal embedding of noise levels in [0, 1] (scaled by 1000 as in DiT)."""
     half = dim // 2

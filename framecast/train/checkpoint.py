@@ -11,7 +11,7 @@ leaves a checkpoint that looks whole; `latest_checkpoint` only considers final n
 go through torch.distributed.checkpoint's helpers, so one format serves a single process, DDP
 and FSDP2 (full tensors gathered on rank 0, loaded back on every rank).
 
-A packed checkpoint (`pack_checkpoint`, `framecast pack`) is what carries a run to a machine that
+A packed checkpoint (`pack_checkpoint`, `framecast pack`) is what moves a run to a machine that
 has nothing of it, through a git commit: the EMA and trained weights in bf16 and no optimizer
 state, a quarter of the size (38 MB instead of 150 for a 9.7M-parameter model), with the run's
 config and log beside them. Resuming from it rebuilds AdamW's moments from zero and warms the
@@ -31,7 +31,11 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 from torch.distributed.checkpoint.state_dict import (
-    StateDictOptions, get_model_state_dict, get_optimizer_state_dict, set_model_state_dict, set_optimizer_state_dict,
+    StateDictOptions,
+    get_model_state_dict,
+    get_optimizer_state_dict,
+    set_model_state_dict,
+    set_optimizer_state_dict,
 )
 
 from framecast.generators.io import save_pretrained
@@ -93,7 +97,7 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 def truncate_log(path: Path, step: int) -> None:
     """Drop what a run's JSONL log holds after `step`: a resumed run forgets what was logged after
-    its checkpoint, so the log reads as one run; a packed checkpoint carries the log up to its step."""
+    its checkpoint, so the log reads as one run; a packed checkpoint holds the log up to its step."""
     if not path.is_file():
         return
     kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]

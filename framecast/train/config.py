@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import yaml
 
@@ -120,36 +119,12 @@ def apply_override(cfg, key: str, value) -> None:
             raise ValueError(f"unknown config key '{key}'")
 
 
-def _flatten(d: dict, prefix: str = "") -> list[tuple[str, object]]:
+def flatten(d: dict, prefix: str = "") -> list[tuple[str, object]]:
+    """Nested dicts as (dotted key, value) pairs, the form `apply_override` takes."""
     out = []
     for k, v in d.items():
-        if isinstance(v, dict) and k not in ():
-            out += _flatten(v, f"{prefix}{k}.")
+        if isinstance(v, dict):
+            out += flatten(v, f"{prefix}{k}.")
         else:
             out.append((f"{prefix}{k}", v))
     return out
-
-
-def load_config(recipe_or_yaml: str, overrides: list[str] = ()) -> TrainConfig:
-    """A recipe name (`shapes-diffusion-small`) or a YAML file (whose optional `recipe:` key
-    names the base), then `key=value` overrides in order."""
-    from framecast.train.recipes import get_recipe
-
-    path = Path(recipe_or_yaml)
-    if recipe_or_yaml.endswith((".yaml", ".yml")):
-        if not path.is_file():
-            raise ValueError(f"config file '{recipe_or_yaml}' does not exist")
-        raw = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(raw, dict):
-            raise ValueError(f"config file '{recipe_or_yaml}' must hold a mapping of keys to values")
-        cfg = get_recipe(raw.pop("recipe", "shapes-diffusion-small"))
-        for k, v in _flatten(raw):
-            apply_override(cfg, k, v)
-    else:
-        cfg = get_recipe(recipe_or_yaml)
-    for item in overrides:
-        if "=" not in item:
-            raise ValueError(f"override '{item}' must look like key=value, e.g. optim.lr=1e-4")
-        k, v = item.split("=", 1)
-        apply_override(cfg, k.strip(), v.strip())
-    return cfg

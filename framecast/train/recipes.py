@@ -1,8 +1,11 @@
-"""Named training recipes: plain functions returning a TrainConfig. A tiny one beside every real one."""
+"""Named training recipes: plain functions returning a TrainConfig, a tiny one beside every real one;
+`load_config` reads a recipe or a YAML file with overrides, `load_run_config` a run's own config."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
+from pathlib import Path
 from typing import Callable
 
 from framecast.data.shapes import VOCABULARY
@@ -10,7 +13,7 @@ from framecast.generators.diffusion import DiffusionConfig
 from framecast.generators.hybrid import HybridConfig
 from framecast.nn.transformer import transformer_small, transformer_tiny
 from framecast.text.encoder import WordEncoderConfig
-from framecast.train.config import DataConfig, ModelConfig, OptimConfig, TrainConfig
+from framecast.train.config import DataConfig, ModelConfig, OptimConfig, TrainConfig, apply_override, flatten
 
 
 def shapes_diffusion_small() -> TrainConfig:
@@ -41,51 +44,10 @@ def shapes_diffusion_small() -> TrainConfig:
     )
 
 
-def shapes_diffusion_selfcond() -> TrainConfig:
-    """`shapes-diffusion` taught to read its own last estimate (self-conditioning, Chen et al. 2022):
-    the bundle's weights, the patch embedding widened with zero weights for the estimate's 4
-    channels (so it starts as exactly the bundle), fine-tuned at a low learning rate on clips it
-    has not seen. Aimed at the bundle's one weakness: the stochastic sampler re-derives every step
-    from renewed noise, and square corners fade on the way down (README, "Where the corners go").
-    Measured in session 11 (3000 steps, 34 min): 0.853 on the 300 tuning clips against the
-    bundle's 0.897, and 0.863 with the estimate held at zero, so it does not help; not bundled."""
-    cfg = shapes_diffusion_small()
-    cfg.recipe = "shapes-diffusion-selfcond"
-    cfg.model.generator["self_condition"] = True
-    cfg.model.backbone.update(channels=8, out_channels=4)
-    cfg.init_from = "shapes-diffusion"
-    cfg.optim.lr, cfg.optim.warmup_steps = 5e-5, 100
-    cfg.steps, cfg.seed, cfg.data.latent_pool = 3000, 1, 16000
-    cfg.out_dir = "runs/shapes-diffusion-selfcond"
-    return cfg
 
 
-def shapes_diffusion_fine() -> TrainConfig:
-    """`shapes-diffusion` on a finer token grid: one latent cell (4x4 pixels) x 4 frames a token
-    instead of 2x2 cells x 2 frames, so 256 tokens a clip instead of 128, with the same trunk and
-    size. Every miss of the bundle is a square edge or corner placed a pixel off inside an 8x8-pixel
-    token; DESIGN.md's lesson is to spend tokens where they matter. One bf16 step takes about
-    0.83 s on an AMX CPU against 0.72 s for the bundle's grid (1x1x2 patches, 512 tokens, took
-    1.97 s); 2.5 s in fp32 on an AVX2 one. At equal steps its loss is about 9 % below the bundle's
-    (README). The run spans sessions: `framecast pack` carries it, `framecast train --resume`
-    goes on."""
-    cfg = shapes_diffusion_small()
-    cfg.recipe = "shapes-diffusion-fine"
-    cfg.model.backbone.update(patch_size=1, patch_frames=4)
-    cfg.out_dir = "runs/shapes-diffusion-fine"
-    return cfg
 
 
-def shapes_diffusion_pixels() -> TrainConfig:
-    """Pixel-space diffusion, the first bundled model's recipe (kept for comparison): 4x4 pixel x
-    4 frame patches (192 values on a 256-wide model, 256 tokens a clip), x0 prediction."""
-    cfg = shapes_diffusion_small()
-    cfg.recipe = "shapes-diffusion-pixels"
-    cfg.model.backbone = asdict(transformer_small(width=256, depth=6, heads=4, patch_size=4, patch_frames=4, context_width=128))
-    cfg.init_components = {}
-    cfg.data.latent_pool = 0
-    cfg.steps, cfg.out_dir = 6000, "runs/shapes-diffusion-pixels"
-    return cfg
 
 
 def shapes_diffusion_tiny() -> TrainConfig:
@@ -130,18 +92,6 @@ def shapes_hybrid_small() -> TrainConfig:
     return cfg
 
 
-def shapes_hybrid_tf() -> TrainConfig:
-    """The hybrid recipe with teacher forcing instead of diffusion forcing: every noisy token-frame
-    learns from the clean copy's earlier token-frames (context noise 0.1), as sampling uses it; one
-    step costs about 2x (256 tokens a pass). Trained here in sessions 5-6 (3000 steps at about 1.2 s a step, so
-    about 1 h of this CPU): on 120 tuning clips it ties with diffusion forcing (0.79 against 0.77 at 10 steps and
-    guidance 3, 0.85 against 0.85 at 20 steps and 2.5), so the bundled `shapes-hybrid` stays the
-    diffusion-forcing one."""
-    cfg = shapes_hybrid_small()
-    cfg.recipe = "shapes-hybrid-tf"
-    cfg.model.generator["teacher_forcing"] = True
-    cfg.out_dir = "runs/shapes-hybrid-tf"
-    return cfg
 
 
 def shapes_hybrid_tiny() -> TrainConfig:
@@ -171,22 +121,6 @@ def shapes_vae_small() -> TrainConfig:
     )
 
 
-def shapes_vae_decoder() -> TrainConfig:
-    """A denoising decoder for `shapes-vae`: its decoder alone, fine-tuned on noised latents with
-    an L1 loss, so that it draws hard edges from the slightly-off latents that shapes-diffusion
-    and shapes-hybrid make. The encoder is frozen, so the generators' latents do not change and
-    the new decoder can drop into their folders (tools/swap_codec.py). Measured on 300 tuning
-    clips it does not help enough to be bundled (README, 'A denoising decoder')."""
-    from framecast.codecs.vae import VAEConfig
-
-    cfg = shapes_vae_small()
-    cfg.recipe, cfg.out_dir = "shapes-vae-decoder", "runs/shapes-vae-decoder"
-    cfg.model.generator = asdict(VAEConfig(latent_channels=4, width=64, stages=2, frames=8,
-                                           freeze_encoder=True, decoder_noise=0.3, l2_weight=0.0))
-    cfg.init_from = "shapes-vae"
-    cfg.optim = OptimConfig(lr=3e-4, warmup_steps=50, weight_decay=0.0)
-    cfg.steps, cfg.ckpt_every, cfg.seed = 600, 100, 12345
-    return cfg
 
 
 def shapes_vae_tiny() -> TrainConfig:
@@ -200,57 +134,27 @@ def shapes_vae_tiny() -> TrainConfig:
     return cfg
 
 
-def shapes_tokenizer(quantizer: str = "fsq") -> TrainConfig:
-    """A video tokenizer for the Shapes world: 8x spatial downsampling (4x4 codes a frame at S = 32),
-    causal in time; ~1000 codes for each quantizer so the three compare fairly."""
-    from framecast.codecs.tokenizer import TokenizerConfig
-
-    return TrainConfig(
-        recipe=f"shapes-tokenizer-{quantizer}",
-        model=ModelConfig(family="tokenizer", generator=asdict(TokenizerConfig(quantizer=quantizer, width=48, stages=3, codebook_size=1024,
-                                                                            vq_dim=8, bits=10, levels=[8, 5, 5, 5], frames=8)), text_kind="none"),
-        data=DataConfig(source="shapes", split="train", size=32, frames=8),
-        optim=OptimConfig(lr=1e-3, warmup_steps=100, weight_decay=0.0),
-        steps=2000,
-        batch_size=8,
-        ema_decay=0.995,
-        out_dir=f"runs/shapes-tokenizer-{quantizer}",
-        ckpt_every=250,
-    )
-
-
 def shapes_tokenizer_small() -> TrainConfig:
     """The bundled `shapes-tokenizer`: FSQ (8, 5, 5, 5: 1000 codes) on 8x8 codes a frame, the grid
     of `shapes-vae`'s latents. Started from that VAE (every tensor but the encoder's last
-    convolution), so it only has to learn to live with rounding. On the H200, FSQ trained from
-    scratch at this size reached 35 dB where 4x4 codes a frame lost the small objects."""
+    convolution), so it only has to learn to live with rounding. FSQ trained from scratch at this
+    size reached 35 dB, where 4x4 codes a frame lost the small objects."""
     from framecast.codecs.tokenizer import TokenizerConfig
 
-    cfg = shapes_tokenizer("fsq")
-    cfg.recipe = "shapes-tokenizer-small"
-    cfg.model.generator = asdict(TokenizerConfig(quantizer="fsq", width=64, stages=2, levels=[8, 5, 5, 5], frames=8))
-    cfg.init_from, cfg.init_partial = "shapes-vae", True
-    cfg.optim.lr, cfg.steps, cfg.batch_size = 5e-4, 1000, 16
-    cfg.out_dir = "runs/shapes-tokenizer-small"
-    return cfg
-
-
-def shapes_tokenizer_patch() -> TrainConfig:
-    """FSQ (8, 8, 5, 5: 1600 codes) over 4x4-pixel patches with a per-patch encoder and a per-patch
-    decoder, from scratch: every code a function of its own patch and every patch of its own code.
-    The Shapes world holds about 1100 distinct 4x4 patches (1082 in 3000 clips), so this could be
-    exact; it is not learnable so: 3000 steps reached 20.2 dB with 25 % of the codes used (session
-    14; the MLPs must pack ~1100 patches into a 4-dimensional lattice through rounding's
-    straight-through gradient). Kept as that measurement; `shapes-tokenizer-local` works."""
-    from framecast.codecs.tokenizer import TokenizerConfig
-
-    cfg = shapes_tokenizer("fsq")
-    cfg.recipe = "shapes-tokenizer-patch"
-    cfg.model.generator = asdict(TokenizerConfig(quantizer="fsq", encoder="patch", decoder="patch", width=256, stages=2,
-                                                 levels=[8, 8, 5, 5], frames=8))
-    cfg.optim.lr, cfg.steps, cfg.batch_size, cfg.ema_decay = 1e-3, 3000, 16, 0.99
-    cfg.out_dir = "runs/shapes-tokenizer-patch"
-    return cfg
+    return TrainConfig(
+        recipe="shapes-tokenizer-small",
+        model=ModelConfig(family="tokenizer", generator=asdict(TokenizerConfig(quantizer="fsq", width=64, stages=2, levels=[8, 5, 5, 5], frames=8)),
+                          text_kind="none"),
+        init_from="shapes-vae",
+        init_partial=True,
+        data=DataConfig(source="shapes", split="train", size=32, frames=8),
+        optim=OptimConfig(lr=5e-4, warmup_steps=100, weight_decay=0.0),
+        steps=1000,
+        batch_size=16,
+        ema_decay=0.995,
+        out_dir="runs/shapes-tokenizer-small",
+        ckpt_every=250,
+    )
 
 
 def shapes_tokenizer_local() -> TrainConfig:
@@ -261,7 +165,7 @@ def shapes_tokenizer_local() -> TrainConfig:
     the places it recurs (`benchmarks/codec.py`'s patch determinism), and `shapes-ar`, given every
     other token of a token-frame, picks the right code for 61 % of background tokens and 34 % of
     edge tokens (`benchmarks/token_predictability.py`). These codes are 100 % determined by their
-    patch. 4 frames a clip and batch 8 (the encoder sees frames one at a time): 2 steps/s here.
+    patch. 4 frames a clip and batch 8 (the encoder sees frames one at a time): 2 steps/s on a 2-core CPU.
     The bundled one was trained as a 1000-step cosine, then resumed with `--set steps=3000`."""
     from framecast.codecs.tokenizer import TokenizerConfig
 
@@ -276,8 +180,9 @@ def shapes_tokenizer_local() -> TrainConfig:
 def shapes_tokenizer_tiny() -> TrainConfig:
     from framecast.codecs.tokenizer import TokenizerConfig
 
-    cfg = shapes_tokenizer("fsq")
+    cfg = shapes_tokenizer_small()
     cfg.recipe = "shapes-tokenizer-tiny"
+    cfg.init_from, cfg.init_partial, cfg.optim.lr = "", False, 1e-3
     cfg.model.generator = asdict(TokenizerConfig(quantizer="fsq", width=8, stages=3, levels=[4, 4, 4], frames=4))
     cfg.data.frames, cfg.steps, cfg.batch_size, cfg.precision = 4, 4, 2, "fp32"
     cfg.ckpt_every, cfg.log_every, cfg.out_dir = 2, 1, "runs/shapes-tokenizer-tiny"
@@ -285,9 +190,9 @@ def shapes_tokenizer_tiny() -> TrainConfig:
 
 
 def shapes_ar_small() -> TrainConfig:
-    """The bundled `shapes-ar`: a token transformer over `shapes-tokenizer`'s codes (FSQ, 8x8 a
-    frame, in `shapes-vae`'s latent grid), trained with the masked set-by-set objective (its default
-    decoding). The backbone reads 2x2 tokens x 2 frames a position, as `shapes-diffusion` reads
+    """The first `shapes-ar`, whose run `shapes-ar-local` starts from: a token transformer over
+    `shapes-tokenizer`'s codes (FSQ, 8x8 a frame, in `shapes-vae`'s latent grid), trained with the
+    masked set-by-set objective (its default decoding). The backbone reads 2x2 tokens x 2 frames a position, as `shapes-diffusion` reads
     latents, and starts from that model's trunk (`init_partial`: all but the input of special
     tokens and the output head), as CausVid starts a causal student from a bidirectional teacher."""
     from framecast.generators.autoregressive import ARConfig
@@ -314,32 +219,13 @@ def shapes_ar_small() -> TrainConfig:
     )
 
 
-def shapes_ar_long() -> TrainConfig:
-    """`shapes-ar` trained on: its loss was still falling at 3500 steps (0.85 a token) and every
-    miss is a square whose edge tokens disagree, which a sharper model of the edge should mend.
-    A fresh cosine of 10000 steps from the bundle's weights at half the recipe's peak learning rate
-    (as `shapes-hybrid` was trained on from 3000 to 9000 steps), on 16000 clips it has not seen
-    (seed 1). About 1.4 s a step in bf16 on an AMX CPU, 3.3 to 3.6 s in fp32 on an AVX2 one, so the run
-    spans sessions, carried by `framecast pack`. (Session 10 trained on for 800 steps from 1e-4
-    and its loss had not yet come back below the bundle's: a restart costs a few hundred steps.)
-    Dropped at step ~880 in session 14 for `shapes-ar-local`; it starts from the `shapes-ar-small`
-    run, which was the bundle then."""
-    cfg = shapes_ar_small()
-    cfg.recipe = "shapes-ar-long"
-    cfg.init_from, cfg.init_partial = "runs/shapes-ar-small/model", False
-    cfg.optim.lr = 1.5e-4
-    cfg.steps, cfg.seed = 10000, 1
-    cfg.out_dir = "runs/shapes-ar-long"
-    return cfg
-
-
 def shapes_ar_local() -> TrainConfig:
-    """The bundled `shapes-ar` (since session 15): the `shapes-ar-small` transformer over
+    """The bundled `shapes-ar`: the `shapes-ar-small` transformer over
     `shapes-tokenizer-local`'s codes, each a function of its own 4x4 patch, started from the
     `shapes-ar-small` run's trunk (`init_partial`; the codes' vectors mean something new, so the
     trunk relearns what it reads). Over the conv tokenizer's codes, which carry the whole frame,
     the model given every other token of a token-frame picked the right code for 61 % of background
-    tokens and 34 % at an object's edge; after 1500 steps here, 99.8 % and 73 %. The bundle was
+    tokens and 34 % at an object's edge; after 1500 steps, 99.8 % and 73 %. The bundle was
     trained as this 1500-step cosine, then resumed for a second cosine from its optimizer state
     (`framecast train --resume runs/shapes-ar-local --set steps=3300`, cut after its step-1600
     checkpoint to `--set steps=2800`), 2.8 s a step in fp32 on an AVX2 CPU. It started from the
@@ -359,8 +245,8 @@ def shapes_ar_raster() -> TrainConfig:
     as `shapes-ar-raster`, named by `shapes-ar`'s `decode_with`). One token a position (patch
     1x1x1: 1024 positions a clip, 8x the set model's), so a smaller trunk trained from scratch, at
     batch 8: about 3 s a step in fp32 on a 2-core AVX2 CPU (SDPA's `is_causal` path; batch 16 took
-    7 to 8 s), 1.5 s in bf16 on a 2-core AVX-512 BF16 one. The bundle is 6000 steps, made over
-    three sessions as a chain of resumes (its TRAINING.md): a 2000-step cosine, then resumed
+    7 to 8 s), 1.5 s in bf16 on a 2-core AVX-512 BF16 one. The bundle is 6000 steps, made as a
+    chain of resumes (its TRAINING.md): a 2000-step cosine, then resumed
     towards 6000; the recipe is now that length in one cosine (about 2.5 h at 1.5 s a step). It
     follows the prompt less well than the set model (scene accuracy 0.40 raster, 0.30 diagonal on
     30 tuning clips at temperature 0.8, its bundled default, against 0.00 and 0.03 at step 2000),
@@ -399,25 +285,15 @@ def shapes_ar_tiny(order: str = "set") -> TrainConfig:
 
 RECIPES: dict[str, Callable[[], TrainConfig]] = {
     "shapes-diffusion-small": shapes_diffusion_small,
-    "shapes-diffusion-selfcond": shapes_diffusion_selfcond,
-    "shapes-diffusion-fine": shapes_diffusion_fine,
-    "shapes-diffusion-pixels": shapes_diffusion_pixels,
     "shapes-diffusion-tiny": shapes_diffusion_tiny,
     "shapes-hybrid-small": shapes_hybrid_small,
-    "shapes-hybrid-tf": shapes_hybrid_tf,
     "shapes-hybrid-tiny": shapes_hybrid_tiny,
     "shapes-vae-small": shapes_vae_small,
-    "shapes-vae-decoder": shapes_vae_decoder,
     "shapes-vae-tiny": shapes_vae_tiny,
-    "shapes-tokenizer-fsq": lambda: shapes_tokenizer("fsq"),
-    "shapes-tokenizer-lfq": lambda: shapes_tokenizer("lfq"),
-    "shapes-tokenizer-vq": lambda: shapes_tokenizer("vq"),
     "shapes-tokenizer-small": shapes_tokenizer_small,
-    "shapes-tokenizer-patch": shapes_tokenizer_patch,
     "shapes-tokenizer-local": shapes_tokenizer_local,
     "shapes-tokenizer-tiny": shapes_tokenizer_tiny,
     "shapes-ar-small": shapes_ar_small,
-    "shapes-ar-long": shapes_ar_long,
     "shapes-ar-local": shapes_ar_local,
     "shapes-ar-raster": shapes_ar_raster,
     "shapes-ar-tiny": shapes_ar_tiny,
@@ -430,3 +306,46 @@ def get_recipe(name: str) -> TrainConfig:
     if key not in RECIPES:
         raise ValueError(f"unknown recipe '{name}'; choose one of {', '.join(RECIPES)} or give a .yaml file")
     return RECIPES[key]()
+
+
+def _apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override '{item}' must look like key=value, e.g. optim.lr=1e-4")
+        k, v = item.split("=", 1)
+        apply_override(cfg, k.strip(), v.strip())
+    return cfg
+
+
+def load_config(recipe_or_yaml: str, overrides: list[str] = ()) -> TrainConfig:
+    """A recipe name (`shapes-diffusion-small`) or a YAML file (whose optional `recipe:` key
+    names the base), then `key=value` overrides in order."""
+    import yaml
+
+    path = Path(recipe_or_yaml)
+    if recipe_or_yaml.endswith((".yaml", ".yml")):
+        if not path.is_file():
+            raise ValueError(f"config file '{recipe_or_yaml}' does not exist")
+        raw = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(raw, dict):
+            raise ValueError(f"config file '{recipe_or_yaml}' must hold a mapping of keys to values")
+        cfg = get_recipe(raw.pop("recipe", "shapes-diffusion-small"))
+        for k, v in flatten(raw):
+            apply_override(cfg, k, v)
+    else:
+        cfg = get_recipe(recipe_or_yaml)
+    return _apply_overrides(cfg, overrides)
+
+
+def load_run_config(run: Path, overrides: list[str] = ()) -> TrainConfig:
+    """The config a run (or one of its checkpoints) was trained with, then overrides: what
+    `framecast train --resume RUN` goes on with."""
+    run = Path(run)
+    path = run / "train_config.json" if (run / "train_config.json").is_file() else run.parent.parent / "train_config.json"
+    if not path.is_file():
+        raise ValueError(f"'{run}' is not a framecast run folder (no train_config.json)")
+    raw = json.loads(path.read_text())
+    cfg = get_recipe(raw.get("recipe") or "shapes-diffusion-small")
+    for k, v in flatten(raw):
+        apply_override(cfg, k, v)
+    return _apply_overrides(cfg, overrides)

@@ -1,18 +1,19 @@
-"""The training loop: one process or many (`torchrun`, DDP or FSDP2), AdamW, warm-up + cosine,
-EMA, clipping, bf16 autocast, gradient accumulation, atomic checkpoints, exact resume, a progress
-bar, JSONL and TensorBoard logs, periodic samples, and a dry run.
+"""The training loop of every generator and codec: one process or many (`torchrun`, DDP or FSDP2),
+AdamW, warm-up + cosine, EMA, clipping, bf16 autocast, gradient accumulation, atomic checkpoints,
+exact resume, a progress bar, JSONL and TensorBoard logs, periodic samples, and a dry run.
 
 Every clip's randomness (noise level, noise, condition dropout) comes from a generator seeded by
 (seed, step, index in the global batch), and the data of step k is a function of (seed, k). So a
 resumed run repeats the uninterrupted one, and N processes with a global batch B take the steps
 one process with batch B would.
+
+    run_dir = train(load_config("shapes-diffusion-tiny"))       # or Trainer(cfg).train()
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import json
 import math
 import shutil
@@ -22,9 +23,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
-from framecast.generators.diffusion import ModelSpec
+from framecast.generators.base import ModelSpec
 from framecast.generators.io import build_generator
 from framecast.precision import autocast as precision_autocast
 from framecast.precision import resolve_precision
@@ -32,6 +32,18 @@ from framecast.train import distributed
 from framecast.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, save_model, truncate_log
 from framecast.train.config import TrainConfig
 from framecast.train.data import LatentPool, process_batches
+from framecast.train.init import (
+    calibrate_latents,
+    component_configs,
+    fill_vocabulary,
+    inherit_latent_scale,
+    init_weights,
+    pool_codec,
+    weights_digest,
+)
+from framecast.train.loop import TrainLoop, ema_update, progress_bar
+
+__all__ = ["Trainer", "component_configs", "ema_update", "init_weights", "lr_at", "train", "write_samples"]
 
 
 def lr_at(step: int, cfg: TrainConfig, rewarm_from: int | None = None) -> float:
@@ -49,23 +61,13 @@ def lr_at(step: int, cfg: TrainConfig, rewarm_from: int | None = None) -> float:
 
 
 @torch.no_grad()
-def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    """Parameters are averaged; buffers are copied (a VQ codebook is already its own moving
-    average, and it must match the encoder it is used with)."""
-    for e, p in zip(ema.parameters(), model.parameters()):
-        e.lerp_(p.detach(), 1 - decay)
-    for e, b in zip(ema.buffers(), model.buffers()):
-        e.copy_(b)
-
-
-@torch.no_grad()
 def write_samples(model, path: Path, cfg: TrainConfig, autocast, n: int = 4) -> None:
     """A contact sheet (rows = clips) of the EMA model on fixed captions and seeds, to watch training."""
     import numpy as np
     from PIL import Image
 
     from framecast.data.shapes import render_clip
-    from framecast.generators.diffusion import GenerationRequest
+    from framecast.generators.base import GenerationRequest
     from framecast.video import contact_sheet, to_uint8
 
     if not hasattr(model, "generate"):
@@ -77,100 +79,6 @@ def write_samples(model, path: Path, cfg: TrainConfig, autocast, n: int = 4) -> 
     frames = np.concatenate([to_uint8(c) for c in clips])
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(contact_sheet(frames, columns=cfg.data.frames, scale=2)).save(path)
-
-
-def init_weights(model: torch.nn.Module, folder: str, partial: bool = False, components: tuple[str, ...] = ()) -> dict:
-    """Start from another model's weights (safetensors only). Architectures must match; the
-    families may differ: CausVid initialises its causal student from a bidirectional teacher.
-    `partial`: take every tensor whose name and shape fit and start the others fresh (a token
-    transformer from a diffusion model's trunk, a tokenizer from a VAE); at least half of the
-    model's tensors (not counting `components`, loaded from their own folders) must fit.
-    Returns the folder's config."""
-    from safetensors.torch import load_file
-
-    from framecast.generators.io import WEIGHTS_NAME, read_config
-    from framecast.pipeline import resolve_model
-
-    path = resolve_model(folder)
-    config = read_config(path)
-    state = load_file(str(path / WEIGHTS_NAME))
-    if hasattr(model, "adapt_init_state"):  # e.g. a model gaining self-conditioning inputs
-        state = model.adapt_init_state(state)
-    own = model.state_dict()
-    fits = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape}
-    if not partial:
-        if set(state) != set(own) or len(fits) != len(own):
-            raise ValueError(f"cannot start from '{folder}': its weights do not fit this recipe's architecture "
-                             "(set init_partial=true to take only the tensors that fit)")
-    else:
-        own_here = [k for k in own if not k.startswith(tuple(f"{c}." for c in components))]
-        if 2 * len(fits) < len(own_here):
-            raise ValueError(f"cannot start from '{folder}': only {len(fits)} of this model's {len(own_here)} tensors fit its weights")
-        fresh = sorted(set(own_here) - set(fits))
-        print(f"init from {folder}: {len(fits)} of {len(own)} tensors taken; fresh: {', '.join(fresh) or 'none'}")
-    model.load_state_dict({k: v.to(own[k].dtype) for k, v in fits.items()}, strict=not partial)
-    return config
-
-
-def component_configs(cfg: TrainConfig) -> None:
-    """A component loaded from a folder (a tokenizer under a token transformer) brings its config."""
-    from framecast.generators.io import read_config
-    from framecast.pipeline import resolve_model
-
-    for name, folder in cfg.init_components.items():
-        if cfg.model.generator.get(name) is None:
-            cfg.model.generator[name] = read_config(resolve_model(folder))["generator"]
-
-
-def _inherit_latent_scale(cfg: TrainConfig, model: torch.nn.Module, init_config: dict) -> None:
-    """A run started from a latent model keeps that model's latent scale: its weights were
-    trained on latents at that scale (a CausVid student starts from its teacher)."""
-    scale = init_config.get("generator", {}).get("latent_scale")
-    if scale and hasattr(getattr(model, "config", None), "latent_scale") and not cfg.model.generator.get("latent_scale"):
-        cfg.model.generator["latent_scale"] = scale
-
-
-def _pool_codec(model: torch.nn.Module) -> torch.nn.Module | None:
-    """The frozen codec whose output a training pool can hold: a latent model's VAE, a token
-    model's tokenizer (its codes); None for a pixel model."""
-    if getattr(getattr(model, "config", None), "codec", None) is not None:
-        return model.codec
-    return getattr(model, "tokenizer", None)
-
-
-def _calibrate_latents(model: torch.nn.Module, cfg: TrainConfig) -> None:
-    """A model in a codec's latents scales them to unit variance, measured once on the first
-    batch of the run (the same on every rank) and kept in the config so a resumed run reuses it."""
-    config = getattr(model, "config", None)
-    if getattr(config, "codec", None) is None or config.latent_scale:
-        return
-    if not cfg.model.generator.get("latent_scale"):
-        first = next(process_batches(cfg, 0, 0, 1))
-        cfg.model.generator["latent_scale"] = model.calibrate(torch.cat([mb.batch["video"] for mb in first]))
-    config.latent_scale = cfg.model.generator["latent_scale"]
-
-
-def weights_digest(module: torch.nn.Module) -> str:
-    """sha256 of a module's parameters and buffers: which weights a cached result came from."""
-    h = hashlib.sha256()
-    for name, t in sorted(module.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().float().cpu().numpy().tobytes())
-    return h.hexdigest()
-
-
-def _fill_vocabulary(cfg: TrainConfig) -> None:
-    """A word encoder for a folder of real videos reads the words of its captions."""
-    if cfg.data.source != "folder" or cfg.model.text_kind != "word" or cfg.model.text.get("vocabulary"):
-        return
-    from framecast.data.folder import find_clips
-    from framecast.text.encoder import build_vocabulary
-
-    words = build_vocabulary([e.caption for e in find_clips(cfg.data.path)])
-    if not words:
-        raise ValueError(f"no captions found in '{cfg.data.path}'; add .txt sidecars, captions.jsonl or captions.csv")
-    cfg.model.text["vocabulary"] = words
-    cfg.model.text["max_words"] = max(cfg.model.text.get("max_words", 24), 64)
 
 
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
@@ -189,135 +97,209 @@ def _tensorboard(run_dir: Path):
     return SummaryWriter(str(run_dir / "tensorboard"))
 
 
-def train(cfg: TrainConfig, *, resume: str | Path | None = None, progress: bool = True, dry_run: bool = False) -> Path:
-    """Train to `cfg.steps`; returns the run folder. `resume`: a run folder or a checkpoint folder.
-    `dry_run`: build everything, take two steps in a temporary folder, keep nothing."""
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
-    if cfg.accumulate < 1:
-        raise ValueError(f"accumulate must be >= 1, got {cfg.accumulate}")
-    d = distributed.setup(cfg.device)
-    precision = resolve_precision(cfg.precision, d.device)  # bf16 or fp32; an unknown name stops here
-    tmp_dir = Path(tempfile.mkdtemp(prefix="framecast-dry-run-")) if dry_run else None
-    run_dir = tmp_dir or Path(cfg.out_dir)
-    if dry_run:
-        cfg.steps, cfg.ckpt_every, cfg.sample_every = 2, 10**9, 0
-    _fill_vocabulary(cfg)
-    torch.manual_seed(cfg.seed)
-    component_configs(cfg)
-    model = build_generator(ModelSpec(**asdict(cfg.model)))
-    if cfg.init_from and resume is None:
-        _inherit_latent_scale(cfg, model, init_weights(model, cfg.init_from, cfg.init_partial, tuple(cfg.init_components)))
-    if resume is None:
-        for name, folder in cfg.init_components.items():
-            init_weights(getattr(model, name), folder)
-    _calibrate_latents(model, cfg)
-    model.to(d.device)
-    ema = copy.deepcopy(model).requires_grad_(False).eval()
-    if cfg.activation_checkpointing:
-        distributed.activation_checkpointing(model)
-    if cfg.compile:
-        distributed.compile_blocks(model)
-    wrapped = distributed.wrap(model, cfg.parallel, d)
-    if cfg.parallel == "fsdp" and d.enabled:
-        distributed.shard(ema)
-    optimizer = torch.optim.AdamW(_param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr, betas=cfg.optim.betas)
+class Trainer(TrainLoop):
+    """Train `cfg` to `cfg.steps`. `resume`: a run folder or a checkpoint folder. `dry_run`: build
+    everything, take two steps in a temporary folder, keep nothing. `train()` returns the run folder."""
 
-    start, rewarm_from = 0, None
-    if resume is not None:
-        resume = Path(resume)
+    def __init__(self, cfg: TrainConfig, *, resume: str | Path | None = None, progress: bool = True, dry_run: bool = False):
+        self.cfg, self.progress, self.dry_run = cfg, progress, dry_run
+        self.resume = Path(resume) if resume is not None else None
+        self.log_file = self.tb = self.tmp_dir = None
+        self.rewarm_from: int | None = None
+
+    @property
+    def steps(self) -> int:
+        return self.cfg.steps
+
+    # --- build ------------------------------------------------------------------------------
+    def build(self) -> None:
+        self._setup()
+        self._build_model()
+        self._build_optimizer()
+        if self.resume is not None:
+            self._load_resume()
+        self._write_run_config()
+        self._build_data()
+        self._open_logs()
+
+    def _setup(self) -> None:
+        cfg = self.cfg
+        if cfg.threads > 0:
+            torch.set_num_threads(cfg.threads)
+        if cfg.accumulate < 1:
+            raise ValueError(f"accumulate must be >= 1, got {cfg.accumulate}")
+        self.dist = distributed.setup(cfg.device)
+        self.precision = resolve_precision(cfg.precision, self.dist.device)  # bf16 or fp32; an unknown name stops here
+        self.autocast = precision_autocast(self.precision, self.dist.device)
+        self.tmp_dir = Path(tempfile.mkdtemp(prefix="framecast-dry-run-")) if self.dry_run else None
+        self.run_dir = self.tmp_dir or Path(cfg.out_dir)
+        if self.dry_run:
+            cfg.steps, cfg.ckpt_every, cfg.sample_every = 2, 10**9, 0
+
+    def _build_model(self) -> None:
+        """The model from the config, its starting weights, and its EMA copy; compiled,
+        checkpointed and wrapped (DDP / FSDP2) from outside."""
+        cfg, d = self.cfg, self.dist
+        fill_vocabulary(cfg)
+        torch.manual_seed(cfg.seed)
+        component_configs(cfg)
+        model = build_generator(ModelSpec(**asdict(cfg.model)))
+        if cfg.init_from and self.resume is None:
+            inherit_latent_scale(cfg, model, init_weights(model, cfg.init_from, cfg.init_partial, tuple(cfg.init_components)))
+        if self.resume is None:
+            for name, folder in cfg.init_components.items():
+                init_weights(getattr(model, name), folder)
+        calibrate_latents(model, cfg)
+        model.to(d.device)
+        self.ema = copy.deepcopy(model).requires_grad_(False).eval()
+        if cfg.activation_checkpointing:
+            distributed.activation_checkpointing(model)
+        if cfg.compile:
+            distributed.compile_blocks(model)
+        self.model = model
+        self.wrapped = distributed.wrap(model, cfg.parallel, d)
+        if cfg.parallel == "fsdp" and d.enabled:
+            distributed.shard(self.ema)
+
+    def _build_optimizer(self) -> None:
+        o = self.cfg.optim
+        self.optimizer = torch.optim.AdamW(_param_groups(self.model, o.weight_decay), lr=o.lr, betas=o.betas)
+
+    def _load_resume(self) -> None:
+        """Model, EMA, optimizer and step from a checkpoint. A packed checkpoint (no AdamW moments)
+        re-warms the learning rate and goes on in the config's own out_dir."""
+        resume = self.resume
         ckpt = resume if (resume / "state.json").is_file() else latest_checkpoint(resume)
         if ckpt is None:
             raise ValueError(f"nothing to resume in '{resume}': no complete checkpoint found")
-        state = load_checkpoint(ckpt, model=model, ema=ema, optimizer=optimizer)
-        start = state["step"]
-        rewarm_from = state.get("rewarm_from")
-        if state.get("packed"):  # carried here without AdamW's moments: the run goes on in its own out_dir
-            rewarm_from = start
-            if d.main and not (run_dir / "log.jsonl").is_file() and (ckpt / "log.jsonl").is_file():
-                run_dir.mkdir(parents=True, exist_ok=True)
-                shutil.copy(ckpt / "log.jsonl", run_dir / "log.jsonl")
-        elif not dry_run:  # a dry run writes nothing into the run it resumes
-            run_dir = ckpt.parent.parent
-        if dry_run:  # two steps past the checkpoint, not up to step 2
-            cfg.steps = start + 2
-    if d.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        truncate_log(run_dir / "log.jsonl", start)
-        (run_dir / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-    n_params = sum(p.numel() for p in model.parameters())
+        state = load_checkpoint(ckpt, model=self.model, ema=self.ema, optimizer=self.optimizer)
+        self.start = state["step"]
+        self.rewarm_from = state.get("rewarm_from")
+        if state.get("packed"):
+            self.rewarm_from = self.start
+            if self.dist.main and not (self.run_dir / "log.jsonl").is_file() and (ckpt / "log.jsonl").is_file():
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                shutil.copy(ckpt / "log.jsonl", self.run_dir / "log.jsonl")
+        elif not self.dry_run:  # a dry run writes nothing into the run it resumes
+            self.run_dir = ckpt.parent.parent
+        if self.dry_run:  # two steps past the checkpoint, not up to step 2
+            self.cfg.steps = self.start + 2
 
-    autocast = precision_autocast(precision, d.device)
-    pool = None
-    codec = _pool_codec(model)
-    if cfg.data.latent_pool and codec is not None:
-        def encode(video):
-            with autocast:
-                return model.to_latent(video.to(d.device))
-        fingerprint = json.dumps({"data": asdict(cfg.data), "seed": cfg.seed, "batch_size": cfg.batch_size,
-                                  "codec": weights_digest(codec), "latent_scale": getattr(model.config, "latent_scale", None)},
-                                 sort_keys=True)
-        size = min(cfg.data.latent_pool, cfg.batch_size) if dry_run else cfg.data.latent_pool  # a dry run checks, it does not encode 20000 clips
-        pool = LatentPool(cfg, encode, size, progress=progress and d.main, fingerprint=fingerprint,
-                          cache=None if dry_run else run_dir / "latent_pool.safetensors", save_cache=d.main)
-    batches = process_batches(cfg, start, d.rank, d.world, pool)
-    log = open(run_dir / "log.jsonl", "a") if d.main else None
-    tb = _tensorboard(run_dir) if d.main and not dry_run else None
-    desc = f"train {cfg.recipe or 'run'} ({n_params / 1e6:.1f}M params, {precision}{f', {d.world} processes' if d.enabled else ''})"
-    bar = tqdm(total=cfg.steps, initial=start, disable=not (progress and d.main), desc=desc, dynamic_ncols=True)
-    model.train()
-    t_last = time.perf_counter()
-    try:
-        for step in range(start, cfg.steps):
-            micro = next(batches)
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, cfg, rewarm_from)
-            optimizer.zero_grad(set_to_none=True)
-            loss_sum = 0.0
-            for i, mb in enumerate(micro):
-                batch = {k: v.to(d.device) if torch.is_tensor(v) else v for k, v in mb.batch.items()}
-                sync = contextlib.nullcontext() if i == len(micro) - 1 or not hasattr(wrapped, "no_sync") else wrapped.no_sync()
-                with sync:
-                    with autocast:
-                        loss = wrapped(batch, mb.generators)
-                    if not torch.isfinite(loss):
-                        raise RuntimeError(f"the loss became {loss.item()} at step {step}; lower optim.lr or use precision=fp32")
-                    (loss * mb.weight).backward()
-                loss_sum += loss.item() * mb.weight
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-            if hasattr(grad_norm, "full_tensor"):  # a DTensor under FSDP
-                grad_norm = grad_norm.full_tensor()
-            optimizer.step()
-            ema_update(ema, model, min(cfg.ema_decay, (1 + step) / (10 + step)))
-            loss_mean = distributed.all_mean(loss_sum, d)
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss_mean:.4f}")
-            done = step + 1
-            if d.main and (done % cfg.log_every == 0 or done == cfg.steps):
-                now = time.perf_counter()
-                rate = cfg.log_every / (now - t_last) if done % cfg.log_every == 0 else float("nan")
-                t_last = now
-                record = {"step": done, "loss": round(loss_mean, 6), "lr": lr_at(step, cfg, rewarm_from), "grad_norm": round(float(grad_norm), 4),
-                          "steps_per_s": round(rate, 4), "time": time.time()}
-                log.write(json.dumps(record) + "\n")
-                log.flush()
-                if tb is not None:
-                    for k in ("loss", "lr", "grad_norm", "steps_per_s"):
-                        tb.add_scalar(f"train/{k}", record[k], done)
-            if cfg.sample_every and done % cfg.sample_every == 0 and d.main and not (cfg.parallel == "fsdp" and d.enabled):
-                write_samples(ema, run_dir / "samples" / f"step_{done:06d}.png", cfg, autocast)
-            if done % cfg.ckpt_every == 0 or (done == cfg.steps and not dry_run):
-                save_checkpoint(run_dir, done, model=model, ema=ema, optimizer=optimizer, train_config=cfg.to_dict(),
-                                keep_last=cfg.keep_last, main=d.main, extra_state={"rewarm_from": rewarm_from} if rewarm_from is not None else None)
-        if not dry_run:
-            save_model(ema, run_dir / "model", extra={"trained_steps": cfg.steps, "recipe": cfg.recipe}, main=d.main)
-    finally:
-        bar.close()
-        if log is not None:
-            log.close()
-        if tb is not None:
-            tb.close()
-        if tmp_dir is not None:
-            shutil.rmtree(tmp_dir, ignore_errors=True)
+    def _write_run_config(self) -> None:
+        if self.dist.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            truncate_log(self.run_dir / "log.jsonl", self.start)
+            (self.run_dir / "train_config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2))
+
+    def _build_data(self) -> None:
+        """This process's micro-batches from step `start` on, drawn from a pool of encoded clips
+        when the recipe asks for one."""
+        cfg, d, model = self.cfg, self.dist, self.model
+        pool = None
+        codec = pool_codec(model)
+        if cfg.data.latent_pool and codec is not None:
+            def encode(video):
+                with self.autocast:
+                    return model.to_latent(video.to(d.device))
+            fingerprint = json.dumps({"data": asdict(cfg.data), "seed": cfg.seed, "batch_size": cfg.batch_size,
+                                      "codec": weights_digest(codec), "latent_scale": getattr(model.config, "latent_scale", None)},
+                                     sort_keys=True)
+            # a dry run checks the pool, it does not encode 20000 clips
+            size = min(cfg.data.latent_pool, cfg.batch_size) if self.dry_run else cfg.data.latent_pool
+            pool = LatentPool(cfg, encode, size, progress=self.progress and d.main, fingerprint=fingerprint,
+                              cache=None if self.dry_run else self.run_dir / "latent_pool.safetensors", save_cache=d.main)
+        self.batches = process_batches(cfg, self.start, d.rank, d.world, pool)
+
+    def _open_logs(self) -> None:
+        cfg, d = self.cfg, self.dist
+        self.log_file = open(self.run_dir / "log.jsonl", "a") if d.main else None  # noqa: SIM115 (closed in close())
+        self.tb = _tensorboard(self.run_dir) if d.main and not self.dry_run else None
+        n_params = sum(p.numel() for p in self.model.parameters())
+        processes = f", {d.world} processes" if d.enabled else ""
+        desc = f"train {cfg.recipe or 'run'} ({n_params / 1e6:.1f}M params, {self.precision}{processes})"
+        self.bar = progress_bar(cfg.steps, initial=self.start, desc=desc, enabled=self.progress and d.main)
+        self.model.train()
+        self.t_last = time.perf_counter()
+
+    # --- one step ---------------------------------------------------------------------------
+    def step(self, step: int) -> float:
+        """One optimizer step over this step's micro-batches (gradient accumulation); returns the
+        loss averaged over micro-batches and processes."""
+        cfg, model, optimizer = self.cfg, self.model, self.optimizer
+        micro = next(self.batches)
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, cfg, self.rewarm_from)
+        optimizer.zero_grad(set_to_none=True)
+        loss_sum = 0.0
+        for i, mb in enumerate(micro):
+            loss_sum += self._backward(mb, step, last=i == len(micro) - 1) * mb.weight
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+        if hasattr(grad_norm, "full_tensor"):  # a DTensor under FSDP
+            grad_norm = grad_norm.full_tensor()
+        self.grad_norm = grad_norm
+        optimizer.step()
+        ema_update(self.ema, model, min(cfg.ema_decay, (1 + step) / (10 + step)))
+        return distributed.all_mean(loss_sum, self.dist)
+
+    def _backward(self, mb, step: int, *, last: bool) -> float:
+        """Loss and gradients of one micro-batch; DDP reduces gradients on the last one only."""
+        batch = {k: v.to(self.dist.device) if torch.is_tensor(v) else v for k, v in mb.batch.items()}
+        sync = contextlib.nullcontext() if last or not hasattr(self.wrapped, "no_sync") else self.wrapped.no_sync()
+        with sync:
+            with self.autocast:
+                loss = self.wrapped(batch, mb.generators)
+            if not torch.isfinite(loss):
+                raise RuntimeError(f"the loss became {loss.item()} at step {step}; lower optim.lr or use precision=fp32")
+            (loss * mb.weight).backward()
+        return loss.item()
+
+    # --- log, checkpoint --------------------------------------------------------------------
+    def log(self, done: int, loss: float) -> None:
+        """The bar's loss every step; a JSONL (and TensorBoard) record every `log_every` steps and
+        at the end; a contact sheet of the EMA model every `sample_every` steps."""
+        cfg, d = self.cfg, self.dist
+        self.bar.set_postfix(loss=f"{loss:.4f}")
+        if d.main and (done % cfg.log_every == 0 or done == cfg.steps):
+            now = time.perf_counter()
+            rate = cfg.log_every / (now - self.t_last) if done % cfg.log_every == 0 else float("nan")
+            self.t_last = now
+            record = {"step": done, "loss": round(loss, 6), "lr": lr_at(done - 1, cfg, self.rewarm_from),
+                      "grad_norm": round(float(self.grad_norm), 4), "steps_per_s": round(rate, 4), "time": time.time()}
+            self.log_file.write(json.dumps(record) + "\n")
+            self.log_file.flush()
+            if self.tb is not None:
+                for k in ("loss", "lr", "grad_norm", "steps_per_s"):
+                    self.tb.add_scalar(f"train/{k}", record[k], done)
+        if cfg.sample_every and done % cfg.sample_every == 0 and d.main and not (cfg.parallel == "fsdp" and d.enabled):
+            write_samples(self.ema, self.run_dir / "samples" / f"step_{done:06d}.png", cfg, self.autocast)
+
+    def checkpoint(self, done: int) -> None:
+        """Every `ckpt_every` steps and at the end of a real run."""
+        cfg = self.cfg
+        if done % cfg.ckpt_every == 0 or (done == cfg.steps and not self.dry_run):
+            extra = {"rewarm_from": self.rewarm_from} if self.rewarm_from is not None else None
+            save_checkpoint(self.run_dir, done, model=self.model, ema=self.ema, optimizer=self.optimizer, train_config=cfg.to_dict(),
+                            keep_last=cfg.keep_last, main=self.dist.main, extra_state=extra)
+
+    def finish(self) -> Path:
+        """The EMA model as a model folder, `run_dir/model` (not for a dry run)."""
+        if not self.dry_run:
+            save_model(self.ema, self.run_dir / "model", extra={"trained_steps": self.cfg.steps, "recipe": self.cfg.recipe},
+                       main=self.dist.main)
+        return self.run_dir
+
+    def close(self) -> None:
+        super().close()
+        if self.log_file is not None:
+            self.log_file.close()
+        if self.tb is not None:
+            self.tb.close()
+        if self.tmp_dir is not None:
+            shutil.rmtree(self.tmp_dir, ignore_errors=True)
         distributed.teardown()
-    return run_dir
+
+
+def train(cfg: TrainConfig, *, resume: str | Path | None = None, progress: bool = True, dry_run: bool = False) -> Path:
+    """Train to `cfg.steps`; returns the run folder. `resume`: a run folder or a checkpoint folder.
+    `dry_run`: build everything, take two steps in a temporary folder, keep nothing."""
+    return Trainer(cfg, resume=resume, progress=progress, dry_run=dry_run).train()

@@ -1,0 +1,100 @@
+"""Where a run starts: the config filled in from what it loads (a folder's vocabulary, components'
+configs, a latent scale) and the weights taken from other model folders (`init_from`,
+`init_components`), before the first step."""
+
+from __future__ import annotations
+
+import hashlib
+
+import torch
+
+from framecast.generators.io import WEIGHTS_NAME, read_config
+from framecast.pipeline import resolve_model
+from framecast.train.config import TrainConfig
+from framecast.train.data import process_batches
+
+
+def init_weights(model: torch.nn.Module, folder: str, partial: bool = False, components: tuple[str, ...] = ()) -> dict:
+    """Start from another model's weights (safetensors only). Architectures must match; the
+    families may differ: CausVid initialises its causal student from a bidirectional teacher.
+    `partial`: take every tensor whose name and shape fit and start the others fresh (a token
+    transformer from a diffusion model's trunk, a tokenizer from a VAE); at least half of the
+    model's tensors (not counting `components`, loaded from their own folders) must fit.
+    Returns the folder's config."""
+    from safetensors.torch import load_file
+
+    path = resolve_model(folder)
+    config = read_config(path)
+    state = load_file(str(path / WEIGHTS_NAME))
+    own = model.state_dict()
+    fits = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape}
+    if not partial:
+        if set(state) != set(own) or len(fits) != len(own):
+            raise ValueError(f"cannot start from '{folder}': its weights do not fit this recipe's architecture "
+                             "(set init_partial=true to take only the tensors that fit)")
+    else:
+        own_here = [k for k in own if not k.startswith(tuple(f"{c}." for c in components))]
+        if 2 * len(fits) < len(own_here):
+            raise ValueError(f"cannot start from '{folder}': only {len(fits)} of this model's {len(own_here)} tensors fit its weights")
+        fresh = sorted(set(own_here) - set(fits))
+        print(f"init from {folder}: {len(fits)} of {len(own)} tensors taken; fresh: {', '.join(fresh) or 'none'}")
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in fits.items()}, strict=not partial)
+    return config
+
+
+def component_configs(cfg: TrainConfig) -> None:
+    """A component loaded from a folder (a tokenizer under a token transformer) brings its config."""
+    for name, folder in cfg.init_components.items():
+        if cfg.model.generator.get(name) is None:
+            cfg.model.generator[name] = read_config(resolve_model(folder))["generator"]
+
+
+def inherit_latent_scale(cfg: TrainConfig, model: torch.nn.Module, init_config: dict) -> None:
+    """A run started from a latent model keeps that model's latent scale: its weights were
+    trained on latents at that scale (a CausVid student starts from its teacher)."""
+    scale = init_config.get("generator", {}).get("latent_scale")
+    if scale and hasattr(getattr(model, "config", None), "latent_scale") and not cfg.model.generator.get("latent_scale"):
+        cfg.model.generator["latent_scale"] = scale
+
+
+def calibrate_latents(model: torch.nn.Module, cfg: TrainConfig) -> None:
+    """A model in a codec's latents scales them to unit variance, measured once on the first
+    batch of the run (the same on every rank) and kept in the config so a resumed run reuses it."""
+    config = getattr(model, "config", None)
+    if getattr(config, "codec", None) is None or config.latent_scale:
+        return
+    if not cfg.model.generator.get("latent_scale"):
+        first = next(process_batches(cfg, 0, 0, 1))
+        cfg.model.generator["latent_scale"] = model.calibrate(torch.cat([mb.batch["video"] for mb in first]))
+    config.latent_scale = cfg.model.generator["latent_scale"]
+
+
+def fill_vocabulary(cfg: TrainConfig) -> None:
+    """A word encoder for a folder of real videos reads the words of its captions."""
+    if cfg.data.source != "folder" or cfg.model.text_kind != "word" or cfg.model.text.get("vocabulary"):
+        return
+    from framecast.data.folder import find_clips
+    from framecast.text.encoder import build_vocabulary
+
+    words = build_vocabulary([e.caption for e in find_clips(cfg.data.path)])
+    if not words:
+        raise ValueError(f"no captions found in '{cfg.data.path}'; add .txt sidecars, captions.jsonl or captions.csv")
+    cfg.model.text["vocabulary"] = words
+    cfg.model.text["max_words"] = max(cfg.model.text.get("max_words", 24), 64)
+
+
+def pool_codec(model: torch.nn.Module) -> torch.nn.Module | None:
+    """The frozen codec whose output a training pool can hold: a latent model's VAE, a token
+    model's tokenizer (its codes); None for a pixel model."""
+    if getattr(getattr(model, "config", None), "codec", None) is not None:
+        return model.codec
+    return getattr(model, "tokenizer", None)
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    """sha256 of a module's parameters and buffers: which weights a cached result came from."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().float().cpu().numpy().tobytes())
+    return h.hexdigest()
