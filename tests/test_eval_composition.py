@@ -1,14 +1,11 @@
-"""benchmarks/composition.py: scene accuracy by kind of scene, and the score a mix of kinds predicts."""
+"""framecast.eval.composition: scene accuracy by kind of scene, and the score a mix of kinds predicts."""
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-from composition import by_kind, kind, main, predicted  # noqa: E402
+from framecast.eval.composition import by_kind, kind, main, predicted
 
 ONE_SQUARE = "a big red square moves left"
 ONE_CIRCLE = "a small blue circle moves up"

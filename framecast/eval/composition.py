@@ -8,8 +8,8 @@ accuracy from the first one's per-kind rates weighted by its own mix (direct sta
 A measured score far below its prediction is a model doing worse on the same kinds of scene,
 not a harder mix.
 
-    python benchmarks/composition.py benchmarks/results/tune300-shapes-diffusion.json \\
-        benchmarks/results/eval-shapes-diffusion.json --output benchmarks/results/composition-shapes-diffusion.json
+    framecast eval --model shapes-diffusion --prompts compositional --num 100 --output compositional.json
+    python -m framecast.eval.composition benchmarks/results/eval-shapes-diffusion.json compositional.json --output composition.json
 """
 
 from __future__ import annotations
@@ -17,14 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import write_report  # noqa: E402
-
-from framecast.data.shapes import parse_caption  # noqa: E402
+from framecast.data.shapes import parse_caption
+from framecast.eval.results import write_result
 
 
 def kind(caption: str) -> tuple[int, int]:
@@ -55,7 +52,7 @@ def predicted(reference: dict, target: dict) -> tuple[float, list[tuple[int, int
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("results", nargs="+", type=Path, help="framecast eval JSON files; the first is the reference")
-    ap.add_argument("--output", type=Path, default=Path("benchmarks/results/composition.json"))
+    ap.add_argument("--output", type=Path, default=Path("composition.json"))
     args = ap.parse_args(argv)
     runs = []
     for path in args.results:
@@ -80,7 +77,7 @@ def main(argv: list[str] | None = None) -> dict:
         })
         cells = [f"{counts[k][0]}/{counts[k][1]}" if k in counts else "–" for k in kinds]
         table.append(f"| `{path.name}` | {len(data['per_clip'])} | " + " | ".join(cells) + f" | {measured:.3f} | {guess:.3f} |")
-    write_report(args.output, result, table)
+    write_result(args.output, result, table)
     return result
 
 

@@ -1,15 +1,9 @@
-"""benchmarks/grid.py reads an object's edge offsets inside the codec cell from pixels alone."""
-
-import sys
-from pathlib import Path
+"""framecast.eval.grid reads an object's edge offsets inside the codec cell from pixels alone."""
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-from grid import CELL, edge_offsets, histogram, odd_share, tv_distance  # noqa: E402
-
-from framecast.data.shapes import render_clip, side_px  # noqa: E402
+from framecast.data.shapes import render_clip, side_px
+from framecast.eval.grid import CELL, edge_offsets, histogram, odd_share, tv_distance
 
 
 def test_edge_offsets_of_real_squares_are_their_rendered_positions():
@@ -40,3 +34,13 @@ def test_histogram_measures():
     h = histogram(objs, "static")
     assert h == [2, 2, 2, 2] and odd_share(h) == 0.5
     assert tv_distance(h, h) == 0.0 and tv_distance([4, 0, 0, 0], [0, 4, 0, 0]) == 1.0
+
+
+def test_the_script_compares_a_model_with_the_real_clips(tmp_path):
+    from framecast.eval.grid import main
+
+    r = main(["--models", "shapes-hybrid", "--num", "1", "--batch", "1", "--output", str(tmp_path / "grid.json")])
+    real, model = r["results"]
+    assert real["model"] == "real clips" and real["static_tv_to_real"] == 0.0
+    assert model["model"] == "shapes-hybrid" and sum(model["static_offsets"]) == sum(real["static_offsets"])
+    assert (tmp_path / "grid.md").is_file()

@@ -7,9 +7,8 @@ standard error, the one-sided 95 % lower bound of the mean (mean - 1.645 standar
 many prompts were right in every draw, in none, or in some.
 
     for s in 0 1000 2000; do framecast eval --model shapes-diffusion --prompts train --num 100 --seed $s \\
-        --output benchmarks/results/eval-shapes-diffusion-noise-seed$s.json; done
-    python benchmarks/draws.py benchmarks/results/eval-shapes-diffusion-noise-seed*.json \\
-        --output benchmarks/results/draws-shapes-diffusion.json
+        --output runs/draws/seed$s.json; done
+    python -m framecast.eval.draws runs/draws/seed*.json --output benchmarks/results/draws-shapes-diffusion.json
 """
 
 from __future__ import annotations
@@ -17,11 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import write_report  # noqa: E402
+from framecast.eval.results import write_result
 
 
 def load_draws(paths: list[Path]) -> list[dict]:
@@ -67,7 +64,7 @@ def summarize_draws(draws: list[dict]) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("results", nargs="+", type=Path, help="framecast eval JSON files of one model, same prompts, different --seed")
-    ap.add_argument("--output", type=Path, default=Path("benchmarks/results/draws.json"))
+    ap.add_argument("--output", type=Path, default=Path("draws.json"))
     args = ap.parse_args(argv)
     s = summarize_draws(load_draws(args.results))
     table = [
@@ -79,10 +76,10 @@ def main(argv: list[str] | None = None) -> dict:
         "",
         "| mean | sd | se | one-sided 95 % lower bound | prompts right in every draw / none / some |",
         "|---|---|---|---|---|",
-        f"| {s['mean']:.3f} | {s['sd']:.3f} | {s['se']:.3f} | {s['lower_95']:.3f} | "
-        f"{s['prompts_always_right']} / {s['prompts_never_right']} / {s['prompts_sometimes_right']} |",
+        (f"| {s['mean']:.3f} | {s['sd']:.3f} | {s['se']:.3f} | {s['lower_95']:.3f} | "
+        f"{s['prompts_always_right']} / {s['prompts_never_right']} / {s['prompts_sometimes_right']} |"),
     ]
-    write_report(args.output, s, table)
+    write_result(args.output, s, table)
     return s
 
 

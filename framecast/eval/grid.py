@@ -1,7 +1,7 @@
 """Do generated objects stick to the codec's grid? Where an object's edge falls inside the codec's
 4-pixel cell, in generated clips against the real clips of the same captions:
 
-    python benchmarks/grid.py --models shapes-diffusion shapes-hybrid shapes-ar --num 100
+    python -m framecast.eval.grid --models shapes-diffusion shapes-hybrid shapes-ar --num 100
 
 In the Shapes world an object's top-left corner lies on whole pixels, drawn uniformly, so its
 left and top edges fall on every offset 0-3 inside a 4-pixel codec cell about equally often.
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from report import write_report
 
 from framecast.data.shapes import SIZES, expected_area_px, parse_caption, render_clip
+from framecast.eval.results import write_result
 from framecast.eval.shapes import PRESENCE_SHARE, colour_code, colour_codes, judge_clip
 from framecast.pipeline import load
 
@@ -85,13 +85,13 @@ def summarise(name: str, videos, captions, real: dict | None, seconds: float) ->
     return row
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=["shapes-diffusion"])
     ap.add_argument("--num", type=int, default=100)
     ap.add_argument("--batch", type=int, default=10)
-    ap.add_argument("--output", type=Path, default=Path("benchmarks/results/grid.json"))
-    args = ap.parse_args()
+    ap.add_argument("--output", type=Path, default=Path("grid.json"))
+    args = ap.parse_args(argv)
     clips = [render_clip(FIRST_SEED + i) for i in range(args.num)]
     captions = [c.caption for c in clips]
     real = summarise("real clips", [c.video for c in clips], captions, None, 0.0)
@@ -105,13 +105,15 @@ def main() -> None:
             videos += list(pipe(captions[b : b + args.batch], generator=gens).frames)
         rows.append(summarise(name, videos, captions, real, (time.perf_counter() - t) / args.num))
         print(json.dumps(rows[-1]), flush=True)
-    table = ["| clips | static-axis edge offsets 0/1/2/3 | odd share | TV to real | moving-axis offsets 0/1/2/3 | odd share | TV to real "
-             "| scene acc. | squares right |",
+    table = [("| clips | static-axis edge offsets 0/1/2/3 | odd share | TV to real | moving-axis offsets 0/1/2/3 | odd share | TV to real "
+             "| scene acc. | squares right |"),
              "|---|---|---|---|---|---|---|---|---|"]
     table += [f"| {r['model']} | {'/'.join(map(str, r['static_offsets']))} | {r['static_odd_share']:.2f} | {r['static_tv_to_real']:.2f} | "
               f"{'/'.join(map(str, r['moving_offsets']))} | {r['moving_odd_share']:.2f} | {r['moving_tv_to_real']:.2f} | "
               f"{r['scene_accuracy']:.2f} | {r['square_shape_accuracy']:.2f} |" for r in rows]
-    write_report(args.output, {"clips": args.num, "first_seed": FIRST_SEED, "cell": CELL, "results": rows}, table)
+    result = {"clips": args.num, "first_seed": FIRST_SEED, "cell": CELL, "results": rows}
+    write_result(args.output, result, table)
+    return result
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Reconstruction quality of a codec on held-out Shapes clips.
 
-    python benchmarks/codec.py --model runs/shapes-vae-small/model --num 200 --output benchmarks/results/codec.json
+    python -m framecast.eval.codec --model shapes-vae --num 200 --output benchmarks/results/codec-shapes-vae.json
+    python -m framecast.eval.codec --model runs/a/model,runs/b/model --output codecs.json   # several codecs, one table
 
 Held-out clips are the train split's clips of seeds 0 .. num-1 (training draws its seeds from
 a 2^62 range, so these are unseen). PSNR is over the whole clip in [0, 255]; also the judge's
@@ -19,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from report import write_report
 
 from framecast.data.shapes import render_clip
 from framecast.eval.metrics import psnr
+from framecast.eval.results import write_result
 from framecast.eval.shapes import judge_clip, summarize
 from framecast.generators import from_pretrained
 from framecast.pipeline import resolve_model
@@ -68,16 +69,16 @@ def measure(name: str, num: int, frames: int) -> dict:
     return result
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="shapes-vae", help="a codec (bundled name or folder); several, comma-separated, make one table")
     ap.add_argument("--num", type=int, default=200)
     ap.add_argument("--frames", type=int, default=16)
-    ap.add_argument("--output", type=Path, default=Path("benchmarks/results/codec.json"))
-    args = ap.parse_args()
+    ap.add_argument("--output", type=Path, default=Path("codec.json"))
+    args = ap.parse_args(argv)
     results = [measure(name, args.num, args.frames) for name in args.model.split(",")]
-    table = ["| codec | latent per frame | PSNR dB (mean / min) | scene acc. of reconstructions | codebook usage | perplexity "
-             "| patch determinism | ms / clip |",
+    table = [("| codec | latent per frame | PSNR dB (mean / min) | scene acc. of reconstructions | codebook usage | perplexity "
+             "| patch determinism | ms / clip |"),
              "|---|---|---|---|---|---|---|---|"]
     for r in results:
         usage = f"{100 * r['codebook_usage']:.0f}% of {r['codebook_size']}" if "codebook_size" in r else "-"
@@ -85,7 +86,9 @@ def main() -> None:
         determinism = f"{r['patch_determinism']:.3f}" if "patch_determinism" in r else "-"
         table.append(f"| {r['model']} | {'x'.join(map(str, r['latent_shape_per_frame']))} | {r['psnr_db']:.1f} / {r['psnr_db_min']:.1f} | "
                      f"{r['scene_accuracy_of_reconstructions']:.2f} | {usage} | {perplexity} | {determinism} | {r['ms_per_clip']:.0f} |")
-    write_report(args.output, results[0] if len(results) == 1 else {"codecs": results}, table)
+    result = results[0] if len(results) == 1 else {"codecs": results}
+    write_result(args.output, result, table)
+    return result
 
 
 if __name__ == "__main__":

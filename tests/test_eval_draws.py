@@ -1,14 +1,11 @@
-"""benchmarks/draws.py: one model's scores on the same prompts under several noise seeds."""
+"""framecast.eval.draws: one model's scores on the same prompts under several noise seeds."""
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-from draws import main  # noqa: E402
+from framecast.eval.draws import main
 
 PROMPTS = ["a big red square moves left", "a small blue circle moves up", "a big green triangle moves down", "a small red circle moves right"]
 

@@ -3,11 +3,11 @@ from the text alone in generation), mask one token at a time, keep every other t
 caption, and ask the model for the masked one. Reported by region of the token's pixels: background
 (no object pixel in the token's patch, in any frame of the token-frame), inside (all object), edge.
 
-    python benchmarks/token_predictability.py --model shapes-ar --num 12 --output benchmarks/results/token_predictability-shapes-ar.json
+    python -m framecast.eval.token_predictability --model shapes-ar --num 12
 
 A model that has learned the world picks a background token's code almost surely; what it cannot
 pick given all the others is what its tokenizer's codes carry beyond their own patch (see the
-"patch determinism" of benchmarks/codec.py). Held-out clips: the train split's clips of seeds
+"patch determinism" of `framecast.eval.codec`). Held-out clips: the train split's clips of seeds
 0 .. num - 1 (training draws from a 2^62 range), no guidance, fp32.
 """
 
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from report import write_report
 
 from framecast.data.shapes import render_clip
+from framecast.eval.results import write_result
 from framecast.nn.attention import MaskSpec
 from framecast.pipeline import load
 from framecast.video import from_uint8
@@ -58,19 +58,21 @@ def measure(name: str, num: int) -> dict:
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="shapes-ar", help="set-order token models, comma-separated")
     ap.add_argument("--num", type=int, default=12)
-    ap.add_argument("--output", type=Path, default=Path("benchmarks/results/token_predictability.json"))
-    args = ap.parse_args()
+    ap.add_argument("--output", type=Path, default=Path("token_predictability.json"))
+    args = ap.parse_args(argv)
     results = [measure(name, args.num) for name in args.model.split(",")]
     table = ["| model | region | tokens | right code on top | log p(right code) | top probability |", "|---|---|---|---|---|---|"]
     for r in results:
         for region, s in r["regions"].items():
             if s["tokens"]:
                 table.append(f"| {r['model']} | {region} | {s['tokens']} | {s['right_code_top']:.3f} | {s['log_prob_right_code']:.2f} | {s['top_prob']:.3f} |")
-    write_report(args.output, results[0] if len(results) == 1 else {"models": results}, table)
+    result = results[0] if len(results) == 1 else {"models": results}
+    write_result(args.output, result, table)
+    return result
 
 
 if __name__ == "__main__":

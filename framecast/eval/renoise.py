@@ -1,7 +1,7 @@
 """Where does sampling lose what the denoiser knows? Real clips, noised to a level s and denoised
 again by a full-sequence diffusion model:
 
-    python benchmarks/renoise.py --models shapes-diffusion --num 60 --shape square
+    python -m framecast.eval.renoise --models shapes-diffusion --num 60 --shape square
 
 For every level s, the real clips' latents are noised to s (one noise draw per clip, the same for
 every row) and either predicted clean in one step ("one step") or sampled from s down to 0 with the
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from report import write_report
 
 from framecast.data.shapes import render_clip
+from framecast.eval.results import write_result
 from framecast.eval.shapes import judge_clip
 from framecast.pipeline import load
 from framecast.rng import randn
@@ -46,7 +46,7 @@ def judged(model, z: torch.Tensor, captions: list[str]) -> float:
     return float(np.mean([judge_clip(to_uint8(v), c).right for v, c in zip(videos, captions)]))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=["shapes-diffusion"])
     ap.add_argument("--num", type=int, default=60)
@@ -54,8 +54,8 @@ def main() -> None:
     ap.add_argument("--levels", type=float, nargs="+", default=[0.1, 0.3, 0.5])
     ap.add_argument("--samplers", nargs="+", default=["euler-stochastic", "euler"])
     ap.add_argument("--guidance", type=float, default=None, help="default: each model's own")
-    ap.add_argument("--output", type=Path, default=Path("benchmarks/results/renoise.json"))
-    args = ap.parse_args()
+    ap.add_argument("--output", type=Path, default=Path("renoise.json"))
+    args = ap.parse_args(argv)
     rows = []
     for name in args.models:
         pipe = load(name)
@@ -85,7 +85,9 @@ def main() -> None:
              "|---|---|---|---|---|" + "---|" * len(args.samplers)]
     table += [f"| {r['model']} | {r['level']:.2f} | {r['steps']} | {r['ceiling']:.2f} | {r['one_step']:.2f} | "
               + " | ".join(f"{r[s]:.2f}" for s in args.samplers) + " |" for r in rows]
-    write_report(args.output, {"clips": args.num, "shape": args.shape, "results": rows}, table)
+    result = {"clips": args.num, "shape": args.shape, "results": rows}
+    write_result(args.output, result, table)
+    return result
 
 
 if __name__ == "__main__":
