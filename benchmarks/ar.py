@@ -1,8 +1,9 @@
 """Decoding orders of the autoregressive family: forward passes, tokens/s, wall time per clip and
 scene accuracy, and how the cost of new tokens grows with the clip (KV cache vs recomputing).
 
-    python benchmarks/ar.py --set shapes-ar --num 20 --output benchmarks/results/ar.json
-    python benchmarks/ar.py --set shapes-ar --raster runs/shapes-ar-raster/model --num 20   # adds raster and diagonal
+    python benchmarks/ar.py --set shapes-ar --raster shapes-ar-raster --num 20 --no-cache-num 1 --growth-num 1 \\
+        --no-cache-frames 16 --output benchmarks/results/ar.json
+    python benchmarks/ar.py --set shapes-ar --num 20 --output ar-set.json   # the set order alone
 
 Recomputing the prefix for every token (raster, no cache) costs minutes a clip on a CPU, so
 `--raster-num`, `--no-cache-num` and `--no-cache-frames` can make those rows smaller (decoding
@@ -90,8 +91,8 @@ def main() -> None:
                                "seconds_per_clip": r["seconds_per_clip"]})
                 print(growth[-1], flush=True)
     base = rows[0]["seconds_per_clip"]
-    table = [f"| decoding | model (trained steps) | clips | forward passes / clip | tokens/s | s / clip | speed vs {rows[0]['method']} "
-             "| scene acc. |", "|---|---|---|---|---|---|---|---|"]
+    table = [(f"| decoding | model (trained steps) | clips | forward passes / clip | tokens/s | s / clip | speed vs {rows[0]['method']} "
+             "| scene acc. |"), "|---|---|---|---|---|---|---|---|"]
     table += [f"| {r['method']} | {r['model']} ({r['trained_steps']}) | {r['clips']} | {r['forward_passes']:.0f} | {r['tokens_per_s']:.0f} | "
               f"{r['seconds_per_clip']:.2f} | {base / r['seconds_per_clip']:.1f}x | {r['scene_accuracy']:.2f} |" for r in rows]
     table += ["", f"Clips of 16 frames, one at a time; growth: {args.growth_num} clips a point.", "",
@@ -101,7 +102,8 @@ def main() -> None:
             c, n = (next((f"{g['ms_per_token']:.2f}" for g in growth if g["model"] == name and g["frames"] == f and g["cache"] == k), "-")
                     for k in ("cache", "no cache"))
             table.append(f"| {name} | {f} | {c} | {n} |")
-    write_report(args.output, {"num_clips": args.num, "seed": args.seed, "decoding": rows, "growth": growth}, table)
+    write_report(args.output, {"num_clips": args.num, "seed": args.seed, "decoding": rows, "growth": growth}, table,
+                 device=args.device)
 
 
 if __name__ == "__main__":
