@@ -7,13 +7,11 @@ scene accuracy, and how the cost of new tokens grows with the clip (KV cache vs 
 
 Recomputing the prefix for every token (raster, no cache) costs minutes a clip on a CPU, so
 `--raster-num`, `--no-cache-num` and `--no-cache-frames` can make those rows smaller (decoding
-without the cache makes the same tokens as with it, so its accuracy is the cached row's). A raster model's passes
-and time do not depend on its weights, so a model of the `shapes-ar-raster` recipe trained for one
-step times the raster and diagonal orders exactly, though its accuracy means nothing: the
-"trained steps" column says which rows are which.
+without the cache makes the same tokens as with it, so its accuracy is the cached row's). The
+"trained steps" column says which model each row decoded.
 
 Every row makes the same prompts with the same seeds (clip i with seed + i), one clip at a time,
-on this machine's CPU threads. The growth table times clips of 16, 32 and 64 frames and divides by
+on the CPU's threads (or the GPU with `--device`). The growth table times clips of 16, 32 and 64 frames and divides by
 the tokens made: flat with the cache, growing with the clip without it. Without `--raster` the
 raster and diagonal rows are left out (say so in any table you quote).
 """
@@ -95,7 +93,7 @@ def main() -> None:
              "| scene acc. |"), "|---|---|---|---|---|---|---|---|"]
     table += [f"| {r['method']} | {r['model']} ({r['trained_steps']}) | {r['clips']} | {r['forward_passes']:.0f} | {r['tokens_per_s']:.0f} | "
               f"{r['seconds_per_clip']:.2f} | {base / r['seconds_per_clip']:.1f}x | {r['scene_accuracy']:.2f} |" for r in rows]
-    table += ["", f"Clips of 16 frames, one at a time; growth: {args.growth_num} clips a point.", "",
+    table += ["", f"Clips of 16 frames, one at a time; growth: {args.growth_num} clip{'s' if args.growth_num != 1 else ''} a point.", "",
               "| model | frames | ms per token, KV cache | ms per token, recomputing |", "|---|---|---|---|"]
     for name in dict.fromkeys(g["model"] for g in growth):
         for f in (16, 32, 64):

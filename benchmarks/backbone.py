@@ -1,4 +1,4 @@
-"""Speed of the shared backbone: training step and sampling step, next to this machine's matmul peak.
+"""Speed of the shared backbone: training step and sampling step, next to the CPU's matmul peak.
 
     python benchmarks/backbone.py --output benchmarks/results/backbone.json
 

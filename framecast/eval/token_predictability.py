@@ -6,7 +6,7 @@ caption, and ask the model for the masked one. Reported by region of the token's
     python -m framecast.eval.token_predictability --model shapes-ar --num 12
 
 A model that has learned the world picks a background token's code almost surely; what it cannot
-pick given all the others is what its tokenizer's codes carry beyond their own patch (see the
+pick given all the others is what its tokenizer's codes hold beyond their own patch (see the
 "patch determinism" of `framecast.eval.codec`). Held-out clips: the train split's clips of seeds
 0 .. num - 1 (training draws from a 2^62 range), no guidance, fp32.
 """
