@@ -1,18 +1,17 @@
 """Decoding orders of the autoregressive family: forward passes, tokens/s, wall time per clip and
 scene accuracy, and how the cost of new tokens grows with the clip (KV cache vs recomputing).
 
-    python benchmarks/ar.py --set shapes-ar --num 20 --output benchmarks/results/ar.json
-    python benchmarks/ar.py --set shapes-ar --raster runs/shapes-ar-raster/model --num 20   # adds raster and diagonal
+    python benchmarks/ar.py --set shapes-ar --raster shapes-ar-raster --num 20 --no-cache-num 1 --growth-num 1 \\
+        --no-cache-frames 16 --output benchmarks/results/ar.json
+    python benchmarks/ar.py --set shapes-ar --num 20 --output ar-set.json   # the set order alone
 
 Recomputing the prefix for every token (raster, no cache) costs minutes a clip on a CPU, so
 `--raster-num`, `--no-cache-num` and `--no-cache-frames` can make those rows smaller (decoding
-without the cache makes the same tokens as with it, so its accuracy is the cached row's). A raster model's passes
-and time do not depend on its weights, so a model of the `shapes-ar-raster` recipe trained for one
-step times the raster and diagonal orders exactly, though its accuracy means nothing: the
-"trained steps" column says which rows are which.
+without the cache makes the same tokens as with it, so its accuracy is the cached row's). The
+"trained steps" column says which model each row decoded.
 
 Every row makes the same prompts with the same seeds (clip i with seed + i), one clip at a time,
-on this machine's CPU threads. The growth table times clips of 16, 32 and 64 frames and divides by
+on the CPU's threads (or the GPU with `--device`). The growth table times clips of 16, 32 and 64 frames and divides by
 the tokens made: flat with the cache, growing with the clip without it. Without `--raster` the
 raster and diagonal rows are left out (say so in any table you quote).
 """
@@ -90,18 +89,19 @@ def main() -> None:
                                "seconds_per_clip": r["seconds_per_clip"]})
                 print(growth[-1], flush=True)
     base = rows[0]["seconds_per_clip"]
-    table = [f"| decoding | model (trained steps) | clips | forward passes / clip | tokens/s | s / clip | speed vs {rows[0]['method']} "
-             "| scene acc. |", "|---|---|---|---|---|---|---|---|"]
+    table = [(f"| decoding | model (trained steps) | clips | forward passes / clip | tokens/s | s / clip | speed vs {rows[0]['method']} "
+             "| scene acc. |"), "|---|---|---|---|---|---|---|---|"]
     table += [f"| {r['method']} | {r['model']} ({r['trained_steps']}) | {r['clips']} | {r['forward_passes']:.0f} | {r['tokens_per_s']:.0f} | "
               f"{r['seconds_per_clip']:.2f} | {base / r['seconds_per_clip']:.1f}x | {r['scene_accuracy']:.2f} |" for r in rows]
-    table += ["", f"Clips of 16 frames, one at a time; growth: {args.growth_num} clips a point.", "",
+    table += ["", f"Clips of 16 frames, one at a time; growth: {args.growth_num} clip{'s' if args.growth_num != 1 else ''} a point.", "",
               "| model | frames | ms per token, KV cache | ms per token, recomputing |", "|---|---|---|---|"]
     for name in dict.fromkeys(g["model"] for g in growth):
         for f in (16, 32, 64):
             c, n = (next((f"{g['ms_per_token']:.2f}" for g in growth if g["model"] == name and g["frames"] == f and g["cache"] == k), "-")
                     for k in ("cache", "no cache"))
             table.append(f"| {name} | {f} | {c} | {n} |")
-    write_report(args.output, {"num_clips": args.num, "seed": args.seed, "decoding": rows, "growth": growth}, table)
+    write_report(args.output, {"num_clips": args.num, "seed": args.seed, "decoding": rows, "growth": growth}, table,
+                 device=args.device)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,9 @@
-"""Speed of the shared backbone: training step and sampling step, next to this machine's matmul peak.
+"""Speed of the shared backbone: training step and sampling step, next to the CPU's matmul peak.
 
     python benchmarks/backbone.py --output benchmarks/results/backbone.json
-    python benchmarks/backbone.py --precisions fp32 --output benchmarks/results/backbone-avx2.json   # a CPU without bf16 kernels
 
-For each precision (fp32, bf16 autocast; bf16 only makes sense where the hardware has bf16
-kernels: elsewhere a 2048 x 2048 matmul alone takes a minute) it reports milliseconds, tokens/s, achieved GFLOP/s
+For each precision (fp32, and bf16 autocast where the CPU has bf16 kernels: elsewhere a 2048 x 2048
+bf16 matmul alone takes a minute, so it is left out unless `--precisions` asks for it) it reports milliseconds, tokens/s, achieved GFLOP/s
 (FLOPs counted by torch.utils.flop_counter) and the process's peak resident memory. Each
 measurement runs in a fresh process so peaks do not mix. Writes JSON and a Markdown table.
 """
@@ -14,7 +13,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import multiprocessing as mp
-import platform
 import resource
 import time
 from dataclasses import asdict
@@ -40,15 +38,6 @@ def matmul_peak(precision: str, n: int = 2048, repeats: int = 10) -> float:
     for _ in range(repeats):
         a @ b
     return 2 * n**3 * repeats / (time.perf_counter() - t) / 1e9
-
-
-def cpu_name() -> str:
-    """The CPU's model name (Linux), else what platform knows."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def _timed(fn, repeats: int) -> tuple[float, float]:
@@ -131,7 +120,7 @@ def main() -> None:
     ap.add_argument("--sample-batch", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
-    ap.add_argument("--precisions", nargs="+", choices=("fp32", "bf16"), default=["fp32", "bf16"])
+    ap.add_argument("--precisions", nargs="+", choices=("fp32", "bf16"), default=["fp32", "bf16"] if has_fast_bf16("cpu") else ["fp32"])
     ap.add_argument("--output", type=Path, default=Path("benchmarks/results/backbone.json"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -144,14 +133,12 @@ def main() -> None:
             rows.append(r)
             print(f"{kind:6s} {precision}: {r['ms']:8.1f} ms  {r['tokens_per_s']:9.0f} tok/s  {r['gflop_per_s']:6.1f} GFLOP/s "
                   f"({100 * r['share_of_peak']:.0f}% of {peaks[precision]:.0f})  peak {r['peak_rss_mb']:.0f} MB", flush=True)
-    result = {"machine": {"cpu": cpu_name(), "threads": args.threads, "torch": torch.__version__,
-                          "isa": torch.backends.cpu.get_cpu_capability(), "fast_bf16": has_fast_bf16("cpu")},
-              "matmul_peak_gflop_per_s": peaks, "results": rows}
+    result = {"recipe": args.recipe, "matmul_peak_gflop_per_s": peaks, "results": rows}
     table = ["| step | precision | batch | ms | tokens/s | GFLOP/s | share of matmul peak | peak RSS MB |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         table.append(f"| {r['kind']} | {r['precision']} | {r['batch']} | {r['ms']:.0f} | {r['tokens_per_s']:.0f} | {r['gflop_per_s']:.0f} | "
                      f"{100 * r['share_of_peak']:.0f}% of {peaks[r['precision']]:.0f} | {r['peak_rss_mb']:.0f} |")
-    write_report(args.output, result, table)
+    write_report(args.output, result, table, precision=" and ".join(args.precisions))
 
 
 if __name__ == "__main__":

@@ -19,10 +19,10 @@ step() { echo "== $1 (rc $2, $3 s)" | tee -a "$log"; }
 t=$SECONDS; OMP_NUM_THREADS=1 timeout 240 python3 -m pytest -q -p no:cacheprovider -n 6 tests >"$out/pytest.log" 2>&1
 step "tests" $? $((SECONDS - t)); tail -3 "$out/pytest.log" >>"$log"
 
-t=$SECONDS; timeout 150 python3 benchmarks/throughput.py --device cuda --batch-sizes 1,16,64 --output "$out/throughput-h200.json" >>"$log" 2>&1
+t=$SECONDS; timeout 150 python3 benchmarks/throughput.py --device cuda --batch-sizes 1,16,64 --output "$out/throughput.json" >>"$log" 2>&1
 step "throughput" $? $((SECONDS - t))
 
-t=$SECONDS; timeout 100 python3 benchmarks/stream.py --device cuda --frames 256 --num 4 --output "$out/stream-h200.json" >>"$log" 2>&1
+t=$SECONDS; timeout 100 python3 benchmarks/stream.py --device cuda --frames 256 --num 4 --output "$out/stream.json" >>"$log" 2>&1
 step "stream" $? $((SECONDS - t))
 
 for bs in 16 128; do

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
 from report import timed_clips, write_report
 
 from framecast.eval.evaluate import eval_prompts
@@ -28,7 +27,6 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--output", type=Path, default=Path("benchmarks/results/hybrid.json"))
     args = ap.parse_args()
-    torch.set_num_threads(torch.get_num_threads())
     hybrid, diffusion = load(args.hybrid), load(args.diffusion)
     prompts = eval_prompts("train", args.num)
     runs = [
@@ -50,7 +48,7 @@ def main() -> None:
     for r in rows:
         table.append(f"| {r['frames']} | {r['method']} | {r['forward_passes']:.0f} | {r['tokens_through_backbone']:.0f} | "
                      f"{r['seconds_per_clip']:.2f} | {r['scene_accuracy']:.2f} | {r['object_accuracy']:.2f} |")
-    write_report(args.output, {"num_clips": args.num, "seed": args.seed, "results": rows}, table)
+    write_report(args.output, {"num_clips": args.num, "seed": args.seed, "results": rows}, table, device=str(hybrid.device))
 
 
 if __name__ == "__main__":

@@ -79,7 +79,7 @@ def main() -> None:
     table.append(f"ms/frame: first 16 {result['ms_per_frame_first16']:.0f}, last 16 {result['ms_per_frame_last16']:.0f} "
                  f"(ratio {result['last_over_first']:.2f}); memory on {result['device']} after the first chunk {result['memory_mb_after_first_chunk']:.0f} MB, "
                  f"largest after any chunk {result['memory_mb_peak']:.0f} MB")
-    write_report(args.output, result, table)
+    write_report(args.output, result, table, device=str(pipe.device))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Sampling throughput of the bundled models on one device, at several batch sizes.
 
-    python benchmarks/throughput.py --device cpu --batch-sizes 1,8 --output benchmarks/results/throughput-cpu.json
-    python benchmarks/throughput.py --device cuda --batch-sizes 1,16,64 --output benchmarks/results/throughput-h200.json
+    python benchmarks/throughput.py --device cuda --batch-sizes 1,16,64 --output benchmarks/results/throughput.json
+    python benchmarks/throughput.py --device cpu --batch-sizes 1,8 --output throughput-cpu.json
 
 For each model and batch size: seconds per batch (median of --repeats after a warm-up batch),
 clips and frames per second, and the peak memory (CUDA's allocator peak on a GPU, the process's
@@ -26,21 +26,24 @@ from framecast.generators.io import read_config
 from framecast.pipeline import GENERATOR_FAMILIES, bundled_models, load
 
 
+def _generators(seed: int, n: int) -> list[torch.Generator]:
+    return [torch.Generator().manual_seed(seed + i) for i in range(n)]
+
+
 def measure(name: str, device: str, batch_sizes: list[int], repeats: int, seed: int) -> list[dict]:
     pipe = load(name, device=device)
     dev = pipe.device
     rows = []
     for bs in batch_sizes:
         prompts = eval_prompts("train", bs)
-        gens = lambda: [torch.Generator().manual_seed(seed + i) for i in range(bs)]  # noqa: E731
-        pipe(prompts, generator=gens())  # warm-up: kernels, allocator, caches
+        pipe(prompts, generator=_generators(seed, bs))  # warm-up: kernels, allocator, caches
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
             torch.cuda.reset_peak_memory_stats(dev)
         times = []
         for _ in range(repeats):
             t = time.perf_counter()
-            out = pipe(prompts, generator=gens())  # frames come back as uint8 on the CPU: the work is done
+            out = pipe(prompts, generator=_generators(seed, bs))  # frames come back as uint8 on the CPU: the work is done
             times.append(time.perf_counter() - t)
         sec = statistics.median(times)
         frames = out.frames[0].shape[0]
@@ -69,14 +72,14 @@ def main() -> None:
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     rows = [r for n in names for r in measure(n, args.device, batch_sizes, args.repeats, args.seed)]
     device_name = torch.cuda.get_device_name() if rows and rows[0]["device"].startswith("cuda") else "CPU"
-    table = [f"Sampling throughput on {device_name}, each model's default settings, bf16 autocast.", "",
+    table = [f"Sampling throughput on {device_name}, each model's default settings.", "",
              "| model | family | batch | s / batch | clips / s | frames / s | peak memory MB | scene acc. (largest batch) |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         acc = f"{r['scene_accuracy']:.2f}" if "scene_accuracy" in r else ""
         table.append(f"| {r['model']} | {r['family']} | {r['batch_size']} | {r['seconds_per_batch']:.3f} | {r['clips_per_second']:.1f} | "
                      f"{r['frames_per_second']:.0f} | {r['peak_memory_mb']:.0f} | {acc} |")
-    write_report(args.output, {"device_name": device_name, "rows": rows, "torch": torch.__version__}, table)
+    write_report(args.output, {"device_name": device_name, "rows": rows}, table, device=rows[0]["device"] if rows else "cpu")
 
 
 if __name__ == "__main__":
