@@ -6,7 +6,7 @@
 The VAE's encoder must be the generators' own, tensor for tensor (a decoder fine-tuned with
 freeze_encoder=true), so the latents they learnt stay the same; only `codec.decoder.*` changes.
 Each generator folder is rewritten in place (weights in bfloat16 when they were), its config's
-`codec` becomes the VAE's, and its model card (README.md) says which decoder it now carries.
+`codec` becomes the VAE's, and its model card (README.md) says which decoder it now holds.
 """
 
 from __future__ import annotations

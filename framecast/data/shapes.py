@@ -1,4 +1,4 @@
-"""The Shapes world (spec v1, ../shared/SHAPES.md): scenes, captions, exact states, renderer.
+"""The Shapes world (spec v1, docs/shapes.md): scenes, captions, exact states, renderer.
 
 Every clip is a pure function of (seed, split, size S, frames T). Positions are
 kept on the integer pixel grid (bounding-box corners on whole pixels) so that

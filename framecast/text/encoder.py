@@ -3,7 +3,7 @@
 Every encoder turns a batch of prompts into a `TextEmbedding`: per-token states for
 cross-attention, a key mask, and a pooled vector for adaLN. The unconditional branch
 of classifier-free guidance is a real learned token ([null]), never an all-padding
-row (an all-masked attention row returns NaN; DESIGN.md, "Lessons").
+row (an all-masked attention row returns NaN; docs/sampling.md, "Guidance").
 """
 
 from __future__ import annotations
