@@ -260,7 +260,7 @@ def test_bundling_a_run_that_continued_a_bundled_model(tmp_path):
     assert json.loads((assets / "m" / "config.json").read_text())["trained_steps"] == 6
     steps = [json.loads(line)["step"] for line in (assets / "m" / "train_log.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4, 5, 6]
-    assert "steps: 6 (4 of them in the run that made `m`" in (assets / "m" / "TRAINING.md").read_text()
+    assert "steps: 6 (4 of them in the run that made `m`" in (assets / "m" / "README.md").read_text()
     with pytest.raises(SystemExit, match="no bundled model"):
         bundle(tmp_path / "b", "--continues", "nothing-here")
     with pytest.raises(SystemExit, match="already holds this run"):  # bundling run b again onto its own bundle

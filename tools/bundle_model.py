@@ -7,12 +7,15 @@ A run that trained on from a bundled model (`--set init_from=NAME`) is bundled w
 `--continues NAME`: that model's log comes first and its steps count in.
 
 Writes config.json + model.safetensors (weights in bfloat16 when --bf16, to stay small),
-TRAINING.md (the command, steps, wall time, final loss), train_log.jsonl and loss.png.
+README.md (the model card in the Hugging Face hub's convention: the command, steps, wall time,
+final loss, scores, the full training config), train_log.jsonl and loss.png. Write the card's
+"intended use" and "limitations" by hand after bundling.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -53,11 +56,47 @@ def loss_plot(log: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+PIPELINE_TAGS = {"diffusion": "text-to-video", "hybrid": "text-to-video", "autoregressive": "text-to-video"}
+
+
+def model_card(name: str, family: str, training: dict, scores_path: Path) -> str:
+    """The card README.md: YAML front matter (hub convention), then what the model is, how it was
+    trained and how it scores. Intended use and limitations are left for a person to write."""
+    tag = PIPELINE_TAGS.get(family)
+    front = ["---", "license: apache-2.0", "library_name: framecast"] + ([f"pipeline_tag: {tag}"] if tag else [])
+    front += ["tags:", "- framecast", f"- {family}", "- shapes-world", "---"]
+    t = training
+    steps = f"- steps: {t['steps']}"
+    if t["prev_steps"]:
+        steps += f" ({t['prev_steps']} of them in the run that made `{t['continues']}`, which this one continued)"
+    lines = [
+        f"# {name}", "", f"A {family} model of framecast, recipe `{t['config'].get('recipe', '')}` "
+        "(framecast/train/recipes.py). Load it with `framecast.load(\"" + name + "\")` or `--model " + name + "`.", "",
+        "## Intended use", "", "(to be written: what the model is for)", "",
+        "## Training", "", f"```bash\n{t['command']}\n```", "",
+        f"{steps} at batch {t['batch_size']}, {t['hours']:.2f} h of training "
+        "(wall time between logs; resumes and pauses left out)",
+        f"- parameters: {t['params'] / 1e6:.2f} M; weights stored in {'bfloat16' if t['bf16'] else 'float32'} (EMA)",
+        f"- final loss (mean of the last {t['logs']} logs): {t['loss']:.4f}",
+    ]
+    if t["defaults"]:
+        lines.append("- sampling defaults set at bundling: " + ", ".join(f"{k} = {v}" for k, v in t["defaults"].items()))
+    lines += ["", "![loss](loss.png)", ""]
+    if scores_path.is_file():
+        scores = json.loads(scores_path.read_text())
+        lines += ["## Scores", "", f"```bash\n{scores.get('command', '')}\n```", "", "| score | value |", "|---|---|"]
+        lines += [f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in scores.items() if k != "command"]
+        lines.append("")
+    lines += ["## Limitations", "", "(to be written)", "", "<details><summary>Training config</summary>", "",
+              f"```json\n{json.dumps(t['config'], indent=2)}\n```", "", "</details>", ""]
+    return "\n".join([*front, "", *lines])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", type=Path)
     ap.add_argument("--name", required=True)
-    ap.add_argument("--command", required=True, help="the command that trained it, written into TRAINING.md")
+    ap.add_argument("--command", required=True, help="the command that trained it, written into the card (README.md)")
     ap.add_argument("--checkpoint", type=Path, default=None, help="default: the run's latest checkpoint")
     ap.add_argument("--assets", type=Path, default=ASSETS, help="where bundled models live (default: framecast/assets)")
     ap.add_argument("--continues", default="",
@@ -68,7 +107,8 @@ def main() -> None:
     ap.add_argument("--scores-command", default="", help="the command that made --scores")
     ap.add_argument("--default", action="append", default=[], metavar="KEY=VALUE",
                     help="a sampling default chosen after training (sampler, steps, guidance, shift, schedule, decode, "
-                         "temperature, top_k, top_p, set_steps, first_set_steps, set_refine), e.g. --default sampler=euler-stochastic; written into TRAINING.md")
+                         "temperature, top_k, top_p, set_steps, first_set_steps, set_refine), "
+                         "e.g. --default sampler=euler-stochastic; written into the card")
     ap.add_argument("--decode-with", action="append", default=[], metavar="ORDER=MODEL",
                     help="token models: a bundled sibling that decodes an order this one was not trained for "
                          "(e.g. --decode-with raster=shapes-ar-raster), used when a request asks for it")
@@ -116,25 +156,11 @@ def main() -> None:
     (out / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
     loss_plot(log, out / "loss.png", f"{args.name}: training loss")
     # Time spent training: gaps between logs over 5x the median (a resume, a paused process) left out.
-    gaps = [b["time"] - a["time"] for a, b in zip(log, log[1:])]
+    gaps = [b["time"] - a["time"] for a, b in itertools.pairwise(log)]
     typical = sorted(gaps)[len(gaps) // 2] if gaps else 0.0
     hours = sum(g for g in gaps if g <= 5 * typical) / 3600
     n_params = sum(p.numel() for p in model.parameters())
     last = log[-20:]
-    (out / "TRAINING.md").write_text(
-        f"# {args.name}\n\n"
-        f"Trained on this repository's 2-core CPU with:\n\n```bash\n{args.command}\n```\n\n"
-        f"- recipe: `{state['train_config'].get('recipe', '')}` (see framecast/train/recipes.py); full config in `config.json` and below\n"
-        f"- steps: {steps}" + (f" ({prev_steps} of them in the run that made `{args.continues}`, which this one continued)" if prev_steps else "")
-        + f" at batch {state['train_config']['batch_size']}, {hours:.2f} h of training "
-        f"(wall time between logs; resumes and pauses left out)\n"
-        f"- parameters: {n_params / 1e6:.2f} M; weights stored in {'bfloat16' if args.bf16 else 'float32'} (EMA)\n"
-        f"- final loss (mean of the last {len(last)} logs): {sum(r['loss'] for r in last) / len(last):.4f}\n"
-        + (f"- sampling defaults set at bundling (the training run saved its recipe's): "
-           f"{', '.join(f'{k} = {v}' for k, v in defaults.items())}\n" if defaults else "")
-        + f"\n![loss](loss.png)\n\n"
-        f"```json\n{json.dumps(state['train_config'], indent=2)}\n```\n"
-    )
     if args.scores is not None:
         ev = json.loads(args.scores.read_text())
         keys = ("scene_accuracy", "object_accuracy", "presence", "shape", "colour", "direction", "speed_error",
@@ -143,6 +169,11 @@ def main() -> None:
         scores = {k: ev[k] for k in keys if k in ev}
         scores["command"] = args.scores_command
         (out / "scores.json").write_text(json.dumps(scores, indent=2) + "\n")
+    training = {"command": args.command, "steps": steps, "prev_steps": prev_steps, "continues": args.continues,
+                "batch_size": state["train_config"]["batch_size"], "hours": hours, "params": n_params, "bf16": args.bf16,
+                "loss": sum(r["loss"] for r in last) / len(last), "logs": len(last), "defaults": defaults,
+                "config": state["train_config"]}
+    (out / "README.md").write_text(model_card(args.name, model.family, training, out / "scores.json"))
     print(f"bundled {args.name} -> {out} ({sum(f.stat().st_size for f in out.iterdir()) / 2**20:.1f} MB)")
 
 

@@ -6,7 +6,7 @@
 The VAE's encoder must be the generators' own, tensor for tensor (a decoder fine-tuned with
 freeze_encoder=true), so the latents they learnt stay the same; only `codec.decoder.*` changes.
 Each generator folder is rewritten in place (weights in bfloat16 when they were), its config's
-`codec` becomes the VAE's, and its TRAINING.md says which decoder it now carries.
+`codec` becomes the VAE's, and its model card (README.md) says which decoder it now holds.
 """
 
 from __future__ import annotations
@@ -42,10 +42,11 @@ def swap(vae_folder: Path, generator_folder: Path, note: str) -> None:
     own_keys = set(asdict(spec) if is_dataclass(spec) else spec) | {"framecast_format"}
     extra = {k: v for k, v in old_config.items() if k not in own_keys}
     save_pretrained(model, generator_folder, dtype=torch.bfloat16 if bf16 else None, extra=extra)
-    training = generator_folder / "TRAINING.md"
-    if training.is_file():
-        with training.open("a") as f:
-            f.write(f"\n## Decoder\n\nThe VAE decoder was replaced by `{vae_folder}`'s (same encoder, so the same latents), made with:\n\n"
+    card = generator_folder / "README.md"
+    if card.is_file():
+        with card.open("a") as f:
+            f.write(f"\n## Decoder\n\nThe VAE decoder was replaced by `{vae_folder}`'s (same encoder, so the same latents), "
+                    "made with:\n\n"
                     f"```bash\n{note}\n```\n")
     print(f"{generator_folder}: decoder from {vae_folder} ({model.family})")
 
@@ -54,7 +55,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("vae", help="a VAE model folder or bundled name")
     ap.add_argument("--into", nargs="+", required=True, help="generator folders or bundled names, rewritten in place")
-    ap.add_argument("--note", required=True, help="the command that made the decoder, for TRAINING.md")
+    ap.add_argument("--note", required=True, help="the command that made the decoder, for the model card")
     args = ap.parse_args()
     vae = resolve_model(args.vae)
     for g in args.into:

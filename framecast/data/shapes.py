@@ -1,4 +1,4 @@
-"""The Shapes world (spec v1, ../shared/SHAPES.md): scenes, captions, exact states, renderer.
+"""The Shapes world (spec v1, docs/shapes.md): scenes, captions, exact states, renderer.
 
 Every clip is a pure function of (seed, split, size S, frames T). Positions are
 kept on the integer pixel grid (bounding-box corners on whole pixels) so that
@@ -106,7 +106,8 @@ def _pair_allowed(colour: str, shape: str, split: str) -> bool:
     return not held_out if split == "train" else True
 
 
-def _draw_start(rng: np.random.Generator, side: int, direction: str, S: int, lane: tuple[int, int, int, int]) -> tuple[float, float]:
+def _draw_start(rng: np.random.Generator, side: int, direction: str, S: int,
+                lane: tuple[int, int, int, int]) -> tuple[float, float]:
     """Top-left corner on the integer grid, inside `lane` (x_lo, x_hi, y_lo, y_hi), with
     MIN_MOVES_BEFORE_BOUNCE moves before the first bounce."""
     v = speed_px_per_frame(S)
@@ -156,7 +157,8 @@ def sample_scene(seed: int, *, split: str = "train", size: int = 32) -> Scene:
         side = int(round(side_px(str(sizes[i]), S)))
         cx, cy = _draw_start(rng, side, str(directions[i]), S, lanes[i])
         objects.append(
-            ShapeObject(size=str(sizes[i]), colour=str(colours[i]), shape=str(shapes[i]), direction=str(directions[i]), x0=cx, y0=cy)
+            ShapeObject(size=str(sizes[i]), colour=str(colours[i]), shape=str(shapes[i]), direction=str(directions[i]),
+                        x0=cx, y0=cy)
         )
     return Scene(objects=tuple(objects), size=S, split=split)
 
@@ -246,7 +248,8 @@ class ShapesDataset(torch.utils.data.Dataset):
         return {"video": video, "caption": clip.caption}
 
 
-def shapes_batches(*, batch_size: int, split: str = "train", size: int = 32, frames: int = 16, seed: int = 0, start_step: int = 0) -> Iterator[dict]:
+def shapes_batches(*, batch_size: int, split: str = "train", size: int = 32, frames: int = 16, seed: int = 0,
+                   start_step: int = 0) -> Iterator[dict]:
     """Endless training batches. Batch k holds the clips of seeds derived from (seed, k), so a
     run resumed at step k sees exactly the data the uninterrupted run would have seen."""
     step = start_step

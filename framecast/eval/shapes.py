@@ -1,4 +1,4 @@
-"""The Shapes judge: exact measurements of a (T, H, W, 3) clip against its caption (SHAPES.md,
+"""The Shapes judge: exact measurements of a (T, H, W, 3) clip against its caption (docs/shapes.md,
 "Judging a clip"). It reads only pixels and the caption, so it judges any model's output."""
 
 from __future__ import annotations

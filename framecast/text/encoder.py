@@ -3,7 +3,7 @@
 Every encoder turns a batch of prompts into a `TextEmbedding`: per-token states for
 cross-attention, a key mask, and a pooled vector for adaLN. The unconditional branch
 of classifier-free guidance is a real learned token ([null]), never an all-padding
-row (an all-masked attention row returns NaN; DESIGN.md, "Lessons").
+row (an all-masked attention row returns NaN; docs/sampling.md, "Guidance").
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ class TextEmbedding:
     @staticmethod
     def cat(parts: list["TextEmbedding"]) -> "TextEmbedding":
         L = max(p.tokens_BLD.shape[1] for p in parts)
-        pad = lambda t, v: torch.nn.functional.pad(t, (0, 0, 0, L - t.shape[1]), value=v) if t.dim() == 3 else torch.nn.functional.pad(t, (0, L - t.shape[1]), value=v)  # noqa: E731
+        pad = lambda t, v: (torch.nn.functional.pad(t, (0, 0, 0, L - t.shape[1]), value=v) if t.dim() == 3  # noqa: E731
+                            else torch.nn.functional.pad(t, (0, L - t.shape[1]), value=v))
         return TextEmbedding(
             tokens_BLD=torch.cat([pad(p.tokens_BLD, 0.0) for p in parts]),
             mask_BL=torch.cat([pad(p.mask_BL, False) for p in parts]),
