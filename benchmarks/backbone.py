@@ -23,6 +23,7 @@ from report import write_report
 from torch.utils.flop_counter import FlopCounterMode
 
 from framecast.precision import has_fast_bf16
+from framecast.text.encoder import TextEmbedding
 
 
 def _autocast(precision: str):
@@ -84,7 +85,7 @@ def _measure(kind: str, recipe: str, precision: str, batch: int, repeats: int, t
         model.eval()
         text = model.text.encode(data["caption"])
         uncond = model.text.encode_null(batch)
-        denoise = model.guided_denoiser(text, uncond, 4.0)
+        denoise = model.guided_denoiser(TextEmbedding.cat([text, uncond]), 4.0)
         x = torch.randn_like(data["latent"])
         tokens *= 2
 

@@ -27,7 +27,7 @@ from framecast.eval.shapes import judge_clip
 from framecast.pipeline import load
 from framecast.rng import randn
 from framecast.sampling import flow_sigmas, get_sampler
-from framecast.text.encoder import encode_for_guidance
+from framecast.text.encoder import TextEmbedding, encode_for_guidance
 from framecast.video import from_uint8, to_uint8
 
 
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> dict:
             z = model.to_latent(torch.stack([from_uint8(clip.video) for clip in clips])).float()
             ceiling = judged(model, z, captions)
             text, uncond = encode_for_guidance(model.text, captions, None, scale != 1.0)
-            denoise = model.guided_denoiser(text, uncond, scale)
+            denoise = model.guided_denoiser(text if uncond is None else TextEmbedding.cat([text, uncond]), scale)
             for level in args.levels:
                 sigmas = schedule[schedule <= level + 1e-6]
                 gens = [torch.Generator().manual_seed(i) for i in range(len(clips))]
