@@ -349,21 +349,34 @@ def arena(
 
 
 @app.command()
-def models():
-    """List the bundled models with their size and measured scores."""
-    from framecast.pipeline import bundled_models, model_card
+def models(name: str = typer.Argument(None, help="a bundled name or model folder: print its model card")):
+    """List the bundled models with their size and measured scores, or print one model's card.
 
+    Example: framecast models shapes-hybrid"""
+    from framecast.pipeline import bundled_models, model_card, resolve_model
+
+    if name is not None:
+        try:
+            card = resolve_model(name) / "README.md"
+        except ValueError as e:
+            fail(str(e))
+        if not card.is_file():
+            fail(f"'{name}' has no model card (README.md)")
+        typer.echo(card.read_text())
+        return
     found = bundled_models()
     if not found:
         typer.echo("no bundled models are installed")
         return
-    typer.echo(f"{'name':<20} {'family':<15} {'params':>8} {'size':>9}  scores")
+    typer.echo(f"{'name':<24} {'family':<15} {'params':>8} {'size':>9}  scores")
     for name, path in found.items():
         card = model_card(path)
         sc = card["scores"]
-        shown = {"scene_accuracy": "scene", "scene_accuracy_mean_of_draws": "scene (mean of noise draws)", "object_accuracy": "object", "psnr_db": "PSNR dB", "seconds_per_clip": "s/clip", "clips": "clips"}
+        shown = {"scene_accuracy": "scene", "scene_accuracy_mean_of_draws": "scene (mean of noise draws)", "object_accuracy": "object",
+                 "caption_accuracy": "captions right", "psnr_db": "PSNR dB", "seconds_per_clip": "s/clip", "clips": "clips"}
         score = ", ".join(f"{label} {sc[k]:.2f}" if k != "clips" else f"on {sc[k]} clips" for k, label in shown.items() if k in sc) or "not measured"
-        typer.echo(f"{name:<20} {card['family']:<15} {card['params'] / 1e6:>7.2f}M {card['size_mb']:>7.1f}MB  {score}")
+        typer.echo(f"{name:<24} {card['family']:<15} {card['params'] / 1e6:>7.2f}M {card['size_mb']:>7.1f}MB  {score}")
+    typer.echo("\nframecast models NAME prints a model's card: what it is, how it was trained and scored, its limits.")
 
 
 schedule_app = typer.Typer(no_args_is_help=True, help="Noise-level matrices (hybrid sampling schedules).")

@@ -1,4 +1,4 @@
-"""The renderer against SHAPES.md."""
+"""The renderer against docs/shapes.md."""
 
 import numpy as np
 import pytest

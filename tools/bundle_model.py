@@ -165,7 +165,7 @@ def main() -> None:
         ev = json.loads(args.scores.read_text())
         keys = ("scene_accuracy", "object_accuracy", "presence", "shape", "colour", "direction", "speed_error",
                 "teleports_per_clip", "extra_object_rate", "seconds_per_clip", "clips",
-                "psnr_db", "psnr_db_min", "scene_accuracy_of_reconstructions")  # the last three: codecs (benchmarks/codec.py)
+                "psnr_db", "psnr_db_min", "scene_accuracy_of_reconstructions")  # the last three: codecs (python -m framecast.eval.codec)
         scores = {k: ev[k] for k in keys if k in ev}
         scores["command"] = args.scores_command
         (out / "scores.json").write_text(json.dumps(scores, indent=2) + "\n")

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from framecast.codecs.base import Codec
 from framecast.codecs.conv import ConvDecoder, ConvEncoder
-from framecast.rng import rand, randn
+from framecast.rng import randn
 
 
 @dataclass(kw_only=True)
@@ -23,10 +23,6 @@ class VAEConfig:
     kl_weight: float = 1e-4
     size: int = 32  # training canvas
     frames: int = 16  # training clip length
-    # A denoising decoder (fine-tuning an existing VAE for the generators that sample its latents):
-    freeze_encoder: bool = False  # train the decoder alone, so the latents generators learnt stay exactly as they were
-    decoder_noise: float = 0.0  # decode latents + N(0, (u * decoder_noise * latent std)^2), u ~ U(0, 1) a clip
-    l2_weight: float = 1.0  # reconstruction loss: L1 + l2_weight * L2
 
 
 class CausalVAE(Codec):
@@ -39,7 +35,6 @@ class CausalVAE(Codec):
         self.receptive_frames = (c.stages + 1) * (c.temporal_kernel - 1)  # one causal conv per decoder ResBlock
         self.encoder = ConvEncoder(c.channels, c.width, c.stages, c.temporal_kernel, 2 * c.latent_channels)  # mean, log-variance
         self.decoder = ConvDecoder(c.latent_channels, c.width, c.stages, c.temporal_kernel, c.channels)
-        self.encoder.requires_grad_(not c.freeze_encoder)
 
     def moments(self, x_BTCHW: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, logvar = self.encoder(x_BTCHW).chunk(2, dim=2)
@@ -60,20 +55,11 @@ class CausalVAE(Codec):
 
     def loss(self, batch: dict, generator=None) -> torch.Tensor:
         c, x = self.config, batch["video"]
-        mean, logvar = self.moments(x)  # with freeze_encoder the encoder's weights do not require grad (__init__)
+        mean, logvar = self.moments(x)
         z = mean + (0.5 * logvar).exp() * randn(mean.shape, generator).to(mean.device)
-        if c.decoder_noise > 0:
-            # A generator's latents are near the encoder's, not on them; where they hedge (a corner
-            # it is unsure of) a decoder that only saw clean latents draws a soft grey pixel.
-            # Trained on noised latents with an L1 loss (whose optimum is the likelier value, not
-            # the mean) it learns to draw hard edges from them.
-            u = rand((x.shape[0],), generator).to(z.device).view(-1, *[1] * (z.dim() - 1))
-            z = z + u * c.decoder_noise * mean.detach().float().std() * randn(z.shape, generator).to(z.device)
         recon = self.decode(z).float()
         # L1 + L2 reconstruction keeps the hard edges of Shapes; the KL keeps latents near N(0, 1).
-        rec = F.l1_loss(recon, x) + c.l2_weight * F.mse_loss(recon, x)
-        if c.freeze_encoder:
-            return rec
+        rec = F.l1_loss(recon, x) + F.mse_loss(recon, x)
         kl = 0.5 * (mean.float() ** 2 + logvar.float().exp() - 1 - logvar.float()).mean()
         return rec + c.kl_weight * kl
 

@@ -360,7 +360,7 @@ def write_report(results: list[dict], out_dir: Path, plan: ArenaPlan, *, command
         md += ["```bash", command, "```", ""]
     md += [f"Clips of the Shapes `train` split, clip i drawn with seed {plan.seed} + i, the same for every model; "
            f"{plan.num} clips for the main table, {plan.sweep_num} a point of the quality-time curve, {plan.best_of_num} for "
-           f"best-of-N, {plan.drift_num} for drift. Times are wall-clock on this machine's CPU ({torch.get_num_threads()} threads, "
+           f"best-of-N, {plan.drift_num} for drift. Times are wall-clock on the CPU it ran on ({torch.get_num_threads()} threads, "
            f"{resolve_precision('auto', 'cpu')}), one clip at a time. Peak RSS is the model's own process after its main evaluation.", ""]
     md += headline_table(results) + [""]
     md += ["Flicker and warping error: mean absolute difference between consecutive frames, raw and after warping by the "

@@ -46,7 +46,7 @@ class TransformerConfig:
         return asdict(self)
 
 
-# Size recipes (DiT-style one-liners). patch_values stays <= width: DESIGN.md, "Lessons".
+# Size recipes (DiT-style one-liners). patch_values stays <= width: docs/experiments.md, "Pixel-space patches".
 def transformer_tiny(**kw) -> TransformerConfig:
     return TransformerConfig(**{**dict(width=32, depth=2, heads=2, context_width=32), **kw})
 

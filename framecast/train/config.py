@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from framecast.generators.base import ModelSpec
+
 
 @dataclass(kw_only=True)
 class DataConfig:
@@ -33,18 +35,9 @@ class OptimConfig:
 
 
 @dataclass(kw_only=True)
-class ModelConfig:
-    family: str = "diffusion"
-    generator: dict = field(default_factory=dict)
-    backbone: dict = field(default_factory=dict)
-    text_kind: str = "word"
-    text: dict = field(default_factory=dict)
-
-
-@dataclass(kw_only=True)
 class TrainConfig:
     recipe: str = ""
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: ModelSpec = field(default_factory=lambda: ModelSpec(family="diffusion"))  # the model folder's config.json
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     steps: int = 1000

@@ -13,7 +13,8 @@ from framecast.generators.diffusion import DiffusionConfig
 from framecast.generators.hybrid import HybridConfig
 from framecast.nn.transformer import transformer_small, transformer_tiny
 from framecast.text.encoder import WordEncoderConfig
-from framecast.train.config import DataConfig, ModelConfig, OptimConfig, TrainConfig, apply_override, flatten
+from framecast.generators.base import ModelSpec
+from framecast.train.config import DataConfig, OptimConfig, TrainConfig, apply_override, flatten
 
 
 def shapes_diffusion_small() -> TrainConfig:
@@ -26,7 +27,7 @@ def shapes_diffusion_small() -> TrainConfig:
     made 0.39 on the 100-clip eval at step 10400 where euler-stochastic made 0.55."""
     return TrainConfig(
         recipe="shapes-diffusion-small",
-        model=ModelConfig(
+        model=ModelSpec(
             family="diffusion",
             generator=asdict(DiffusionConfig(prediction="x0", frames=16, size=32, shift=1.0, steps=50, guidance=2.5,
                                              sampler="euler-stochastic")),
@@ -54,7 +55,7 @@ def shapes_diffusion_tiny() -> TrainConfig:
     """For tests: seconds on a CPU."""
     return TrainConfig(
         recipe="shapes-diffusion-tiny",
-        model=ModelConfig(
+        model=ModelSpec(
             family="diffusion",
             generator=asdict(DiffusionConfig(prediction="x0", frames=4, size=32, steps=3, guidance=2.0)),
             backbone=asdict(transformer_tiny(patch_size=8)),
@@ -110,7 +111,7 @@ def shapes_vae_small() -> TrainConfig:
 
     return TrainConfig(
         recipe="shapes-vae-small",
-        model=ModelConfig(family="vae", generator=asdict(VAEConfig(latent_channels=4, width=64, stages=2, frames=8)), text_kind="none"),
+        model=ModelSpec(family="vae", generator=asdict(VAEConfig(latent_channels=4, width=64, stages=2, frames=8)), text_kind="none"),
         data=DataConfig(source="shapes", split="train", size=32, frames=8),
         optim=OptimConfig(lr=1e-3, warmup_steps=100, weight_decay=0.0),
         steps=3000,
@@ -143,8 +144,8 @@ def shapes_tokenizer_small() -> TrainConfig:
 
     return TrainConfig(
         recipe="shapes-tokenizer-small",
-        model=ModelConfig(family="tokenizer", generator=asdict(TokenizerConfig(quantizer="fsq", width=64, stages=2, levels=[8, 5, 5, 5], frames=8)),
-                          text_kind="none"),
+        model=ModelSpec(family="tokenizer", generator=asdict(TokenizerConfig(quantizer="fsq", width=64, stages=2, levels=[8, 5, 5, 5], frames=8)),
+                        text_kind="none"),
         init_from="shapes-vae",
         init_partial=True,
         data=DataConfig(source="shapes", split="train", size=32, frames=8),
@@ -162,9 +163,9 @@ def shapes_tokenizer_local() -> TrainConfig:
     decoded by `shapes-vae`'s convolutional decoder (started from it), which may read the
     neighbours' codes. The bundled tokenizer's codes depend on the whole frame (its 3x3
     convolutions and group norms): a recurring 4x4 patch gets its most common code in only 19 % of
-    the places it recurs (`benchmarks/codec.py`'s patch determinism), and `shapes-ar`, given every
+    the places it recurs (`python -m framecast.eval.codec`'s patch determinism), and `shapes-ar`, given every
     other token of a token-frame, picks the right code for 61 % of background tokens and 34 % of
-    edge tokens (`benchmarks/token_predictability.py`). These codes are 100 % determined by their
+    edge tokens (`python -m framecast.eval.token_predictability`). These codes are 100 % determined by their
     patch. 4 frames a clip and batch 8 (the encoder sees frames one at a time): 2 steps/s on a 2-core CPU.
     The bundled one was trained as a 1000-step cosine, then resumed with `--set steps=3000`."""
     from framecast.codecs.tokenizer import TokenizerConfig
@@ -199,7 +200,7 @@ def shapes_ar_small() -> TrainConfig:
 
     return TrainConfig(
         recipe="shapes-ar-small",
-        model=ModelConfig(
+        model=ModelSpec(
             family="autoregressive",
             generator=asdict(ARConfig(order="set", frames=16, size=32, guidance=3.0, set_steps=8)),
             backbone=asdict(transformer_small(width=256, depth=8, heads=4, channels=4, patch_size=2, patch_frames=2, context_width=128,
@@ -273,7 +274,7 @@ def shapes_ar_tiny(order: str = "set") -> TrainConfig:
     cfg = shapes_diffusion_tiny()
     cfg.recipe = f"shapes-ar-tiny-{order}"
     patch = dict(patch_size=1, patch_frames=1) if order == "raster" else dict(patch_size=2, patch_frames=2)
-    cfg.model = ModelConfig(
+    cfg.model = ModelSpec(
         family="autoregressive",
         generator=asdict(ARConfig(order=order, frames=4, size=32, set_steps=2, diagonal_delay=2, tokenizer=asdict(tok))),
         backbone=asdict(transformer_tiny(channels=3, out_channels=16, **patch)),
