@@ -2,23 +2,29 @@
 
 It resolves a bundled name or a folder, validates the request in plain sentences, runs the
 generator (in bfloat16 autocast where the hardware has bf16 arithmetic, fp32 elsewhere: see
-framecast.precision) and returns uint8 frames.
+framecast.precision) and returns frames as `output_type` asks (uint8 arrays by default).
 """
 
 from __future__ import annotations
 
 import json
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from PIL import Image
 
 from framecast.generators import GenerationRequest, from_pretrained
+from framecast.generators.budget import check_budget
+from framecast.generators.checks import check_int
 from framecast.generators.io import CONFIG_NAME, WEIGHTS_NAME, read_config
 from framecast.precision import autocast, check_precision, resolve_precision
+from framecast.text.encoder import check_prompts, shorten
 from framecast.video import as_frames, from_uint8, read_image, read_video, to_uint8
 
 ASSETS = Path(__file__).parent / "assets"
@@ -34,6 +40,8 @@ def bundled_models() -> dict[str, Path]:
 
 
 def resolve_model(name_or_path: str | Path) -> Path:
+    if not isinstance(name_or_path, (str, Path)):
+        raise ValueError(f"the model must be a bundled name or a folder path, got {type(name_or_path).__name__}")
     bundled = bundled_models()
     if str(name_or_path) in bundled:
         return bundled[str(name_or_path)]
@@ -41,7 +49,7 @@ def resolve_model(name_or_path: str | Path) -> Path:
     if path.is_dir():
         return path
     known = ", ".join(bundled) or "none are installed"
-    raise ValueError(f"no model '{name_or_path}': give a bundled name ({known}) or a model folder")
+    raise ValueError(f"no model '{shorten(str(name_or_path))}': give a bundled name ({known}) or a model folder")
 
 
 def model_card(path: Path) -> dict:
@@ -57,14 +65,55 @@ def model_card(path: Path) -> dict:
     return {"name": path.name, "family": config.get("family"), "params": n_params, "size_mb": size / 2**20, "scores": scores, "path": str(path)}
 
 
+OUTPUT_TYPES = ("np", "pt", "pil", "latent")
+CALLBACK_TENSORS = ("latents", "x0")
+CALL_ARGUMENTS = (
+    "prompt", "negative_prompt", "height", "width", "num_frames", "num_inference_steps", "guidance_scale", "num_videos_per_prompt",
+    "generator", "latents", "output_type", "callback_on_step_end", "callback_on_step_end_tensor_inputs", "image", "video",
+    "context_frames",
+)
+
+
 @dataclass
 class VideoPipelineOutput:
-    frames: list[np.ndarray]  # one (T, H, W, 3) uint8 array per clip
+    """`frames` as `output_type` asked: "np" a list of (T, H, W, 3) uint8 arrays, one a clip; "pt" a
+    float tensor (B, T, 3, H, W) in [0, 1]; "pil" a list of lists of PIL images; "latent" the
+    representation before decoding (latents (B, T, C, h, w) for diffusion and hybrid models,
+    codes (B, T, h, w) for token models)."""
+
+    frames: list | torch.Tensor
     seconds: float = 0.0
     info: dict = field(default_factory=dict)
+    output_type: str = "np"
+
+
+def check_output_type(output_type) -> str:
+    if not isinstance(output_type, str) or output_type not in OUTPUT_TYPES:
+        raise ValueError(f"output_type must be one of {', '.join(repr(t) for t in OUTPUT_TYPES)}, got {shorten(repr(output_type))}")
+    return output_type
+
+
+def as_output(clips_BTCHW: torch.Tensor, output_type: str) -> list | torch.Tensor:
+    """Decoded clips in [-1, 1] -> frames as `output_type` asks (diffusers' conventions; "np" stays
+    framecast's uint8 frames)."""
+    if output_type == "pt":
+        return ((clips_BTCHW.detach().float().cpu() + 1) / 2).clamp(0, 1)
+    frames = [to_uint8(c) for c in clips_BTCHW]
+    if output_type == "pil":
+        return [[Image.fromarray(f) for f in clip] for clip in frames]
+    return frames
+
+
+def unknown_arguments(kwargs: dict) -> None:
+    unknown = sorted(set(kwargs) - set(CALL_ARGUMENTS) - OPTIONS)
+    if unknown:
+        raise ValueError(f"unknown argument '{shorten(unknown[0], 40)}'; the pipeline takes {', '.join(CALL_ARGUMENTS)}, "
+                         f"and by family {', '.join(sorted(OPTIONS))}")
 
 
 class Pipeline:
+    _callback_tensor_inputs = list(CALLBACK_TENSORS)
+
     def __init__(self, model: torch.nn.Module, *, name: str = "", path: Path | None = None, precision: str = "auto"):
         self.model, self.name, self.path, self.requested_precision = model, name, path, check_precision(precision)
 
@@ -81,67 +130,81 @@ class Pipeline:
         n = sum(p.numel() for p in self.model.parameters())
         return f"Pipeline({self.name!r}, family={self.model.family}, params={n / 1e6:.2f}M, precision={self.precision})"
 
-    def _context(self, image, video, context_frames: int | None, num_frames: int) -> torch.Tensor | None:
-        c = self.model.config
+    def _check_size(self, height, width) -> None:
+        """The bundled generators make one canvas; another size is refused, not resized."""
+        side = self.model.config.size
+        for name, value in (("height", height), ("width", width)):
+            if value is not None and check_int(name, value, 1) != side:
+                raise ValueError(f"{name}={value}, but this model makes {side}x{side} frames; leave height and width out or pass {side}")
+
+    def _context(self, image, video, context_frames, num_frames: int) -> torch.Tensor | None:
+        """The known first frames (image to video, continuation) as a (1, K, 3, H, W) clip."""
         if image is not None and video is not None:
-            raise ValueError("give either an image or a video to start from, not both")
+            raise ValueError("give either image or video to start from, not both")
         if image is None and video is None:
-            if context_frames:
-                raise ValueError("context frames need a video to continue (--video PATH)")
+            if context_frames is not None:
+                raise ValueError("context_frames needs a video to continue (video=...)")
             return None
         if image is not None:
-            frames = read_image(image)[None] if isinstance(image, (str, Path)) else as_frames(np.asarray(image))
-            frames = frames[:1]
+            if context_frames not in (None, 1):
+                raise ValueError(f"context_frames is for video=; an image is one frame, got context_frames={shorten(repr(context_frames))}")
+            frames = given_frames("image", read_image(image)[None] if isinstance(image, (str, Path)) else image)[:1]
         else:
-            frames = read_video(video) if isinstance(video, (str, Path)) else as_frames(video)
-            k = context_frames if context_frames is not None else frames.shape[0]
-            if k <= 0:
-                raise ValueError(f"context frames must be > 0, got {k}")
+            frames = given_frames("video", read_video(video) if isinstance(video, (str, Path)) else video)
+            k = frames.shape[0] if context_frames is None else check_int("context_frames", context_frames, 1)
             if k > frames.shape[0]:
-                raise ValueError(f"asked for {k} context frames but the video has only {frames.shape[0]}")
+                raise ValueError(f"context_frames={k}, but the video has only {frames.shape[0]} frames")
             frames = frames[:k]
-        if frames.shape[1:3] != (c.size, c.size):
-            raise ValueError(
-                f"the given frames are {frames.shape[2]}x{frames.shape[1]} but this model makes {c.size}x{c.size}; resize them first"
-            )
         if frames.shape[0] >= num_frames:
-            raise ValueError(f"the context ({frames.shape[0]} frames) must be shorter than the clip ({num_frames} frames)")
-        return from_uint8(frames)[None]  # (1, K, C, H, W)
+            raise ValueError(f"the context ({frames.shape[0]} frames) must be shorter than the clip (num_frames={num_frames})")
+        return fit_frames(frames, self.model.config.size, "image" if image is not None else "video")[None]
 
-    def _request(self, prompt, negative_prompt=None, num_frames=None, num_inference_steps=None, guidance_scale=None, generator=None,
-                 callback_on_step_end=None, *, image=None, video=None, context_frames=None, num_videos_per_prompt=1,
-                 **options) -> GenerationRequest:
-        """The call's arguments as one request; the generator fills its defaults and refuses
-        options of another family (framecast.generators.base)."""
-        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-        if not prompts:
-            raise ValueError("no prompt given")
-        prompts = [p for p in prompts for _ in range(num_videos_per_prompt)]
-        negatives = None
-        if negative_prompt is not None:
-            negatives = [negative_prompt] if isinstance(negative_prompt, str) else list(negative_prompt)
-            if len(negatives) not in (1, len(prompts)):
-                raise ValueError(f"give one negative prompt or one per prompt ({len(prompts)}), got {len(negatives)}")
-        T = num_frames if num_frames is not None else self.model.config.frames
-        if T <= 0:
-            raise ValueError(f"the number of frames must be > 0, got {T}")
-        context = self._context(image, video, context_frames, T)
+    def _step_callback(self, callback_on_step_end, tensor_inputs) -> Callable | None:
+        """The user's `callback_on_step_end(pipe, step, timestep, callback_kwargs)` as the sampler's
+        step callback. It gets the tensors named in `callback_on_step_end_tensor_inputs` ("latents",
+        the sample, and "x0", the step's clean estimate) and returns the kwargs, possibly with a
+        replaced "latents" (diffusers' convention); None leaves the sample as it is."""
+        if callback_on_step_end is None:
+            if tensor_inputs is not None:
+                raise ValueError("callback_on_step_end_tensor_inputs needs a callback_on_step_end")
+            return None
+        if not callable(callback_on_step_end):
+            raise ValueError(f"callback_on_step_end must be a function, got {type(callback_on_step_end).__name__}")
+        names = check_tensor_inputs(tensor_inputs)
+
+        def callback(i, sigma, x, x0):
+            if sigma.dim() and (sigma == sigma[0]).all():  # a row of the full matrix is one level
+                sigma = sigma[0]
+            available = {"latents": x, "x0": x0}
+            out = callback_on_step_end(self, i, sigma, {k: available[k] for k in names})
+            return checked_callback_latents(out, x)
+
+        return callback
+
+    def _request(self, prompt=None, **kwargs) -> GenerationRequest:
+        """The call's arguments, checked, as one request; the generator fills its defaults and
+        checks the rest once (framecast.generators.base.resolve)."""
+        unknown_arguments(kwargs)
+        a = {name: kwargs.pop(name, None) for name in CALL_ARGUMENTS if name != "prompt"}
+        prompts = check_prompts(prompt, "prompt")
+        n = check_int("num_videos_per_prompt", 1 if a["num_videos_per_prompt"] is None else a["num_videos_per_prompt"], 1)
+        self._check_size(a["height"], a["width"])
+        T = check_int("num_frames", a["num_frames"], 1) if a["num_frames"] is not None else self.model.config.frames
+        windowed = self.model.family == "hybrid" and kwargs.get("use_cache") is not False and kwargs.get("schedule") != "full"
+        check_budget(self.model, len(prompts) * n, T, self.device, windowed=windowed)
+        prompts = [p for p in prompts for _ in range(n)]
+        context = self._context(a["image"], a["video"], a["context_frames"], T)
         if context is not None:
             context = context.expand(len(prompts), -1, -1, -1, -1)
-        callback = None
-        if callback_on_step_end is not None:
-
-            def callback(i, sigma, x, x0):
-                if sigma.dim() and (sigma == sigma[0]).all():  # a row of the full matrix is one level
-                    sigma = sigma[0]
-                out = callback_on_step_end(self, i, sigma, {"latents": x, "x0": x0})
-                return out.get("latents") if isinstance(out, dict) else None
-
-        unknown = sorted(set(options) - OPTIONS)
-        if unknown:
-            raise ValueError(f"unknown option '{unknown[0]}'; the pipeline takes {', '.join(sorted(OPTIONS))}")
-        return GenerationRequest(prompts=prompts, negative_prompts=negatives, num_frames=T, steps=num_inference_steps,
-                                 guidance=guidance_scale, generator=generator, callback=callback, context_BTCHW=context, **options)
+        negatives = a["negative_prompt"]
+        if negatives is not None:
+            negatives = check_prompts(negatives, "negative_prompt")
+            if len(negatives) not in (1, len(prompts)):
+                raise ValueError(f"give one negative_prompt or one per clip ({len(prompts)}), got {len(negatives)}")
+        return GenerationRequest(prompts=prompts, negative_prompts=negatives, num_frames=T, steps=a["num_inference_steps"],
+                                 guidance=a["guidance_scale"], generator=a["generator"], latents=a["latents"], context_BTCHW=context,
+                                 callback=self._step_callback(a["callback_on_step_end"], a["callback_on_step_end_tensor_inputs"]),
+                                 **kwargs)
 
     @property
     def device(self) -> torch.device:
@@ -155,36 +218,48 @@ class Pipeline:
     def _autocast(self):
         return autocast(self.precision, self.device)
 
-    def __call__(self, prompt: str | list[str], negative_prompt=None, num_frames: int | None = None,
+    def __call__(self, prompt: str | list[str] | None = None, negative_prompt=None, num_frames: int | None = None,
                  num_inference_steps: int | None = None, guidance_scale: float | None = None,
                  generator: torch.Generator | list[torch.Generator] | None = None, callback_on_step_end: Callable | None = None,
                  **kwargs) -> VideoPipelineOutput:
-        """Generate clips. Keyword options: sampler, shift, image, video, context_frames,
-        num_videos_per_prompt; for hybrid models schedule ('autoregressive', 'pyramid', 'full'),
-        use_cache and context_level (the noise level finished frames are seen at as context); for
-        autoregressive models decode ('raster', 'diagonal', 'set'), temperature, top_k, top_p,
-        refine (Gibbs sweeps a token-frame, set decoding) and use_cache.
-        `callback_on_step_end(pipe, step, sigma, {"latents", "x0"})` may return {"latents": x}
-        to replace the sample, as in diffusers."""
+        """Generate clips, in diffusers' conventions.
+
+        Arguments: prompt (a string or a list), negative_prompt, height and width (the model's
+        canvas: bundled models make one size), num_frames, num_inference_steps, guidance_scale,
+        num_videos_per_prompt, generator (one torch.Generator or one per clip), latents (starting
+        noise, the shape of the representation: diffusion and hybrid models), output_type ("np":
+        uint8 (T, H, W, 3) arrays, "pt", "pil" or "latent": see VideoPipelineOutput),
+        callback_on_step_end(pipe, step, timestep, callback_kwargs) -> callback_kwargs (may
+        replace "latents"), callback_on_step_end_tensor_inputs ("latents", "x0"), image or video
+        to start from (another size is resized, with a warning) and context_frames.
+        By family: sampler, shift; for hybrid models schedule ('autoregressive', 'pyramid',
+        'full'), use_cache and context_level; for autoregressive models decode ('raster',
+        'diagonal', 'set'), temperature, top_k, top_p and refine. Every bad argument is a
+        ValueError that names it, raised before any work."""
+        kwargs.update(negative_prompt=negative_prompt, num_frames=num_frames, num_inference_steps=num_inference_steps,
+                      guidance_scale=guidance_scale, generator=generator, callback_on_step_end=callback_on_step_end)
         sibling = self._decoded_by(kwargs.get("decode"))
         if sibling is not None:
-            out = sibling(prompt, negative_prompt, num_frames, num_inference_steps, guidance_scale, generator, callback_on_step_end, **kwargs)
+            out = sibling(prompt, **kwargs)
             out.info["decoded_by"] = sibling.name
             return out
-        request = self._request(prompt, negative_prompt, num_frames, num_inference_steps, guidance_scale, generator,
-                                callback_on_step_end, **kwargs)
+        output_type = check_output_type(kwargs.pop("output_type", None) or "np")
+        request = self._request(prompt, **kwargs)
         start = time.perf_counter()
         with self._autocast():
-            clips = self.model.generate(request)
+            if output_type == "latent":
+                frames = self.model.generate_latents(request)
+            else:
+                frames = as_output(self.model.generate(request), output_type)
         seconds = time.perf_counter() - start
-        return VideoPipelineOutput(frames=[to_uint8(c) for c in clips], seconds=seconds, info={"model": self.name})
+        return VideoPipelineOutput(frames=frames, seconds=seconds, info={"model": self.name}, output_type=output_type)
 
-    def _decoded_by(self, decode: str | None) -> Pipeline | None:
+    def _decoded_by(self, decode) -> Pipeline | None:
         """A token model decodes in the orders its objective trained it for (set, or raster and
         diagonal). A bundle's config may name a sibling for the others (`decode_with`, e.g. a
         set model naming a raster-order model over the same tokenizer); it is loaded on first use,
         on this pipeline's device and precision."""
-        if decode is None or self.model.family != "autoregressive" or self.path is None:
+        if not isinstance(decode, str) or self.model.family != "autoregressive" or self.path is None:
             return None
         if (decode == "set") == (self.model.config.order == "set"):
             return None  # an order its objective trained it for: the generator decodes it
@@ -208,26 +283,94 @@ class Pipeline:
         bad request before it opens its output."""
         if not hasattr(self.model, "stream"):
             raise ValueError(f"'{self.name}' is a {self.model.family} model, which makes all frames at once; streaming needs a hybrid model")
-        request = self._request(prompt, **kwargs)
+        if kwargs.pop("output_type", None) not in (None, "np"):
+            raise ValueError("stream yields uint8 frames (output_type 'np'); call the pipeline for other output types")
+        chunks = self.model.stream(self._request(prompt, **kwargs))
 
         def frames() -> Iterator[np.ndarray]:
             with self._autocast():
-                for chunk in self.model.stream(request):
+                for chunk in chunks:
                     yield to_uint8(chunk[:1])
 
         return frames()
 
 
+def check_tensor_inputs(tensor_inputs) -> list[str]:
+    if tensor_inputs is None:
+        return list(CALLBACK_TENSORS)
+    if isinstance(tensor_inputs, str) or not isinstance(tensor_inputs, (list, tuple)):
+        raise ValueError(f"callback_on_step_end_tensor_inputs must be a list of names from {list(CALLBACK_TENSORS)}")
+    bad = [t for t in tensor_inputs if t not in CALLBACK_TENSORS]
+    if bad:
+        raise ValueError(f"callback_on_step_end_tensor_inputs: {shorten(repr(bad[0]))} is not one of {list(CALLBACK_TENSORS)}")
+    return list(tensor_inputs)
+
+
+def checked_callback_latents(out, x: torch.Tensor) -> torch.Tensor | None:
+    """What a step callback returned -> the sample to go on from (None: unchanged)."""
+    if out is None:
+        return None
+    if not isinstance(out, dict):
+        raise ValueError(f"callback_on_step_end must return its callback_kwargs dict (or None), got {type(out).__name__} "
+                         f"{shorten(repr(out))}")
+    if "latents" not in out:
+        return None
+    latents = out["latents"]
+    if not isinstance(latents, torch.Tensor) or tuple(latents.shape) != tuple(x.shape):
+        got = f"shape {tuple(latents.shape)}" if isinstance(latents, torch.Tensor) else type(latents).__name__
+        raise ValueError(f"callback_on_step_end returned 'latents' of {got}; it must be a tensor of shape {tuple(x.shape)}")
+    if not torch.isfinite(latents).all():
+        raise ValueError("callback_on_step_end returned 'latents' with NaN or infinite values")
+    return latents.to(device=x.device, dtype=x.dtype)
+
+
+def given_frames(name: str, frames) -> np.ndarray:
+    """An image or video as a user holds it (uint8 (T, H, W, 3) or (H, W, 3) array, PIL image(s), a
+    (T, 3, H, W) tensor in [-1, 1], a pipeline output) -> (T, H, W, 3) uint8; anything else is
+    refused by name."""
+    if isinstance(frames, Image.Image):
+        frames = [frames]
+    if isinstance(frames, (list, tuple)) and frames and all(isinstance(f, Image.Image) for f in frames):
+        frames = np.stack([np.asarray(f.convert("RGB")) for f in frames])
+    if isinstance(frames, torch.Tensor):
+        if not frames.is_floating_point() or not torch.isfinite(frames).all():
+            raise ValueError(f"{name}: a tensor must hold finite floats in [-1, 1], shaped (T, 3, H, W)")
+        frames = frames if frames.dim() != 3 else frames[None]
+    try:
+        return as_frames(frames)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{name}: {e}") from None
+
+
+def fit_frames(frames: np.ndarray, side: int, name: str) -> torch.Tensor:
+    """(K, H, W, 3) uint8 -> (K, 3, side, side) in [-1, 1]; frames of another size are resized, with
+    a warning (area averaging down, so framecast's own upscaled outputs come back exactly; bilinear up)."""
+    x = from_uint8(frames)
+    if frames.shape[1:3] == (side, side):
+        return x
+    warnings.warn(f"{name} is {frames.shape[2]}x{frames.shape[1]}; resized to this model's {side}x{side}", stacklevel=5)
+    down = frames.shape[1] >= side and frames.shape[2] >= side
+    x = F.interpolate(x, size=(side, side), mode="area" if down else "bilinear", align_corners=None if down else False)
+    return x.clamp(-1, 1)
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """'auto' is the GPU when PyTorch sees one, else the CPU; an unavailable device is a clear error."""
+    if not isinstance(device, (str, torch.device)):
+        raise ValueError(f"device must be a name such as 'cpu', 'cuda' or 'cuda:0', got {type(device).__name__}")
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(device)
     except RuntimeError:
-        raise ValueError(f"unknown device '{device}'; use auto, cpu, cuda or cuda:N") from None
+        raise ValueError(f"unknown device '{shorten(str(device))}'; use auto, cpu, cuda or cuda:N") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"framecast runs on cpu or cuda, not '{device}'; use auto, cpu, cuda or cuda:N")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device '{device}' asked for but PyTorch sees no CUDA GPU here; use --device cpu (or auto)")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device '{device}' asked for but PyTorch sees {torch.cuda.device_count()} GPU(s); use cuda:0 to "
+                         f"cuda:{torch.cuda.device_count() - 1}")
     return dev
 
 
@@ -238,6 +381,8 @@ def load(name_or_path: str | Path, *, device: str | torch.device = "auto", preci
     check_precision(precision)  # before the weights are read
     path = resolve_model(name_or_path)
     family = read_config(path).get("family")
+    if family is None or not isinstance(family, str):
+        raise ValueError(f"'{path.name}' has no family in its config.json; it is not a framecast model folder")
     if family not in GENERATOR_FAMILIES:
         raise ValueError(f"'{path.name}' is a {family} (a codec), not a video generator; load a diffusion, hybrid or autoregressive model")
     model = from_pretrained(path, device=device)

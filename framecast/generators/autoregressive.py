@@ -316,10 +316,14 @@ class TokenTransformer(nn.Module):
 
     @torch.no_grad()
     def generate(self, request: GenerationRequest) -> torch.Tensor:
+        return self.tokenizer.decode(self.generate_latents(request)).clamp(-1, 1)
+
+    @torch.no_grad()
+    def generate_latents(self, request: GenerationRequest) -> torch.Tensor:
+        """-> the representation before decoding: codes (B, T, h, w), what the tokenizer decodes."""
         codes = self.generate_codes(request)
         B = codes.shape[0]
-        T = codes.shape[1] // (self.grid_hw[0] * self.grid_hw[1])
-        return self.tokenizer.decode(codes.view(B, T, *self.grid_hw)).clamp(-1, 1)
+        return codes.view(B, codes.shape[1] // (self.grid_hw[0] * self.grid_hw[1]), *self.grid_hw)
 
 
 class _TokenFrameLogits:

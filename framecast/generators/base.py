@@ -8,13 +8,13 @@ name (`FAMILY_OPTIONS`), so a caller learns at once that, say, `decode` is for t
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 
 import torch
 
-from framecast.rng import Gen
+from framecast.generators.checks import check_options, public
+from framecast.rng import Gen, randn
 from framecast.sampling.samplers import per_frame
 from framecast.text.encoder import TextEmbedding, TextEncoder, check_prompts, encode_for_guidance
 
@@ -43,6 +43,7 @@ class GenerationRequest:
     # (step, levels, x, x0) -> replacement x or None; called after every sampling step
     callback: Callable | None = None
     context_BTCHW: torch.Tensor | None = None  # known first frames (image to video, continuation)
+    latents: torch.Tensor | None = None  # starting noise, the shape of the representation (denoising families)
     # denoising families
     sampler: str | None = None
     shift: float | None = None
@@ -60,13 +61,16 @@ class GenerationRequest:
     top_p: float | None = None
 
 
-COMMON = {"prompts", "negative_prompts", "num_frames", "steps", "guidance", "generator", "callback", "context_BTCHW"}
+COMMON = {"prompts", "negative_prompts", "num_frames", "steps", "guidance", "generator", "context_BTCHW"}
+DENOISING = {"sampler", "shift", "schedule", "latents", "callback"}
 FAMILY_OPTIONS: dict[str, set[str]] = {
-    "diffusion": COMMON | {"sampler", "shift", "schedule"},
-    "hybrid": COMMON | {"sampler", "shift", "schedule", "matrix", "context_level", "use_cache"},
+    "diffusion": COMMON | DENOISING,
+    "hybrid": COMMON | DENOISING | {"matrix", "context_level", "use_cache"},
     "autoregressive": COMMON | {"use_cache", "decode", "refine", "temperature", "top_k", "top_p"},
 }
 WHO_READS = {  # for the message that refuses an option
+    "latents": "diffusion and hybrid models (their starting noise)",
+    "callback": "diffusion and hybrid models, which step a sampler",
     "sampler": "diffusion and hybrid models", "shift": "diffusion and hybrid models", "schedule": "diffusion and hybrid models",
     "matrix": "hybrid models", "context_level": "hybrid models, which sample frame by frame from context",
     "use_cache": "hybrid and autoregressive models", "decode": "autoregressive models", "refine": "autoregressive models",
@@ -77,20 +81,32 @@ HINTS = {"autoregressive": " (it draws tokens: use decode, temperature, top_k an
 
 
 def resolve(request: GenerationRequest, family: str, defaults: dict) -> GenerationRequest:
-    """The request with the model's defaults filled in, checked once for every family:
-    prompts, frame and step counts, guidance, and options another family reads."""
+    """The request with the model's defaults filled in, checked once for every family: prompts,
+    counts, numbers, random generators, tensors, and options another family reads. Every refusal
+    names the pipeline's argument (`num_inference_steps`, not the field `steps`)."""
     for f in fields(request):
         if f.name not in FAMILY_OPTIONS[family] and getattr(request, f.name) is not None:
-            raise ValueError(f"{f.name} is for {WHO_READS[f.name]}, not for this {family} model{HINTS.get(family, '')}")
+            raise ValueError(f"{public(f.name)} is for {WHO_READS[f.name]}, not for this {family} model{HINTS.get(family, '')}")
     filled = {k: v for k, v in defaults.items() if getattr(request, k) is None}
-    request = replace(request, prompts=check_prompts(request.prompts), **filled)
-    if request.num_frames is None or request.num_frames <= 0:
-        raise ValueError(f"the number of frames must be > 0, got {request.num_frames}")
-    if request.steps is not None and request.steps <= 0:
-        raise ValueError(f"the number of steps must be > 0, got {request.steps}")
-    if request.guidance is not None and not math.isfinite(request.guidance):
-        raise ValueError(f"the guidance scale must be a finite number, got {request.guidance}")
-    return request
+    request = replace(request, prompts=check_prompts(request.prompts, "prompt"), **filled)
+    if request.negative_prompts is not None:
+        negatives = check_prompts(request.negative_prompts, "negative_prompt")
+        if len(negatives) not in (1, len(request.prompts)):
+            raise ValueError(f"give one negative_prompt or one per prompt ({len(request.prompts)}), got {len(negatives)}")
+        request = replace(request, negative_prompts=negatives)
+    return replace(request, **check_options({f.name: getattr(request, f.name) for f in fields(request)}, len(request.prompts)))
+
+
+def starting_noise(request: GenerationRequest, shape: tuple[int, ...]) -> torch.Tensor:
+    """The request's `latents` (checked against the shape the model starts from) or Gaussian noise;
+    with a list of generators each clip gets its own, so a clip depends on its seed only, not on
+    the batch it was drawn in (as in diffusers)."""
+    if request.latents is None:
+        return randn(shape, request.generator)
+    if tuple(request.latents.shape) != tuple(shape):
+        raise ValueError(f"latents has shape {tuple(request.latents.shape)}; this request starts from noise of shape {tuple(shape)} "
+                         "(clips, frames, channels, height, width of the model's representation)")
+    return request.latents.float()
 
 
 def frames_in_chunks(T: int, chunk: int) -> None:

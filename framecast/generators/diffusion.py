@@ -20,7 +20,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from framecast.codecs import build_codec
-from framecast.generators.base import ContextHolder, GenerationRequest, ModelSpec, frames_in_chunks, guidance_text, resolve
+from framecast.generators.base import (
+    ContextHolder,
+    GenerationRequest,
+    ModelSpec,
+    frames_in_chunks,
+    guidance_text,
+    resolve,
+    starting_noise,
+)
 from framecast.nn.transformer import SpaceTimeTransformer, TransformerConfig
 from framecast.rng import first, rand, randn
 from framecast.sampling.guidance import guided
@@ -195,14 +203,20 @@ class VideoDiffusion(nn.Module):
 
     @torch.no_grad()
     def generate(self, request: GenerationRequest) -> torch.Tensor:
-        """-> (B, T, 3, H, W) in [-1, 1]: the `full` noise-level matrix through the sampler. The step
-        callback sees the representation (latents with a codec), as diffusers' callbacks do."""
+        """-> (B, T, 3, H, W) in [-1, 1]: `generate_latents` decoded."""
+        return self.from_latent(self.generate_latents(request)).clamp(-1, 1)
+
+    @torch.no_grad()
+    def generate_latents(self, request: GenerationRequest) -> torch.Tensor:
+        """-> the representation before decoding (B, T, C, h, w): the `full` noise-level matrix
+        through the sampler, from the request's `latents` or fresh noise. The step callback sees
+        the representation (latents with a codec), as diffusers' callbacks do."""
         r = resolve(request, self.family, self.request_defaults())
         K = self.noise_matrix(r).levels
         text, _ = guidance_text(self.text, r)
         device = next(self.parameters()).device
         C, side = self.latent_shape
-        x = initial_noise((len(r.prompts), r.num_frames, C, side, side), r.generator).to(device)
+        x = starting_noise(r, (len(r.prompts), r.num_frames, C, side, side)).to(device)
         K = K.to(device)
         callback = r.callback
         if r.context_BTCHW is not None:
@@ -210,8 +224,7 @@ class VideoDiffusion(nn.Module):
             x = hold(x, K[0])
             callback = hold.then(callback)
         sample = get_sampler(r.sampler)
-        z = sample(self.guided_denoiser(text, r.guidance), x, K, callback=callback, generator=r.generator)
-        return self.from_latent(z).clamp(-1, 1)
+        return sample(self.guided_denoiser(text, r.guidance), x, K, callback=callback, generator=r.generator)
 
 
 def initial_noise(shape: tuple[int, ...], generator) -> torch.Tensor:

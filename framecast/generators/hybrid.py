@@ -22,7 +22,7 @@ from typing import Iterator
 
 import torch
 
-from framecast.generators.base import ContextHolder, GenerationRequest, frames_in_chunks, guidance_text, resolve
+from framecast.generators.base import ContextHolder, GenerationRequest, frames_in_chunks, guidance_text, resolve, starting_noise
 from framecast.generators.diffusion import DiffusionConfig, VideoDiffusion, initial_noise
 from framecast.nn.attention import KVCache, MaskSpec
 from framecast.rng import first, rand, randint, randn
@@ -111,9 +111,26 @@ class CausalVideoDiffusion(VideoDiffusion):
         fill the training length, so every RoPE distance was seen in training."""
         return self.config.window or max(1, self.config.frames // self.patch_frames - 1 - self.config.sinks)
 
-    @torch.no_grad()
     def stream(self, request: GenerationRequest) -> Iterator[torch.Tensor]:
-        """Yield clean frames in order, (B, k, C, H, W) each, as soon as they are final."""
+        """Yield clean frames in order, (B, k, C, H, W) each, as soon as they are final. The request
+        is checked here, at the call, before the first frame is asked for."""
+        steps, K = self._steps(request)
+        return self._emit(steps, K)
+
+    @torch.no_grad()
+    def _emit(self, steps: Iterator, K: torch.Tensor) -> Iterator[torch.Tensor]:
+        pf, emitted = self.patch_frames, 0  # token-frames already yielded
+        for i, x in steps:
+            done = emitted
+            while done < K.shape[1] and K[i + 1, done] == 0:
+                done += 1
+            if done > emitted:
+                yield self.decode_frames(x, emitted * pf, done * pf).clamp(-1, 1)
+                emitted = done
+
+    @torch.no_grad()
+    def _steps(self, request: GenerationRequest) -> tuple[Iterator, torch.Tensor]:
+        """The checked request's sampling steps (a generator of (step, x)) and its noise-level matrix."""
         r = resolve(request, self.family, self.request_defaults())
         if not 0.0 <= r.context_level < 1.0:
             raise ValueError(f"context_level must be in [0, 1), got {r.context_level}")
@@ -121,7 +138,7 @@ class CausalVideoDiffusion(VideoDiffusion):
         frames_in_chunks(T, pf)
         device = next(self.parameters()).device
         C, side = self.latent_shape
-        x = initial_noise((len(r.prompts), T, C, side, side), r.generator).to(device)
+        x = starting_noise(r, (len(r.prompts), T, C, side, side)).to(device)
         hold = None
         if r.context_BTCHW is not None:
             hold = ContextHolder(self.to_latent(r.context_BTCHW.to(device)), first(r.generator))
@@ -140,18 +157,20 @@ class CausalVideoDiffusion(VideoDiffusion):
                                  context_noise=ctx_noise)
         steps = get_steps(r.sampler)(denoise, x, K, callback=hold.then(r.callback) if hold else r.callback,
                                      generator=r.generator, causal=True)
-        emitted = 0  # token-frames already yielded
-        for i, x in steps:
-            done = emitted
-            while done < K.shape[1] and K[i + 1, done] == 0:
-                done += 1
-            if done > emitted:
-                yield self.decode_frames(x, emitted * pf, done * pf).clamp(-1, 1)
-                emitted = done
+        return steps, K
 
     @torch.no_grad()
     def generate(self, request: GenerationRequest) -> torch.Tensor:
         return torch.cat(list(self.stream(request)), dim=1)
+
+    @torch.no_grad()
+    def generate_latents(self, request: GenerationRequest) -> torch.Tensor:
+        """-> the representation before decoding (B, T, C, h, w), after the last step."""
+        steps, _ = self._steps(request)
+        x = None
+        for _, x in steps:
+            pass
+        return x
 
 
 class StreamDenoiser:

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from framecast.data.shapes import VOCABULARY as SHAPES_VOCABULARY
+from framecast.data.shapes import parse_caption
+
 PAD, NULL = "[pad]", "[null]"
 
 
@@ -67,19 +70,34 @@ def encode_for_guidance(encoder: "TextEncoder", prompts: list[str], negative_pro
         return text, None
     if negative_prompts is None:
         return text, encoder.encode_null(len(prompts))
-    neg = check_prompts(negative_prompts)
+    neg = check_prompts(negative_prompts, "negative_prompt")
     if len(neg) not in (1, len(prompts)):
         raise ValueError(f"give one negative prompt or one per prompt ({len(prompts)}), got {len(neg)}")
     return text, encoder.encode(neg * len(prompts) if len(neg) == 1 else neg)
 
 
-def check_prompts(prompts: list[str]) -> list[str]:
+def check_prompts(prompts, name: str = "prompt") -> list[str]:
+    """A prompt or a list of them -> a non-empty list of non-empty strings; anything else is
+    refused in a sentence that names the argument (`name`: `prompt` or `negative_prompt`)."""
     if isinstance(prompts, str):
         prompts = [prompts]
+    if prompts is None:
+        raise ValueError(f"{name} is missing; give a caption such as 'a big red circle moves right'")
+    if not isinstance(prompts, (list, tuple)):
+        raise ValueError(f"{name} must be a string or a list of strings, got {type(prompts).__name__}")
+    if not prompts:
+        raise ValueError(f"{name} is an empty list; give at least one caption")
     for p in prompts:
-        if not isinstance(p, str) or not p.strip():
-            raise ValueError("the prompt is empty; give a caption such as 'a big red circle moves right'")
+        if not isinstance(p, str):
+            raise ValueError(f"{name} must hold strings, got {type(p).__name__} {shorten(repr(p))}")
+        if not p.strip():
+            raise ValueError(f"the {name} is empty; give a caption such as 'a big red circle moves right'")
     return list(prompts)
+
+
+def shorten(text: str, limit: int = 80) -> str:
+    """Text as an error message quotes it: at most `limit` characters, cut with '...'."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass(kw_only=True)
@@ -102,27 +120,38 @@ def build_vocabulary(captions: list[str]) -> list[str]:
 
 
 class WordTokenizer:
-    """Lower-cases and splits on spaces; every word must be in the vocabulary."""
+    """Lower-cases and splits into words; every word must be in the vocabulary."""
 
     def __init__(self, vocabulary: list[str], max_words: int):
         self.words = [PAD, NULL, *vocabulary]
         self.index = {w: i for i, w in enumerate(self.words)}
         self.max_words = max_words
+        # A model whose words are exactly the Shapes world's reads only its captions' grammar
+        # (docs/shapes.md); a vocabulary built from a user's captions is free text.
+        self.shapes_grammar = set(vocabulary) == set(SHAPES_VOCABULARY)
 
     def __call__(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        prompts = check_prompts(prompts)
-        rows = []
-        for p in prompts:
-            words = split_words(p)
-            unknown = [w for w in words if w not in self.index or w in (PAD, NULL)]
-            if unknown:
-                raise ValueError(
-                    f"unknown word '{unknown[0]}' in prompt '{p}'; this model's vocabulary is: {' '.join(self.words[2:])}"
-                )
-            if len(words) > self.max_words:
-                raise ValueError(f"the prompt has {len(words)} words; this model reads at most {self.max_words}")
-            rows.append([self.index[w] for w in words])
-        return self._pack(rows)
+        return self._pack([self.ids(p) for p in check_prompts(prompts)])
+
+    def ids(self, prompt: str) -> list[int]:
+        """One prompt's word ids; a prompt with no word (emoji, punctuation), an unknown word, too
+        many words, or, for a model of the Shapes vocabulary, words outside its grammar, is refused."""
+        words = split_words(prompt)
+        if not words:
+            raise ValueError(f"the prompt '{shorten(prompt)}' has no words (only symbols or punctuation); "
+                             "give a caption such as 'a big red circle moves right'")
+        unknown = [w for w in words if w not in self.index or w in (PAD, NULL)]
+        if unknown:
+            raise ValueError(f"unknown word '{shorten(unknown[0], 40)}' in prompt '{shorten(prompt)}'; "
+                             f"this model's vocabulary is: {' '.join(self.words[2:])}")
+        if len(words) > self.max_words:
+            raise ValueError(f"the prompt has {len(words)} words; this model reads at most {self.max_words}")
+        if self.shapes_grammar:
+            try:
+                parse_caption(" ".join(words))
+            except ValueError as e:
+                raise ValueError(f"the prompt '{shorten(prompt)}' is not a caption this model can read: {e}") from None
+        return [self.index[w] for w in words]
 
     def null(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self._pack([[self.index[NULL]]] * n)
