@@ -46,8 +46,11 @@ def resolve_model(name_or_path: str | Path) -> Path:
     if str(name_or_path) in bundled:
         return bundled[str(name_or_path)]
     path = Path(name_or_path)
-    if path.is_dir():
-        return path
+    try:
+        if path.is_dir():
+            return path
+    except (OSError, ValueError):  # a name too long or with a NUL byte is no folder
+        pass
     known = ", ".join(bundled) or "none are installed"
     raise ValueError(f"no model '{shorten(str(name_or_path))}': give a bundled name ({known}) or a model folder")
 

@@ -31,3 +31,39 @@ def test_prompt_errors(enc):
         enc.encode(["[null]"])
     with pytest.raises(ValueError, match="at most"):
         enc.encode(["a " * 40])
+
+
+def test_prompts_without_words_are_refused(enc):
+    for prompt in ["\U0001F600\U0001F680", "!!! ... ???", "--", "\u200b"]:
+        with pytest.raises(ValueError, match="no words|empty"):
+            enc.encode([prompt])
+
+
+def test_shapes_vocabulary_reads_its_grammar_only(enc):
+    assert enc.encode(["A big red circle moves right."]).mask_BL.sum() == 6  # case and punctuation are not words
+    for prompt in ["square square square", "a big red circle", "moves a big red circle right",
+                   "a big red circle moves right and a small blue square moves up and a big green circle moves left"]:
+        with pytest.raises(ValueError, match="not a caption this model can read"):
+            enc.encode([prompt])
+
+
+def test_free_text_vocabulary_is_not_held_to_the_shapes_grammar():
+    enc = WordTextEncoder(WordEncoderConfig(vocabulary=["an", "orange", "ball", "rolls", "left", "square"], width=32, depth=1, heads=2))
+    assert enc.encode(["an orange ball rolls left", "square square square"]).mask_BL.sum(1).tolist() == [5, 3]
+
+
+def test_quoted_prompts_are_cut(enc):
+    with pytest.raises(ValueError, match="unknown word 'dragon'") as e:
+        enc.encode(["dragon " * 20000])
+    assert len(str(e.value)) < 400 and "..." in str(e.value)
+    with pytest.raises(ValueError, match="prompt must hold strings, got int"):
+        enc.encode(["a big red circle moves right", 3])
+
+
+def test_negative_prompt_errors_name_it(enc):
+    from framecast.text.encoder import encode_for_guidance
+
+    with pytest.raises(ValueError, match="negative_prompt: the prompt '!!!' has no words"):
+        encode_for_guidance(enc, ["a big red circle moves right"], ["!!!"], guided=True)
+    with pytest.raises(ValueError, match="negative_prompt is an empty list"):
+        encode_for_guidance(enc, ["a big red circle moves right"], [], guided=True)

@@ -112,7 +112,8 @@ def starting_noise(request: GenerationRequest, shape: tuple[int, ...]) -> torch.
 def frames_in_chunks(T: int, chunk: int) -> None:
     """A model that makes clips chunk by chunk asks for a whole number of chunks."""
     if T % chunk:
-        raise ValueError(f"this model makes clips in multiples of {chunk} frames; ask for {T + chunk - T % chunk} instead of {T}")
+        raise ValueError(f"num_frames={T}, but this model makes clips in multiples of {chunk} frames; "
+                         f"ask for {T + chunk - T % chunk} instead")
 
 
 def guidance_text(encoder: TextEncoder, request: GenerationRequest) -> tuple[TextEmbedding, bool]:

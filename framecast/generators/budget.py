@@ -91,8 +91,9 @@ def check_budget(model, clips: int, frames: int, device: torch.device, *, window
         return
     fit = max_frames(model, clips, have, windowed=windowed, upper=frames)
     gib = 2**30
-    fix = f"ask for at most num_frames={fit}" if fit else "ask for fewer clips"
+    fewer = "fewer clips (prompts x num_videos_per_prompt)"
+    fix = f"ask for at most num_frames={fit}" if fit else f"ask for {fewer}"
     if fit and clips > 1:
-        fix += " or fewer clips"
+        fix += f" or {fewer}"
     raise ValueError(f"{clips} clip(s) of num_frames={frames} need about {need / gib:.1f} GiB; {device.type} has "
                      f"{have / gib:.1f} GiB free: {fix}")

@@ -73,7 +73,10 @@ def encode_for_guidance(encoder: "TextEncoder", prompts: list[str], negative_pro
     neg = check_prompts(negative_prompts, "negative_prompt")
     if len(neg) not in (1, len(prompts)):
         raise ValueError(f"give one negative prompt or one per prompt ({len(prompts)}), got {len(neg)}")
-    return text, encoder.encode(neg * len(prompts) if len(neg) == 1 else neg)
+    try:
+        return text, encoder.encode(neg * len(prompts) if len(neg) == 1 else neg)
+    except ValueError as e:
+        raise ValueError(f"negative_prompt: {e}") from None
 
 
 def check_prompts(prompts, name: str = "prompt") -> list[str]:
@@ -110,8 +113,10 @@ class WordEncoderConfig:
 
 
 def split_words(prompt: str) -> list[str]:
-    """Lower-case words, punctuation dropped: how the word encoder reads a prompt."""
-    return "".join(ch if ch.isalnum() or ch in "'-" else " " for ch in prompt.lower()).split()
+    """Lower-case words, punctuation dropped: how the word encoder reads a prompt. A word keeps
+    inner apostrophes and hyphens ("don't", "left-hand"), but needs a letter or digit."""
+    words = "".join(ch if ch.isalnum() or ch in "'-" else " " for ch in prompt.lower()).split()
+    return [w for w in words if any(ch.isalnum() for ch in w)]
 
 
 def build_vocabulary(captions: list[str]) -> list[str]:
