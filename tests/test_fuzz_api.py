@@ -17,7 +17,8 @@ from framecast.generators.checks import public
 from framecast.pipeline import CALL_ARGUMENTS, OPTIONS
 from framecast.text.encoder import WordTokenizer
 
-FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", 60)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", 60)), deadline=None, database=None,
+               suppress_health_check=[HealthCheck.too_slow])
 PROMPT = "a big red circle moves right"
 
 anything = st.one_of(

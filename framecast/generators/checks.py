@@ -4,7 +4,7 @@ Each refusal is a ValueError that names the pipeline's argument (`num_inference_
 request field `steps`), what is wrong and what to give instead. The limits:
 
 - num_inference_steps <= 1000: the flow-matching schedules are continuous and the bundled models
-  are sampled with 8 to 50 steps; 1000 is the count of discrete training timesteps in DDPM and
+  are sampled with 4 to 50 steps; 1000 is the count of discrete training timesteps in DDPM and
   diffusers' schedulers, and more only costs time. For set decoding it is passes a token-frame.
 - guidance_scale in [0, 100]: 1 is no guidance and the bundled models are made for 3 to 5; far
   beyond, cond + scale * (cond - uncond) leaves the range of the data and the frames saturate.
@@ -95,7 +95,7 @@ def check_options(values: dict, batch: int) -> dict:
     if values.get("num_frames") is not None:
         out["num_frames"] = check_int("num_frames", values["num_frames"], 1)
     if values.get("steps") is not None:
-        out["steps"] = check_int("num_inference_steps", values["steps"], 1, MAX_STEPS, "; the models are sampled with 8 to 50")
+        out["steps"] = check_int("num_inference_steps", values["steps"], 1, MAX_STEPS, "; leave it out for the model's default")
     if values.get("guidance") is not None:
         out["guidance"] = check_real("guidance_scale", values["guidance"], 0.0, MAX_GUIDANCE, why="; 1 is no guidance, 3 to 5 is usual")
     if values.get("shift") is not None:
