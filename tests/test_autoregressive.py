@@ -157,8 +157,8 @@ def test_pipeline_and_cli_with_an_ar_model(tmp_path):
     pipe = framecast.load(str(tmp_path / "ar"), precision="fp32")
     out = pipe(PROMPT, num_frames=2, generator=torch.Generator().manual_seed(0), temperature=0.5, top_k=10)
     assert out.frames[0].shape == (2, 32, 32, 3)
-    with pytest.raises(ValueError, match="resize"):
-        pipe(PROMPT, num_frames=2, image=np.zeros((48, 48, 3), np.uint8))
+    with pytest.warns(UserWarning, match="resized"):
+        pipe(PROMPT, num_frames=2, image=np.zeros((48, 48, 3), np.uint8), generator=torch.Generator().manual_seed(0))
     with pytest.raises(ValueError, match="draws tokens"):
         pipe(PROMPT, num_frames=2, sampler="heun")
     r = CliRunner().invoke(app, ["generate", PROMPT, "--model", str(tmp_path / "ar"), "--decode", "set", "--frames", "2",
