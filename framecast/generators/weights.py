@@ -43,7 +43,8 @@ def tensor_shapes(path: str | Path, fix: str = "re-download or re-write it") -> 
         with safe_open(str(path), "pt") as f:
             return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
     except SafetensorError as e:
-        raise ValueError(f"{_diagnose(path, str(e))}; {fix}") from None
+        why = _diagnose(path, str(e))
+        raise ValueError(why if "pickle" in why else f"{why}; {fix}") from None
     except OSError as e:
         raise ValueError(f"cannot read '{path}': {e.strerror or e}") from None
 

@@ -143,7 +143,7 @@ class Trainer(TrainLoop):
         fill_vocabulary(cfg)
         torch.manual_seed(cfg.seed)
         component_configs(cfg)
-        model = build_generator(ModelSpec(**asdict(cfg.model)))
+        model = build_generator(ModelSpec(**asdict(cfg.model)), where="the training config's model")
         if cfg.init_from and self.resume is None:
             inherit_latent_scale(cfg, model, init_weights(model, cfg.init_from, cfg.init_partial, tuple(cfg.init_components)))
         if self.resume is None:
