@@ -223,3 +223,26 @@ def test_a_run_resumes_into_itself_whatever_its_config_says(run, tmp_path, monke
     r = _cli("train", "--resume", run, "--set", "steps=5")
     assert r.exit_code == 0, r.output
     assert (run / "checkpoints" / "step_000005").is_dir() and not (tmp_path / "elsewhere").exists()
+
+
+def test_a_damaged_latent_pool_cache_is_encoded_again(tmp_path):
+    run = tmp_path / "run"
+    cfg = ["out_dir=" + str(run), "steps=2", "ckpt_every=2", "data.latent_pool=4", "batch_size=2"]
+    train(load_config("shapes-ar-tiny", cfg), progress=False)
+    cache = run / "latent_pool.safetensors"
+    cache.write_bytes(cache.read_bytes()[:100])
+    with pytest.warns(UserWarning, match="encoding the pool again"):
+        train(load_config("shapes-ar-tiny", cfg[:1] + ["steps=3"] + cfg[2:]), resume=run, progress=False)
+    assert (run / "checkpoints" / "step_000003").is_dir()
+
+
+def test_init_from_a_pickle_never_runs_it(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    marker = tmp_path / "ran"
+    monkeypatch.setenv("FRAMECAST_BAD_FILES_MARKER", str(marker))
+    folder = Path(__file__).parent / "data" / "bad_files" / "model_pickle"
+    cfg = load_config("shapes-diffusion-tiny", [f"out_dir={tmp_path / 'run'}", "steps=1", f"init_from={folder}"])
+    with pytest.raises(ValueError, match="not a safetensors file"):
+        train(cfg, progress=False, dry_run=True)
+    assert not marker.exists()
