@@ -18,7 +18,7 @@ from framecast.generators.autoregressive import TokenTransformer
 from framecast.generators.base import ModelSpec
 from framecast.generators.diffusion import VideoDiffusion
 from framecast.generators.hybrid import CausalVideoDiffusion
-from framecast.generators.spec_check import check_config, check_spec
+from framecast.generators.spec_check import METADATA_KEYS, check_config, check_spec
 from framecast.generators.weights import read_tensors
 
 FORMAT_VERSION = 1
@@ -53,11 +53,17 @@ def write_atomic(path: Path, write) -> None:
 
 def save_pretrained(model: torch.nn.Module, directory: str | Path, *, extra: dict | None = None, dtype: torch.dtype | None = None,
                     state: dict[str, torch.Tensor] | None = None) -> Path:
-    """`state`: the full state dict when the module itself holds only a shard (FSDP)."""
+    """`state`: the full state dict when the module itself holds only a shard (FSDP). `extra`:
+    metadata beside the spec; a generator's or codec's may hold only METADATA_KEYS, what
+    `from_pretrained` reads back."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     spec = model.spec()
     config = {"framecast_format": FORMAT_VERSION, **(asdict(spec) if is_dataclass(spec) else spec), **(extra or {})}
+    unknown = sorted(set(extra or {}) - set(METADATA_KEYS))
+    if config.get("family") in FAMILIES and unknown:
+        raise ValueError(f"save_pretrained: {', '.join(unknown)} would make '{directory / CONFIG_NAME}' unloadable; "
+                         f"extra metadata may be {', '.join(METADATA_KEYS)}")
+    directory.mkdir(parents=True, exist_ok=True)
     state = model.state_dict() if state is None else state
     state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().cpu().contiguous() for k, v in state.items()}
     write_atomic(directory / WEIGHTS_NAME, lambda p: save_file(state, p, metadata={"format": "pt", "framecast_format": str(FORMAT_VERSION)}))

@@ -25,6 +25,7 @@ NESTED = {"codec": VAEConfig, "tokenizer": TokenizerConfig}  # sub-configs a gen
 SPEC_KEYS = ("family", "generator", "backbone", "text_kind", "text")
 # What save_pretrained writes beside the spec (its `extra`), and what a bundle may add.
 METADATA_KEYS = ("framecast_format", "trained_steps", "recipe", "decode_with")
+DECODING_ORDERS = ("raster", "diagonal", "set")  # decode_with's keys
 
 POSITIVE = {"width", "depth", "heads", "channels", "patch_size", "patch_frames", "context_width", "frames", "size", "latent_channels",
             "temporal_kernel", "codebook_size", "vq_dim", "bits", "max_words", "steps", "set_steps", "chunk", "mlp_ratio", "shift"}
@@ -165,7 +166,7 @@ def check_config(config: dict, where: str) -> None:
     if not isinstance(config.get("recipe", ""), str):
         raise ValueError(f"{where}: recipe must be a string, got {_show(config.get('recipe'))}")
     siblings = config.get("decode_with", {})
-    if not isinstance(siblings, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in siblings.items()):
+    if not isinstance(siblings, dict) or not all(k in DECODING_ORDERS and isinstance(v, str) for k, v in siblings.items()):
         raise ValueError(f"{where}: decode_with must map decoding orders to model names, got {_show(siblings)}")
     check_spec(config, where)
 

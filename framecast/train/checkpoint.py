@@ -122,7 +122,7 @@ def check_whole(ckpt: Path) -> dict:
     """A checkpoint's state, after every file it needs was found whole (readable headers whose
     tensors cover each file exactly): what resume and pack take. Returns the state."""
     state = read_state(ckpt)
-    names = TENSOR_FILES + (("config.json",) if state.get("packed") else ("optimizer.safetensors",))
+    names = TENSOR_FILES + ("config.json",) + (() if state.get("packed") else ("optimizer.safetensors",))
     for name in names:
         if not (ckpt / name).is_file():
             raise ValueError(f"checkpoint '{ckpt}' is incomplete: it has no {name}")
