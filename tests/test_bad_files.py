@@ -227,3 +227,21 @@ def test_the_memory_bound_follows_available_memory(monkeypatch):
     cfg = load_config("shapes-diffusion-tiny", ["model.backbone.heads=0"])
     with pytest.raises(ValueError, match="the model config: backbone.heads must be > 0, got 0"):
         build_generator(ModelSpec(**asdict(cfg.model)))
+
+
+@pytest.mark.parametrize("text, says", [
+    ("[" * 100000 + "]" * 100000, "nests too deeply"),
+    ('{"framecast_format": ' + "9" * 5000 + "}", "does not read as JSON"),
+    (None, "backbone.mlp_ratio must be a number, got nan"),
+])
+def test_json_that_python_reads_badly_is_refused_by_name(tmp_path, text, says):
+    import json
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    if text is None:  # NaN is a JSON extension Python accepts
+        text = (CORPUS / "model_ok" / "config.json").read_text().replace('"mlp_ratio": 2.0', '"mlp_ratio": NaN')
+        assert json.loads(text)["backbone"]["mlp_ratio"] != 2.0
+    (folder / "config.json").write_text(text)
+    with pytest.raises(ValueError, match=re.escape(str(folder / "config.json")) + ".*" + re.escape(says)):
+        from_pretrained(folder)

@@ -23,6 +23,7 @@ from framecast.generators.weights import read_tensors
 
 FORMAT_VERSION = 1
 CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
+JSON_LIMIT = 64 * 2**20  # a config (a vocabulary of a million words included) is far smaller
 FAMILIES = {"diffusion": VideoDiffusion, "hybrid": CausalVideoDiffusion, "autoregressive": TokenTransformer, "vae": CausalVAE, "tokenizer": VideoTokenizer}
 
 
@@ -72,15 +73,26 @@ def save_pretrained(model: torch.nn.Module, directory: str | Path, *, extra: dic
 
 
 def read_json(path: Path, what: str) -> object:
-    """A JSON file's contents; a file that is not UTF-8 JSON is refused naming it."""
+    """A JSON file's contents; a file that is not UTF-8 JSON (or is too big or too deeply nested
+    to be a config) is refused naming it, `what` saying what that means."""
+    path = Path(path)
     try:
-        return json.loads(Path(path).read_bytes().decode("utf-8"))
+        size = path.stat().st_size
+        if size > JSON_LIMIT:
+            raise ValueError(f"'{path}' is {size / 2**20:.0f} MB, more than a config holds ({JSON_LIMIT // 2**20} MB); {what}")
+        return json.loads(path.read_bytes().decode("utf-8"))
     except UnicodeDecodeError as e:
         raise ValueError(f"'{path}' is not UTF-8 text (byte {e.start} is {e.object[e.start]:#04x}); {what}") from None
     except json.JSONDecodeError as e:
         raise ValueError(f"'{path}' is not valid JSON ({e.msg}, line {e.lineno} column {e.colno}); {what}") from None
+    except RecursionError:
+        raise ValueError(f"'{path}' nests too deeply to be a config; {what}") from None
     except OSError as e:
         raise ValueError(f"cannot read '{path}': {e.strerror or e}") from None
+    except ValueError as e:  # e.g. an integer of more digits than Python converts
+        if str(path) in str(e):
+            raise
+        raise ValueError(f"'{path}' does not read as JSON ({e}); {what}") from None
 
 
 def read_config(directory: str | Path) -> dict:
