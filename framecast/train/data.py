@@ -5,13 +5,14 @@ clip carries its own random generator, seeded by (seed, step, global index)."""
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
@@ -79,11 +80,15 @@ class LatentPool:
     def _load(self, cache: Path, fingerprint: str, size: int) -> bool:
         if not cache.is_file():
             return False
-        with safe_open(str(cache), "pt") as f:
-            meta = f.metadata() or {}
-            if meta.get("fingerprint") != fingerprint:
-                return False
-            self.latents, self.captions = f.get_tensor("latents"), json.loads(meta["captions"])
+        try:
+            with safe_open(str(cache), "pt") as f:
+                meta = f.metadata() or {}
+                if meta.get("fingerprint") != fingerprint:
+                    return False
+                self.latents, self.captions = f.get_tensor("latents"), json.loads(meta["captions"])
+        except (SafetensorError, OSError, ValueError, KeyError) as e:  # a cache: damaged, it is encoded again
+            warnings.warn(f"the latent pool cache '{cache}' does not read ({e}); encoding the pool again", stacklevel=2)
+            return False
         return len(self.captions) == size
 
     def __len__(self) -> int:

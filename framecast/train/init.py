@@ -9,6 +9,7 @@ import hashlib
 import torch
 
 from framecast.generators.io import WEIGHTS_NAME, read_config
+from framecast.generators.weights import read_tensors
 from framecast.pipeline import resolve_model
 from framecast.train.config import TrainConfig
 from framecast.train.data import process_batches
@@ -21,11 +22,9 @@ def init_weights(model: torch.nn.Module, folder: str, partial: bool = False, com
     transformer from a diffusion model's trunk, a tokenizer from a VAE); at least half of the
     model's tensors (not counting `components`, loaded from their own folders) must fit.
     Returns the folder's config."""
-    from safetensors.torch import load_file
-
     path = resolve_model(folder)
     config = read_config(path)
-    state = load_file(str(path / WEIGHTS_NAME))
+    state = read_tensors(path / WEIGHTS_NAME, fix=f"give another model folder than '{folder}'")
     own = model.state_dict()
     fits = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape}
     if not partial:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
@@ -11,9 +10,11 @@ from typing import Callable
 from framecast.data.shapes import VOCABULARY
 from framecast.generators.diffusion import DiffusionConfig
 from framecast.generators.hybrid import HybridConfig
+from framecast.generators.io import read_json
 from framecast.nn.transformer import transformer_small, transformer_tiny
 from framecast.text.encoder import WordEncoderConfig
 from framecast.generators.base import ModelSpec
+from framecast.train.checkpoint import pack_out_dir
 from framecast.train.config import DataConfig, OptimConfig, TrainConfig, apply_override, flatten
 
 
@@ -345,8 +346,15 @@ def load_run_config(run: Path, overrides: list[str] = ()) -> TrainConfig:
     path = run / "train_config.json" if (run / "train_config.json").is_file() else run.parent.parent / "train_config.json"
     if not path.is_file():
         raise ValueError(f"'{run}' is not a framecast run folder (no train_config.json)")
-    raw = json.loads(path.read_text())
+    raw = read_json(path, "the run's config is damaged")
+    if not isinstance(raw, dict) or not isinstance(raw.get("recipe", ""), str):
+        raise ValueError(f"'{path}' is not a training config (a mapping of keys to values); the run's config is damaged")
     cfg = get_recipe(raw.get("recipe") or "shapes-diffusion-small")
-    for k, v in flatten(raw):
-        apply_override(cfg, k, v)
+    try:
+        for k, v in flatten(raw):
+            apply_override(cfg, k, v)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"'{path}': {e}; the run's config is damaged") from None
+    if path.parent == run and (run / "state.json").is_file():  # a pack (or a checkpoint standing alone), not a run
+        cfg.out_dir = pack_out_dir(run, cfg.out_dir)
     return _apply_overrides(cfg, overrides)

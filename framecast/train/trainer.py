@@ -29,7 +29,7 @@ from framecast.generators.io import build_generator
 from framecast.precision import autocast as precision_autocast
 from framecast.precision import resolve_precision
 from framecast.train import distributed
-from framecast.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, save_model, truncate_log
+from framecast.train.checkpoint import find_checkpoint, load_checkpoint, run_of, save_checkpoint, save_model, truncate_log
 from framecast.train.config import TrainConfig
 from framecast.train.data import LatentPool, process_batches
 from framecast.train.init import (
@@ -143,7 +143,7 @@ class Trainer(TrainLoop):
         fill_vocabulary(cfg)
         torch.manual_seed(cfg.seed)
         component_configs(cfg)
-        model = build_generator(ModelSpec(**asdict(cfg.model)))
+        model = build_generator(ModelSpec(**asdict(cfg.model)), where="the training config's model")
         if cfg.init_from and self.resume is None:
             inherit_latent_scale(cfg, model, init_weights(model, cfg.init_from, cfg.init_partial, tuple(cfg.init_components)))
         if self.resume is None:
@@ -167,11 +167,10 @@ class Trainer(TrainLoop):
 
     def _load_resume(self) -> None:
         """Model, EMA, optimizer and step from a checkpoint. A packed checkpoint (no AdamW moments)
-        re-warms the learning rate and goes on in the config's own out_dir."""
-        resume = self.resume
-        ckpt = resume if (resume / "state.json").is_file() else latest_checkpoint(resume)
-        if ckpt is None:
-            raise ValueError(f"nothing to resume in '{resume}': no complete checkpoint found")
+        re-warms the learning rate and goes on in the config's own out_dir (`load_run_config`
+        keeps a pack's only inside the current folder); a run's checkpoint goes on in that run's
+        folder, whatever out_dir its config holds."""
+        ckpt, _ = find_checkpoint(self.resume, "resume")
         state = load_checkpoint(ckpt, model=self.model, ema=self.ema, optimizer=self.optimizer)
         self.start = state["step"]
         self.rewarm_from = state.get("rewarm_from")
@@ -180,8 +179,8 @@ class Trainer(TrainLoop):
             if self.dist.main and not (self.run_dir / "log.jsonl").is_file() and (ckpt / "log.jsonl").is_file():
                 self.run_dir.mkdir(parents=True, exist_ok=True)
                 shutil.copy(ckpt / "log.jsonl", self.run_dir / "log.jsonl")
-        elif not self.dry_run:  # a dry run writes nothing into the run it resumes
-            self.run_dir = ckpt.parent.parent
+        elif not self.dry_run and run_of(ckpt) is not None:  # a dry run writes nothing into the run it resumes
+            self.run_dir = run_of(ckpt)
         if self.dry_run:  # two steps past the checkpoint, not up to step 2
             self.cfg.steps = self.start + 2
 
