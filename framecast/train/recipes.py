@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -14,7 +15,10 @@ from framecast.generators.hybrid import HybridConfig
 from framecast.nn.transformer import transformer_small, transformer_tiny
 from framecast.text.encoder import WordEncoderConfig
 from framecast.generators.base import ModelSpec
-from framecast.train.config import DataConfig, OptimConfig, TrainConfig, apply_override, flatten
+from framecast.generators.io import read_config
+from framecast.pipeline import resolve_model
+from framecast.train.config import DataConfig, OptimConfig, TrainConfig, apply_override, apply_overrides, flatten
+from framecast.train.finetune import folder_defaults, model_spec
 
 
 def shapes_diffusion_small() -> TrainConfig:
@@ -309,21 +313,15 @@ def get_recipe(name: str) -> TrainConfig:
     return RECIPES[key]()
 
 
-def _apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
-    for item in overrides:
-        if "=" not in item:
-            raise ValueError(f"override '{item}' must look like key=value, e.g. optim.lr=1e-4")
-        k, v = item.split("=", 1)
-        apply_override(cfg, k.strip(), v.strip())
-    return cfg
-
-
 def load_config(recipe_or_yaml: str, overrides: list[str] = ()) -> TrainConfig:
     """A recipe name (`shapes-diffusion-small`) or a YAML file (whose optional `recipe:` key
-    names the base), then `key=value` overrides in order."""
+    names the base), then `key=value` overrides in order. A run whose overrides (or YAML) set
+    `data.source=folder` on a recipe that trains elsewhere is that recipe's fine-tune on the folder
+    (framecast.train.finetune.folder_defaults), before the overrides."""
     import yaml
 
     path = Path(recipe_or_yaml)
+    keys: list[tuple[str, object]] = []
     if recipe_or_yaml.endswith((".yaml", ".yml")):
         if not path.is_file():
             raise ValueError(f"config file '{recipe_or_yaml}' does not exist")
@@ -331,11 +329,30 @@ def load_config(recipe_or_yaml: str, overrides: list[str] = ()) -> TrainConfig:
         if not isinstance(raw, dict):
             raise ValueError(f"config file '{recipe_or_yaml}' must hold a mapping of keys to values")
         cfg = get_recipe(raw.pop("recipe", "shapes-diffusion-small"))
-        for k, v in flatten(raw):
-            apply_override(cfg, k, v)
+        keys = flatten(raw)
     else:
         cfg = get_recipe(recipe_or_yaml)
-    return _apply_overrides(cfg, overrides)
+    probe = apply_overrides(_apply_keys(copy.deepcopy(cfg), keys), overrides)
+    if probe.data.source == "folder" and cfg.data.source != "folder":
+        cfg = folder_defaults(cfg, probe.init_from if probe.init_from != cfg.init_from else None)
+    return apply_overrides(_apply_keys(cfg, keys), overrides)
+
+
+def _apply_keys(cfg: TrainConfig, keys: list[tuple[str, object]]) -> TrainConfig:
+    for k, v in keys:
+        apply_override(cfg, k, v)
+    return cfg
+
+
+def finetune_config(model: str, path: str, overrides: list[str] = ()) -> TrainConfig:
+    """A fine-tune of any model folder (bundled or trained) on the videos in `path`: the model's
+    recipe where framecast knows it, its architecture from the folder; then `key=value` overrides."""
+    recipe = read_config(resolve_model(model)).get("recipe", "")
+    cfg = RECIPES[recipe]() if recipe in RECIPES else TrainConfig(recipe=recipe, model=model_spec(model))
+    cfg.data.path = str(path)
+    cfg = folder_defaults(cfg, model)
+    cfg.out_dir = f"runs/{Path(path).resolve().name}"
+    return apply_overrides(cfg, overrides)
 
 
 def load_run_config(run: Path, overrides: list[str] = ()) -> TrainConfig:
@@ -346,7 +363,8 @@ def load_run_config(run: Path, overrides: list[str] = ()) -> TrainConfig:
     if not path.is_file():
         raise ValueError(f"'{run}' is not a framecast run folder (no train_config.json)")
     raw = json.loads(path.read_text())
-    cfg = get_recipe(raw.get("recipe") or "shapes-diffusion-small")
+    cfg = get_recipe(raw.get("recipe") or "shapes-diffusion-small") if raw.get("recipe") in RECIPES or not raw.get("recipe") else TrainConfig()
     for k, v in flatten(raw):
         apply_override(cfg, k, v)
-    return _apply_overrides(cfg, overrides)
+    cfg.init_components = dict(raw.get("init_components", cfg.init_components))  # the run's, not merged with the recipe's
+    return apply_overrides(cfg, overrides)
