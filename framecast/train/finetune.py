@@ -5,7 +5,7 @@ of the recipe, not a run from scratch.
 `--set` overrides, so any of its choices can be overridden:
   - the weights of the recipe's bundled model (`init_from`; its codec comes with them);
   - a vocabulary built from the captions at the start of the run, after the model's own words,
-    whose embedding rows carry over (framecast.train.init.fill_vocabulary);
+    whose embedding rows are kept (framecast.train.init.fill_vocabulary);
   - a latent pool of at most the windows the folder holds (framecast.train.data.pool_size);
   - the schedule of `FINETUNE`: a few hundred steps at batch 8, a fifth of the recipe's learning rate, a
     short warm-up, previews of the folder's own captions and checkpoints every 100 steps.
@@ -53,7 +53,8 @@ def folder_defaults(cfg: TrainConfig, model: str | None = None) -> TrainConfig:
     cfg.steps, cfg.batch_size, cfg.ema_decay = FINETUNE["steps"], FINETUNE["batch_size"], FINETUNE["ema_decay"]
     cfg.optim.lr *= FINETUNE["lr_scale"]
     cfg.optim.warmup_steps = FINETUNE["warmup_steps"]
-    cfg.sample_every = cfg.ckpt_every = FINETUNE["every"]
+    cfg.ckpt_every = FINETUNE["every"]
+    cfg.sample_every = FINETUNE["every"] if spec.text_kind != "none" else 0  # a codec draws no previews
     cfg.out_dir = "runs/finetune"
     return cfg
 

@@ -73,7 +73,7 @@ def calibrate_latents(model: torch.nn.Module, cfg: TrainConfig) -> None:
 def fill_vocabulary(cfg: TrainConfig, captions: list[str]) -> None:
     """A word encoder for a folder of real videos reads the words of its captions. A run that
     starts from a model (`init_from`) keeps that model's words first, in their order, so their
-    embedding rows carry over (`fit_text_tables`), and adds the new words of the captions."""
+    embedding rows are kept (`fit_text_tables`), and adds the new words of the captions."""
     if cfg.data.source != "folder" or cfg.model.text_kind != "word" or cfg.model.text.get("vocabulary"):
         return
     from framecast.text.encoder import build_vocabulary, split_words
