@@ -31,18 +31,30 @@ def train(
     recipe: Optional[str] = typer.Argument(None, help="a recipe name (e.g. shapes-diffusion-small) or a YAML file"),
     set_: List[str] = typer.Option([], "--set", help="override a config key: --set optim.lr=1e-4 (repeatable)"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="a run folder (or checkpoint folder) to continue"),
-    out: Optional[Path] = typer.Option(None, "--out", help="run folder (default: the recipe's out_dir)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="run folder (default: the recipe's out_dir; with --data, runs/FOLDER)"),
+    data: Optional[Path] = typer.Option(None, "--data", help="fine-tune on your own videos: a folder of clips with captions"),
+    from_: Optional[str] = typer.Option(None, "--from", help="with --data: the model to fine-tune (default: shapes-diffusion)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="build everything, take two steps, keep nothing"),
 ):
-    """Train a model from a recipe or YAML; checkpoints are atomic and `--resume` continues exactly.
+    """Train a model from a recipe or YAML, or fine-tune one on your videos (--data); checkpoints are
+    atomic and `--resume` continues exactly.
+
+    Example: framecast train --data my_videos --out runs/mine
+
     Launch with `torchrun --nproc_per_node N -m framecast.cli train ...` for DDP (or --set parallel=fsdp)."""
-    from framecast.train.recipes import load_config, load_run_config
+    from framecast.train.recipes import finetune_config, load_config, load_run_config
     from framecast.train.trainer import train as run_train
 
     try:
-        if recipe is None:
+        if data is not None:
+            if recipe is not None or resume is not None:
+                fail("--data fine-tunes a model (--from) on a folder; give it without a recipe or --resume")
+            cfg = finetune_config(from_ or "shapes-diffusion", str(data), set_)
+        elif from_ is not None:
+            fail("--from names the model to fine-tune with --data DIR")
+        elif recipe is None:
             if resume is None:
-                fail("give a recipe or YAML file to train, or --resume RUN_DIR")
+                fail("give a recipe or YAML file to train, --data DIR to fine-tune on your videos, or --resume RUN_DIR")
             cfg = load_run_config(resume, set_)
         else:
             cfg = load_config(recipe, set_)
@@ -418,22 +430,29 @@ app.add_typer(data_app, name="data")
 
 
 @data_app.command("scan")
-def data_scan(directory: Path = typer.Argument(..., help="a folder of videos and/or frame folders, with captions")):
-    """List what a video folder holds: clips, frames, resolutions, captions, unreadable files."""
-    from framecast.data.folder import scan
+def data_scan(
+    directory: Path = typer.Argument(..., help="a folder of videos and/or frame folders, with captions"),
+    frames: int = typer.Option(16, "--frames", help="frames a training window needs (data.frames)"),
+    stride: int = typer.Option(1, "--stride", help="frames between sampled frames (data.stride)"),
+):
+    """List what a video folder holds: usable clips, the caption layout, frames, resolutions, and each
+    skipped file with the reason.
+
+    Example: framecast data scan my_videos --frames 16"""
+    from framecast.data.folder import scan, summary
 
     try:
-        report = scan(directory)
+        report = scan(directory, frames=frames, stride=stride, progress=True)
     except ValueError as e:
         fail(str(e))
-    frames = report.frames
-    typer.echo(f"{directory}: {len(report.entries)} readable clips ({report.captioned} with captions), {len(report.unreadable)} unreadable")
-    if frames:
-        typer.echo(f"frames per clip: min {min(frames)}, median {sorted(frames)[len(frames) // 2]}, max {max(frames)}; {sum(frames)} in all")
+    typer.echo(summary(report, shown=10**9)[0].removeprefix("data: "))
+    frames_ = report.frames
+    if frames_:
+        typer.echo(f"frames per clip: min {min(frames_)}, median {sorted(frames_)[len(frames_) // 2]}, max {max(frames_)}; {sum(frames_)} in all")
     for res, n in sorted(report.resolutions.items(), key=lambda kv: -kv[1]):
         typer.echo(f"  {res}: {n} clips")
-    for path, why in report.unreadable:
-        typer.echo(f"  unreadable: {path}: {why}")
+    for line in summary(report, shown=10**9)[1:]:
+        typer.echo(line)
 
 
 @data_app.command("preview")

@@ -1,13 +1,14 @@
 """Training on a folder of real video files with captions; broken files are counted and skipped."""
 
 import json
-import warnings
+from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from framecast.cli import app
-from framecast.data.folder import StepBatchSampler, VideoFolderDataset, collate_clips, scan
+from framecast.data.folder import StepBatchSampler, VideoFolderDataset, collate_clips, scan, summary
 from framecast.data.shapes import render_clip
 from framecast.video import export_to_video
 
@@ -32,29 +33,85 @@ def _make_folder(root):
 
 def test_scan_counts_and_skips(tmp_path):
     root = _make_folder(tmp_path / "videos")
-    report = scan(root)
-    assert len(report.entries) == 5 and len(report.unreadable) == 2 and report.captioned == 5
+    report = scan(root, frames=8)
+    assert len(report.entries) == 5 and len(report.skipped) == 2 and report.captioned == 5
     assert report.resolutions == {"256x256": 4, "32x32": 1}
-    r = CliRunner().invoke(app, ["data", "scan", str(root)])
-    assert r.exit_code == 0 and "5 readable clips" in r.output and "2 unreadable" in r.output
+    assert report.layout == "captions from sidecar .txt (4 clips), captions.jsonl (1 clip), none for 2 clips"
+    assert dict(report.skipped)[str(root / "empty.webm")] == "video is empty (0 bytes)"
+    r = CliRunner().invoke(app, ["data", "scan", str(root), "--frames", "8"])
+    assert r.exit_code == 0 and "5 usable clips, 2 skipped" in r.output and "skipped corrupt.mp4: cannot read video" in r.output
+    r = CliRunner().invoke(app, ["data", "scan", str(root), "--frames", "11"])  # the 10-frame folder is too short now
+    assert "4 usable clips, 3 skipped" in r.output and "skipped frames_clip: 10 frames; a training window needs 11" in r.output
 
 
 def test_dataset_resizes_crops_and_skips(tmp_path):
     root = _make_folder(tmp_path / "videos")
     ds = VideoFolderDataset(root, size=32, frames=8, stride=1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        items = [ds[(i, 0, i)] for i in range(len(ds))]
-    good = [it for it in items if it is not None]
-    assert len(good) == 5 and len(ds.skipped) == 2
-    assert all(it["video"].shape == (8, 3, 32, 32) for it in good)
+    assert len(ds) == 5 and [Path(p).name for p, _ in ds.report.skipped] == ["corrupt.mp4", "empty.webm"]
+    assert "cannot read video" in ds.report.skipped[0][1]
+    items = [ds[(i, 0, i)] for i in range(len(ds))]
+    assert all(it["video"].shape == (8, 3, 32, 32) for it in items)
     batch = collate_clips(items)
     assert batch["video"].shape[0] == 5 and len(batch["caption"]) == 5
     # the upscaled mp4 comes back close to the original clip after resizing
-    clip0 = next(it for it in good if it["caption"] == render_clip(0).caption)
+    clip0 = next(it for it in items if it["caption"] == render_clip(0).caption)
     assert clip0["video"].abs().max() > 0.5
     s = StepBatchSampler(len(ds), 4, seed=0, rank=1, world=2)
     assert [k[2] for k in s.indices(3)] == [1, 3]
+
+
+def _clips(root, names):
+    root.mkdir()
+    for i, name in enumerate(names):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        export_to_video(render_clip(i, frames=4).video, root / name)
+    return root
+
+
+@pytest.mark.parametrize("layout", ["txt", "mp4.txt", "jsonl", "jsonl-video-text", "csv", "csv-video-text", "csv-bom"])
+def test_every_caption_layout(tmp_path, layout):
+    root = _clips(tmp_path / "v", ["a.mp4", "sub/b.mp4"])
+    caps = {"a.mp4": "an orange ball rolls left", "sub/b.mp4": "a purple ball falls down"}
+    if layout in ("txt", "mp4.txt"):
+        for name, text in caps.items():
+            side = (root / name).with_suffix(".txt") if layout == "txt" else root / f"{name}.txt"
+            side.write_text(text)
+    elif layout.startswith("jsonl"):
+        keys = ("video", "text") if layout.endswith("video-text") else ("file", "caption")
+        (root / "captions.jsonl").write_text("".join(json.dumps({keys[0]: n, keys[1]: t}) + "\n" for n, t in caps.items()))
+    else:
+        head = "video,text" if layout.endswith("video-text") else "file,caption"
+        text = head + "\n" + "".join(f'./{n},"{t}"\n' for n, t in caps.items())
+        (root / "captions.csv").write_bytes((b"\xef\xbb\xbf" if layout == "csv-bom" else b"") + text.encode())
+    report = scan(root)
+    assert {e.path.relative_to(root).as_posix(): e.caption for e in report.entries} == caps
+    source = {"txt": "sidecar .txt", "mp4.txt": "sidecar .txt"}.get(layout, "captions.csv" if "csv" in layout else "captions.jsonl")
+    assert report.layout == f"captions from {source} (2 clips)"
+
+
+def test_caption_files_that_cannot_be_read_are_named(tmp_path):
+    root = _clips(tmp_path / "v", ["a.mp4"])
+    (root / "captions.csv").write_text("path,description\na.mp4,a ball\n")
+    with pytest.raises(ValueError, match=r"captions.csv has the header 'path,description'; framecast reads a header of file,caption or video,text"):
+        scan(root)
+    (root / "captions.csv").unlink()
+    (root / "a.txt").write_bytes("une balle orange roule \u00e0 gauche".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"caption file '.*a.txt' is not UTF-8 text"):
+        scan(root)
+    (root / "a.txt").unlink()
+    (root / "captions.jsonl").write_text('{"file": "a.mp4"}\n')
+    with pytest.raises(ValueError, match=r"captions.jsonl, line 1, is not a caption record"):
+        scan(root)
+    r = CliRunner().invoke(app, ["data", "scan", str(root)])
+    assert r.exit_code == 2 and "line 1" in r.output
+
+
+def test_caption_rows_naming_no_clip_are_reported(tmp_path):
+    root = _clips(tmp_path / "v", ["a.mp4"])
+    (root / "captions.csv").write_text("file,caption\na.mp4,a ball\nmissing.mp4,a cat\n")
+    report = scan(root)
+    assert report.unmatched == ["missing.mp4"]
+    assert any("name no clip in the folder: missing.mp4" in line for line in summary(report))
 
 
 def test_train_on_the_folder_end_to_end(tmp_path):

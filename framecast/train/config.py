@@ -112,6 +112,16 @@ def apply_override(cfg, key: str, value) -> None:
             raise ValueError(f"unknown config key '{key}'")
 
 
+def apply_overrides(cfg, overrides: list[str]):
+    """`key=value` strings, in order (`--set`)."""
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override '{item}' must look like key=value, e.g. optim.lr=1e-4")
+        k, v = item.split("=", 1)
+        apply_override(cfg, k.strip(), v.strip())
+    return cfg
+
+
 def flatten(d: dict, prefix: str = "") -> list[tuple[str, object]]:
     """Nested dicts as (dotted key, value) pairs, the form `apply_override` takes."""
     out = []

@@ -17,7 +17,7 @@ from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from framecast.data.shapes import shapes_batches
-from framecast.train.config import TrainConfig
+from framecast.train.config import DataConfig, TrainConfig
 
 
 @dataclass
@@ -32,26 +32,67 @@ def clip_generator(seed: int, step: int, index: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
 
 
+_REPORTS: dict[tuple, object] = {}
+
+
+def folder_report(d: DataConfig, progress: bool = False):
+    """The scan of a data folder (framecast.data.folder.scan), made once per process while the
+    folder's files stay as they are; refused when no clip in it is usable."""
+    from framecast.data.folder import require_usable, scan
+
+    root = Path(d.path)
+    listing = tuple(sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*"))) if root.is_dir() else ()
+    key = (str(root), d.frames, d.stride, d.fps, hash(listing))
+    if key not in _REPORTS:
+        _REPORTS[key] = scan(root, frames=d.frames, stride=d.stride, fps=d.fps, progress=progress)
+    require_usable(_REPORTS[key])
+    return _REPORTS[key]
+
+
 def _folder_loader(cfg: TrainConfig, start_step: int, rank: int, world: int):
-    from framecast.data.folder import (
-        StepBatchSampler,
-        VideoFolderDataset,
-        collate_clips,
-    )
+    from framecast.data.folder import StepBatchSampler, VideoFolderDataset, collate_clips
 
     d = cfg.data
-    ds = VideoFolderDataset(d.path, size=d.size, frames=d.frames, stride=d.stride, fps=d.fps, seed=cfg.seed)
+    ds = VideoFolderDataset(d.path, size=d.size, frames=d.frames, stride=d.stride, fps=d.fps, seed=cfg.seed, report=folder_report(d))
     sampler = StepBatchSampler(len(ds), cfg.batch_size, seed=cfg.seed, start_step=start_step, rank=rank, world=world)
     loader = torch.utils.data.DataLoader(ds, batch_sampler=sampler, collate_fn=collate_clips, num_workers=d.workers)
     for step, batch in enumerate(loader, start=start_step):
+        if not batch["caption"]:
+            raise ValueError(f"no clip of step {step}'s batch could be read: files in '{d.path}' changed after the scan "
+                             f"({', '.join(sorted(ds.skipped)[:3])})")
         batch["step"] = step
         yield batch
+
+
+def folder_windows(cfg: TrainConfig, size: int) -> Iterator[dict]:
+    """Batches {"video", "caption"} of the data folder's training windows, each at most once
+    (framecast.data.folder.windows): what a latent pool of a folder encodes."""
+    from framecast.data.folder import read_windows, windows
+
+    d = cfg.data
+    entries = folder_report(d).entries
+    clips = read_windows(entries, windows(entries, d.frames, cap=size, seed=cfg.seed), size=d.size, frames=d.frames)
+    while True:
+        chunk = [c for _, c in zip(range(cfg.batch_size), clips)]
+        if not chunk:
+            return
+        yield {"video": torch.stack([v for v, _ in chunk]), "caption": [c for _, c in chunk]}
+
+
+def pool_size(cfg: TrainConfig) -> int:
+    """Clips a latent pool holds: `data.latent_pool`, and for a folder no more than the windows it has."""
+    if cfg.data.source != "folder" or not cfg.data.latent_pool:
+        return cfg.data.latent_pool
+    from framecast.data.folder import windows
+
+    return len(windows(folder_report(cfg.data).entries, cfg.data.frames, cap=cfg.data.latent_pool, seed=cfg.seed))
 
 
 class LatentPool:
     """Training clips encoded once by a model's frozen codec, then drawn at random: the codec's
     encoder would otherwise cost about as much as the transformer at every step. The pool is the
-    first `size` clips of the run's data and step k's draw is a pure function of (seed, k). With a
+    first `size` clips of the run's data (of a folder: its windows, each once, `folder_windows`)
+    and step k's draw is a pure function of (seed, k). With a
     `cache` file (the run folder's), a resumed run reloads the pool instead of encoding it again,
     when its `fingerprint` (data, codec weights, scale) still matches."""
 
@@ -59,16 +100,19 @@ class LatentPool:
                  cache: Path | None = None, fingerprint: str = "", save_cache: bool = True):
         if cache is not None and self._load(cache, fingerprint, size):
             return
-        one = replace(cfg, accumulate=1)
-        source = process_batches(one, 0)
+        if cfg.data.source == "folder":
+            source = folder_windows(cfg, size)
+        else:
+            source = (mb.batch for (mb,) in process_batches(replace(cfg, accumulate=1), 0))
         latents, self.captions = [], []
         with tqdm(total=size, desc="encoding the latent pool", unit="clip", disable=not progress, dynamic_ncols=True) as bar:
-            while len(self.captions) < size:
-                (mb,) = next(source)
-                z = encode(mb.batch["video"])
+            for batch in source:
+                z = encode(batch["video"])
                 latents.append((z.to(torch.bfloat16) if z.is_floating_point() else z.to(torch.int32)).cpu())  # bf16 halves the memory
-                self.captions += mb.batch["caption"]
-                bar.update(len(mb.batch["caption"]))
+                self.captions += batch["caption"]
+                bar.update(len(batch["caption"]))
+                if len(self.captions) >= size:
+                    break
         self.latents = torch.cat(latents)[:size]
         self.captions = self.captions[:size]
         if cache is not None and save_cache:

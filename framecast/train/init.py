@@ -26,6 +26,7 @@ def init_weights(model: torch.nn.Module, folder: str, partial: bool = False, com
     config = read_config(path)
     state = read_tensors(path / WEIGHTS_NAME, fix=f"give another model folder than '{folder}'")
     own = model.state_dict()
+    fit_text_tables(state, own, config, model)
     fits = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape}
     if not partial:
         if set(state) != set(own) or len(fits) != len(own):
@@ -68,18 +69,45 @@ def calibrate_latents(model: torch.nn.Module, cfg: TrainConfig) -> None:
     config.latent_scale = cfg.model.generator["latent_scale"]
 
 
-def fill_vocabulary(cfg: TrainConfig) -> None:
-    """A word encoder for a folder of real videos reads the words of its captions."""
+def fill_vocabulary(cfg: TrainConfig, captions: list[str]) -> None:
+    """A word encoder for a folder of real videos reads the words of its captions. A run that
+    starts from a model (`init_from`) keeps that model's words first, in their order, so their
+    embedding rows are kept (`fit_text_tables`), and adds the new words of the captions."""
     if cfg.data.source != "folder" or cfg.model.text_kind != "word" or cfg.model.text.get("vocabulary"):
         return
-    from framecast.data.folder import find_clips
-    from framecast.text.encoder import build_vocabulary
+    from framecast.text.encoder import build_vocabulary, split_words
 
-    words = build_vocabulary([e.caption for e in find_clips(cfg.data.path)])
+    words = build_vocabulary(captions)
     if not words:
-        raise ValueError(f"no captions found in '{cfg.data.path}'; add .txt sidecars, captions.jsonl or captions.csv")
-    cfg.model.text["vocabulary"] = words
-    cfg.model.text["max_words"] = max(cfg.model.text.get("max_words", 24), 64)
+        raise ValueError(f"the captions in '{cfg.data.path}' hold no words; write what each clip shows, e.g. 'an orange ball rolls left'")
+    own = []
+    if cfg.init_from:
+        text = read_config(resolve_model(cfg.init_from)).get("text") or {}
+        own = list(text.get("vocabulary", []))
+    cfg.model.text["vocabulary"] = own + [w for w in words if w not in set(own)]
+    longest = max(len(split_words(c)) for c in captions)
+    cfg.model.text["max_words"] = max(cfg.model.text.get("max_words", 24), longest)
+
+
+def fit_text_tables(state: dict, own: dict, config: dict, model: torch.nn.Module) -> None:
+    """Starting from a model whose word encoder knows other words: each word's embedding row
+    (and [pad], [null]) is taken from the model where it knows the word, new words start fresh;
+    the position table keeps the rows both have. Then the text tensors fit by shape."""
+    tokenizer = getattr(getattr(model, "text", None), "tokenizer", None)
+    if tokenizer is None or "text.embed.weight" not in state or "text.embed.weight" not in own:
+        return
+    from framecast.text.encoder import NULL, PAD
+
+    src = {w: i for i, w in enumerate([PAD, NULL, *(config.get("text") or {}).get("vocabulary", [])])}
+    rows = own["text.embed.weight"].clone()
+    for j, w in enumerate(tokenizer.words):
+        if w in src and src[w] < state["text.embed.weight"].shape[0]:
+            rows[j] = state["text.embed.weight"][src[w]]
+    state["text.embed.weight"] = rows
+    if "text.pos" in state and "text.pos" in own and state["text.pos"].shape != own["text.pos"].shape:
+        pos, n = own["text.pos"].clone(), min(own["text.pos"].shape[0], state["text.pos"].shape[0])
+        pos[:n] = state["text.pos"][:n]
+        state["text.pos"] = pos
 
 
 def pool_codec(model: torch.nn.Module) -> torch.nn.Module | None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
@@ -10,12 +11,14 @@ from typing import Callable
 from framecast.data.shapes import VOCABULARY
 from framecast.generators.diffusion import DiffusionConfig
 from framecast.generators.hybrid import HybridConfig
-from framecast.generators.io import read_json
+from framecast.generators.base import ModelSpec
+from framecast.generators.io import read_config, read_json
 from framecast.nn.transformer import transformer_small, transformer_tiny
 from framecast.text.encoder import WordEncoderConfig
-from framecast.generators.base import ModelSpec
+from framecast.pipeline import resolve_model
 from framecast.train.checkpoint import pack_out_dir
-from framecast.train.config import DataConfig, OptimConfig, TrainConfig, apply_override, flatten
+from framecast.train.config import DataConfig, OptimConfig, TrainConfig, apply_override, apply_overrides, flatten
+from framecast.train.finetune import folder_defaults, model_spec
 
 
 def shapes_diffusion_small() -> TrainConfig:
@@ -310,21 +313,15 @@ def get_recipe(name: str) -> TrainConfig:
     return RECIPES[key]()
 
 
-def _apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
-    for item in overrides:
-        if "=" not in item:
-            raise ValueError(f"override '{item}' must look like key=value, e.g. optim.lr=1e-4")
-        k, v = item.split("=", 1)
-        apply_override(cfg, k.strip(), v.strip())
-    return cfg
-
-
 def load_config(recipe_or_yaml: str, overrides: list[str] = ()) -> TrainConfig:
     """A recipe name (`shapes-diffusion-small`) or a YAML file (whose optional `recipe:` key
-    names the base), then `key=value` overrides in order."""
+    names the base), then `key=value` overrides in order. A run whose overrides (or YAML) set
+    `data.source=folder` on a recipe that trains elsewhere is that recipe's fine-tune on the folder
+    (framecast.train.finetune.folder_defaults), before the overrides."""
     import yaml
 
     path = Path(recipe_or_yaml)
+    keys: list[tuple[str, object]] = []
     if recipe_or_yaml.endswith((".yaml", ".yml")):
         if not path.is_file():
             raise ValueError(f"config file '{recipe_or_yaml}' does not exist")
@@ -332,11 +329,30 @@ def load_config(recipe_or_yaml: str, overrides: list[str] = ()) -> TrainConfig:
         if not isinstance(raw, dict):
             raise ValueError(f"config file '{recipe_or_yaml}' must hold a mapping of keys to values")
         cfg = get_recipe(raw.pop("recipe", "shapes-diffusion-small"))
-        for k, v in flatten(raw):
-            apply_override(cfg, k, v)
+        keys = flatten(raw)
     else:
         cfg = get_recipe(recipe_or_yaml)
-    return _apply_overrides(cfg, overrides)
+    probe = apply_overrides(_apply_keys(copy.deepcopy(cfg), keys), overrides)
+    if probe.data.source == "folder" and cfg.data.source != "folder":
+        cfg = folder_defaults(cfg, probe.init_from if probe.init_from != cfg.init_from else None)
+    return apply_overrides(_apply_keys(cfg, keys), overrides)
+
+
+def _apply_keys(cfg: TrainConfig, keys: list[tuple[str, object]]) -> TrainConfig:
+    for k, v in keys:
+        apply_override(cfg, k, v)
+    return cfg
+
+
+def finetune_config(model: str, path: str, overrides: list[str] = ()) -> TrainConfig:
+    """A fine-tune of any model folder (bundled or trained) on the videos in `path`: the model's
+    recipe where framecast knows it, its architecture from the folder; then `key=value` overrides."""
+    recipe = read_config(resolve_model(model)).get("recipe", "")
+    cfg = RECIPES[recipe]() if recipe in RECIPES else TrainConfig(recipe=recipe, model=model_spec(model))
+    cfg.data.path = str(path)
+    cfg = folder_defaults(cfg, model)
+    cfg.out_dir = f"runs/{Path(path).resolve().name}"
+    return apply_overrides(cfg, overrides)
 
 
 def load_run_config(run: Path, overrides: list[str] = ()) -> TrainConfig:
@@ -349,12 +365,13 @@ def load_run_config(run: Path, overrides: list[str] = ()) -> TrainConfig:
     raw = read_json(path, "the run's config is damaged")
     if not isinstance(raw, dict) or not isinstance(raw.get("recipe", ""), str):
         raise ValueError(f"'{path}' is not a training config (a mapping of keys to values); the run's config is damaged")
-    cfg = get_recipe(raw.get("recipe") or "shapes-diffusion-small")
+    cfg = get_recipe(raw.get("recipe") or "shapes-diffusion-small") if raw.get("recipe") in RECIPES or not raw.get("recipe") else TrainConfig()
     try:
         for k, v in flatten(raw):
             apply_override(cfg, k, v)
     except (ValueError, TypeError) as e:
         raise ValueError(f"'{path}': {e}; the run's config is damaged") from None
+    cfg.init_components = dict(raw.get("init_components", cfg.init_components))  # the run's, not merged with the recipe's
     if path.parent == run and (run / "state.json").is_file():  # a pack (or a checkpoint standing alone), not a run
         cfg.out_dir = pack_out_dir(run, cfg.out_dir)
-    return _apply_overrides(cfg, overrides)
+    return apply_overrides(cfg, overrides)

@@ -31,7 +31,9 @@ from framecast.precision import resolve_precision
 from framecast.train import distributed
 from framecast.train.checkpoint import find_checkpoint, load_checkpoint, run_of, save_checkpoint, save_model, truncate_log
 from framecast.train.config import TrainConfig
-from framecast.train.data import LatentPool, process_batches
+from framecast.data.folder import summary
+from framecast.train.data import LatentPool, folder_report, pool_size, process_batches
+from framecast.train.finetune import describe
 from framecast.train.init import (
     calibrate_latents,
     component_configs,
@@ -61,8 +63,10 @@ def lr_at(step: int, cfg: TrainConfig, rewarm_from: int | None = None) -> float:
 
 
 @torch.no_grad()
-def write_samples(model, path: Path, cfg: TrainConfig, autocast, n: int = 4) -> None:
-    """A contact sheet (rows = clips) of the EMA model on fixed captions and seeds, to watch training."""
+def write_samples(model, path: Path, cfg: TrainConfig, autocast, n: int = 4, prompts: list[str] | None = None) -> None:
+    """A contact sheet (rows = clips) of the EMA model on fixed captions and seeds, to watch
+    training: `prompts` (a data folder's own captions), else Shapes captions; the prompts are
+    written beside the sheets, one a line, in `prompts.txt`."""
     import numpy as np
     from PIL import Image
 
@@ -72,13 +76,15 @@ def write_samples(model, path: Path, cfg: TrainConfig, autocast, n: int = 4) -> 
 
     if not hasattr(model, "generate"):
         return
-    prompts = [render_clip(i, split=cfg.data.split).caption for i in range(n)]
+    prompts = prompts or [render_clip(i, split=cfg.data.split).caption for i in range(n)]
+    n = len(prompts)
     gens = [torch.Generator().manual_seed(i) for i in range(n)]
     with autocast:
         clips = model.generate(GenerationRequest(prompts=prompts, num_frames=cfg.data.frames, generator=gens))
     frames = np.concatenate([to_uint8(c) for c in clips])
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(contact_sheet(frames, columns=cfg.data.frames, scale=2)).save(path)
+    (path.parent / "prompts.txt").write_text("".join(p + "\n" for p in prompts))
 
 
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
@@ -114,6 +120,7 @@ class Trainer(TrainLoop):
     # --- build ------------------------------------------------------------------------------
     def build(self) -> None:
         self._setup()
+        self._scan_data()
         self._build_model()
         self._build_optimizer()
         if self.resume is not None:
@@ -133,14 +140,30 @@ class Trainer(TrainLoop):
         self.autocast = precision_autocast(self.precision, self.dist.device)
         self.tmp_dir = Path(tempfile.mkdtemp(prefix="framecast-dry-run-")) if self.dry_run else None
         self.run_dir = self.tmp_dir or Path(cfg.out_dir)
+        self.planned = {"steps": cfg.steps, "ckpt_every": cfg.ckpt_every, "sample_every": cfg.sample_every}  # what a dry run shows
         if self.dry_run:
             cfg.steps, cfg.ckpt_every, cfg.sample_every = 2, 10**9, 0
+
+    def _scan_data(self) -> None:
+        """A data folder is scanned before anything is built: refused when no clip is usable,
+        its skipped files named once, its captions the previews' prompts."""
+        cfg = self.cfg
+        self.report, self.preview_prompts = None, None
+        if cfg.data.source != "folder":
+            return
+        if not cfg.data.path:
+            raise ValueError("data.source=folder needs data.path=DIR, the folder of your videos")
+        self.report = folder_report(cfg.data, progress=self.progress and self.dist.main)
+        if self.dist.main:
+            print("\n".join(summary(self.report)), flush=True)
+        self.preview_prompts = list(dict.fromkeys(e.caption for e in self.report.entries))[:4]
 
     def _build_model(self) -> None:
         """The model from the config, its starting weights, and its EMA copy; compiled,
         checkpointed and wrapped (DDP / FSDP2) from outside."""
         cfg, d = self.cfg, self.dist
-        fill_vocabulary(cfg)
+        if self.report is not None:
+            fill_vocabulary(cfg, [e.caption for e in self.report.entries])
         torch.manual_seed(cfg.seed)
         component_configs(cfg)
         model = build_generator(ModelSpec(**asdict(cfg.model)), where="the training config's model")
@@ -201,13 +224,23 @@ class Trainer(TrainLoop):
                 with self.autocast:
                     return model.to_latent(video.to(d.device))
             fingerprint = json.dumps({"data": asdict(cfg.data), "seed": cfg.seed, "batch_size": cfg.batch_size,
-                                      "codec": weights_digest(codec), "latent_scale": getattr(model.config, "latent_scale", None)},
+                                      "codec": weights_digest(codec), "latent_scale": getattr(model.config, "latent_scale", None),
+                                      "clips": [[str(e.path), e.frames] for e in self.report.entries] if self.report else None},
                                      sort_keys=True)
+            full = pool_size(cfg)
+            self._describe(full)
             # a dry run checks the pool, it does not encode 20000 clips
-            size = min(cfg.data.latent_pool, cfg.batch_size) if self.dry_run else cfg.data.latent_pool
+            size = min(full, cfg.batch_size) if self.dry_run else full
             pool = LatentPool(cfg, encode, size, progress=self.progress and d.main, fingerprint=fingerprint,
                               cache=None if self.dry_run else self.run_dir / "latent_pool.safetensors", save_cache=d.main)
+        else:
+            self._describe(0)
         self.batches = process_batches(cfg, self.start, d.rank, d.world, pool)
+
+    def _describe(self, pool: int) -> None:
+        """The plan of a run on a folder, printed before any clip is encoded or step taken."""
+        if self.report is not None and self.dist.main:
+            print("\n".join(describe(self.cfg, self.report, pool, **self.planned)), flush=True)
 
     def _open_logs(self) -> None:
         cfg, d = self.cfg, self.dist
@@ -270,7 +303,7 @@ class Trainer(TrainLoop):
                 for k in ("loss", "lr", "grad_norm", "steps_per_s"):
                     self.tb.add_scalar(f"train/{k}", record[k], done)
         if cfg.sample_every and done % cfg.sample_every == 0 and d.main and not (cfg.parallel == "fsdp" and d.enabled):
-            write_samples(self.ema, self.run_dir / "samples" / f"step_{done:06d}.png", cfg, self.autocast)
+            write_samples(self.ema, self.run_dir / "samples" / f"step_{done:06d}.png", cfg, self.autocast, prompts=self.preview_prompts)
 
     def checkpoint(self, done: int) -> None:
         """Every `ckpt_every` steps and at the end of a real run."""
