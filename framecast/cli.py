@@ -25,6 +25,7 @@ MAX_GUIDANCE = 100.0
 MAX_TEMPERATURE = 100.0
 SCHEDULE_SHOW = {"frames": 128, "steps": 1000, "rows": 4096}  # the picture stays under ~60 MB
 MEMORY_SHARE = 0.5  # a request may plan to use at most this share of the device's memory
+LENS_FILES = {"index.html", "steps.png", "layers.png", "final.png", "matrix.png"}  # what `framecast lens` writes
 FAR_BELOW = 0.75  # a setting whose card score is under this share of the default's is warned about
 
 DEBUG = {"on": os.environ.get("FRAMECAST_DEBUG", "") not in ("", "0")}
@@ -479,8 +480,14 @@ def _generate_search(a) -> None:
     if a.chunk is not None:
         found = chunk_search(pipe, a.prompt, a.best_of, seed=a.seed, chunk=a.chunk, num_frames=a.frames, verifier=verify, **call_kwargs)
         clip, picked = found["frames"], f"candidates {found['chosen']} of {a.best_of} for the chunks"
-    else:
-        found = best_of_n(pipe, [a.prompt], a.best_of, seeds=[a.seed], verifier=verify, num_frames=a.frames, **given, **call_kwargs)
+    else:  # the candidates are one batch: one pass of the bar
+        bar, on_step = progress_bar(pipe, a.prompt, dict(num_frames=a.frames, **given, **call_kwargs))
+        try:
+            found = best_of_n(pipe, [a.prompt], a.best_of, seeds=[a.seed], verifier=verify, num_frames=a.frames, **given, **call_kwargs,
+                              **({"callback_on_step_end": on_step} if on_step else {}))
+        finally:
+            if bar is not None:
+                bar.close()
         clip = found["frames"][0]
         scores = ", ".join(f"{x:.2f}" for x in found["scores"][0])
         picked = f"candidate {found['chosen'][0]} of {a.best_of} ({verify.name} scores {scores})"
@@ -637,6 +644,9 @@ def lens(
     count("--layer-step", layer_step, lo=0, hi=MAX_STEPS)
     seed_range(seed)
     outputs([output], overwrite, extensions=None, folder=True)
+    foreign = sorted(p.name for p in output.iterdir() if p.name not in LENS_FILES) if output.is_dir() else []
+    if foreign:  # --overwrite replaces a lens folder, never a folder of other things
+        raise ValueError(f"'{output}' holds files the lens did not write ({', '.join(foreign[:3])}); give a new folder name")
     pipe = load(model, precision="fp32", device=device)
     check_size(pipe, frames, steps)
     if pipe.model.family == "autoregressive":

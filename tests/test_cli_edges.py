@@ -245,3 +245,16 @@ def test_progress_bar_counts_every_step(tiny_model_dir):
     assert bar.total == 3 and bar.n == 3
     bar.close()
     assert "0/3" in shown.getvalue() and "step/s" in shown.getvalue()  # steps of the total, with the rate and ETA
+
+
+def test_lens_replaces_only_a_lens_folder(tiny_model_dir, tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("keep")
+    args = ["lens", PROMPT, "--model", tiny_model_dir, "--steps", 2, "--frames", 4, "--overwrite"]
+    _refused(_run(*args, "--output", mine), "thesis.tex")
+    assert _leftovers(mine) == ["thesis.tex"]
+    assert _run(*args, "--output", tmp_path / "lens").exit_code == 0
+    r = _run(*args, "--output", tmp_path / "lens")
+    assert r.exit_code == 0, r.output
+    assert _leftovers(tmp_path) == ["lens", "mine"]
