@@ -159,7 +159,7 @@ def sampling_numbers(*, steps=None, guidance=None, temperature=None, top_k=None,
     count("--frames", frames)
     count("--steps", steps, hi=MAX_STEPS, why=" (the bundled models use 10 to 50)")
     real("--guidance", guidance, lo=0.0, hi=MAX_GUIDANCE)
-    real("--temperature", temperature, lo=0.0, hi=MAX_TEMPERATURE, above=True)
+    real("--temperature", temperature, lo=0.0, hi=MAX_TEMPERATURE)  # 0: greedy
     count("--top-k", top_k, lo=0, hi=2**20)
     real("--top-p", top_p, lo=0.0, hi=1.0, above=True)
     real("--context-level", context_level, lo=0.0, hi=1.0)

@@ -51,6 +51,7 @@ def _leftovers(folder):
         (["--guidance", "nan"], "--guidance"),
         (["--guidance", "inf"], "--guidance"),
         (["--temperature", "nan"], "--temperature"),
+        (["--temperature", "-1"], "--temperature"),
         (["--top-p", "1.5"], "--top-p"),
         (["--top-k", "-1"], "--top-k"),
         (["--best-of", "0"], "--best-of"),
