@@ -13,18 +13,17 @@ from typing import Callable, List, Optional
 import click
 import typer
 
+from framecast.generators.checks import MAX_GUIDANCE, MAX_REFINE, MAX_SHIFT, MAX_STEPS, MAX_TEMPERATURE
+
 # --- limits at the command line's edge ----------------------------------------------------------
-# Sizes are checked before anything is allocated. Frames are bounded by a memory estimate of the
-# model (see clip_bytes); the rest by fixed ceilings far above any useful value.
-MAX_STEPS = 10_000  # sampling steps (the bundled models use 10 to 50)
+# Sizes are checked before anything is allocated: frames against the pipeline's memory estimate
+# (framecast.generators.budget) plus the noise-level matrix; steps, guidance, temperature, shift
+# and refine against the pipeline's own limits (framecast.generators.checks), named as options here.
 MAX_SEED = 2**63  # seeds are 0 <= seed < 2**63 (a torch.Generator takes 64-bit seeds)
 MAX_CANDIDATES = 256  # --best-of: candidates are drawn in one batch
 MAX_BATCH = 1024  # eval --batch-size
 MAX_CLIPS = 100_000  # --num
-MAX_GUIDANCE = 100.0
-MAX_TEMPERATURE = 100.0
 SCHEDULE_SHOW = {"frames": 128, "steps": 1000, "rows": 4096}  # the picture stays under ~60 MB
-MEMORY_SHARE = 0.5  # a request may plan to use at most this share of the device's memory
 LENS_FILES = {"index.html", "steps.png", "layers.png", "final.png", "matrix.png"}  # what `framecast lens` writes
 FAR_BELOW = 0.75  # a setting whose card score is under this share of the default's is warned about
 
@@ -157,13 +156,13 @@ def sampling_numbers(*, steps=None, guidance=None, temperature=None, top_k=None,
                      refine=None) -> None:
     """The options generate, eval and lens share, checked before a model is loaded."""
     count("--frames", frames)
-    count("--steps", steps, hi=MAX_STEPS, why=" (the bundled models use 10 to 50)")
+    count("--steps", steps, hi=MAX_STEPS, why=" (the bundled models use 4 to 50)")
     real("--guidance", guidance, lo=0.0, hi=MAX_GUIDANCE)
     real("--temperature", temperature, lo=0.0, hi=MAX_TEMPERATURE)  # 0: greedy
     count("--top-k", top_k, lo=0, hi=2**20)
     real("--top-p", top_p, lo=0.0, hi=1.0, above=True)
     real("--context-level", context_level, lo=0.0, hi=1.0)
-    count("--refine", refine, lo=0, hi=100)
+    count("--refine", refine, lo=0, hi=MAX_REFINE)
 
 
 def outputs(paths: list[Path], overwrite: bool, **kw) -> list[Path]:
@@ -180,58 +179,38 @@ def outputs(paths: list[Path], overwrite: bool, **kw) -> list[Path]:
 
 
 # --- memory --------------------------------------------------------------------------------------
-def tokens_per_frame(model) -> float:
-    """Transformer tokens one video frame becomes: token-grid cells (AR) or latent patches."""
-    if model.family == "autoregressive":
-        h, w = model.grid_hw
-        return float(h * w)
-    bb = model.backbone.config
-    side = model.latent_shape[1]
-    return (side // bb.patch_size) ** 2 / bb.patch_frames
-
-
-def clip_bytes(model, frames: int, steps: int | None, clips: int = 1) -> int:
-    """An upper estimate of the memory `clips` clips of `frames` frames need at once: attention
-    scores of a guided pair in fp32 (the math kernel holds heads x N x N; flash kernels hold less),
-    activations, and the noise-level matrix (steps x token-frames rows for frame-by-frame schedules)."""
-    bb = model.backbone.config
-    N = tokens_per_frame(model) * frames
-    attention = 2 * bb.heads * N * N * 4
-    activations = 2 * N * bb.width * 4 * 16
-    F = frames / bb.patch_frames
+def matrix_bytes(model, frames: int, steps: int | None) -> int:
+    """The noise-level matrix a run steps through: steps rows per token-frame for the frame-by-frame
+    schedules of a hybrid model (framecast.sampling.noise_matrix), float32."""
+    F = frames // model.backbone.config.patch_frames
     rows = (steps or getattr(model.config, "steps", 0) or 50) * (F if model.family == "hybrid" else 1)
-    return int(clips * (attention + activations) + rows * F * 4)
+    return rows * F * 4
 
 
-def memory_budget(device) -> tuple[int, str]:
-    """MEMORY_SHARE of the GPU's memory, or of this machine's RAM, in bytes, and its description."""
-    import torch
+def check_size(pipe, frames: int | None, steps: int | None, clips: int = 1, *, schedule: str | None = None,
+               use_cache: bool = True) -> None:
+    """Refuse a request whose clips would not fit in the memory free where the model runs (the
+    pipeline's estimate, framecast.generators.budget, and the noise-level matrix), naming the
+    largest --frames that does."""
+    from framecast.generators.budget import available_bytes, request_bytes
 
-    if device.type == "cuda":
-        total = torch.cuda.get_device_properties(device).total_memory
-        return int(total * MEMORY_SHARE), f"half of the GPU's {total / 2**30:.0f} GiB"
-    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return int(total * MEMORY_SHARE), f"half of this machine's {total / 2**30:.0f} GiB"
-
-
-def check_size(pipe, frames: int | None, steps: int | None, clips: int = 1, what: str = "--frames") -> None:
-    """Refuse a request whose clip would not fit in memory, naming the largest one that does."""
     model = pipe.model
     T = frames if frames is not None else model.config.frames
-    budget, where = memory_budget(pipe.device)
-    if clip_bytes(model, T, steps, clips) <= budget:
+    windowed = model.family == "hybrid" and use_cache and (schedule or getattr(model.config, "schedule", "")) != "full"
+    have = available_bytes(pipe.device)
+    need = lambda t: request_bytes(model, clips, t, windowed=windowed) + matrix_bytes(model, t, steps)  # noqa: E731
+    if have is None or need(T) <= have:
         return
     unit = model.backbone.config.patch_frames
     lo, hi = 0, max(1, T // unit)  # token-frames: lo fits (none trivially), hi does not
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if clip_bytes(model, mid * unit, steps, clips) <= budget else (lo, mid)
+        lo, hi = (mid, hi) if need(mid * unit) <= have else (lo, mid)
     lo *= unit
-    need = clip_bytes(model, T, steps, clips) / 2**30
     many = f" x {clips} clips at once" if clips > 1 else ""
     fix = f"give --frames {lo} or fewer" if lo >= unit else "give fewer clips at once (--batch-size, --best-of)"
-    raise ValueError(f"{what} {T}{many} is too much for {pipe.name}: about {need:,.0f} GiB planned, more than {where}; "
-                     f"{fix} (it was trained on {model.config.frames})")
+    raise ValueError(f"--frames {T}{many} is too much for {pipe.name}: about {need(T) / 2**30:,.1f} GiB, more than the "
+                     f"{have / 2**30:.1f} GiB free on {pipe.device.type}; {fix} (it was trained on {model.config.frames})")
 
 
 @app.command()
@@ -432,7 +411,7 @@ def _loaded(a):
     from framecast.pipeline import load
 
     pipe = load(a.model, precision=a.precision, device=a.device)
-    check_size(pipe, a.frames, a.steps, max(1, a.best_of))
+    check_size(pipe, a.frames, a.steps, max(1, a.best_of), schedule=a.schedule, use_cache=not a.no_cache)
     warning = card_warning(pipe, decode=a.decode, schedule=a.schedule, sampler=a.sampler)
     if warning:
         typer.echo(warning, err=True)
@@ -585,7 +564,7 @@ def eval_(
             raise ValueError(f"--fvd compares with real Shapes clips, so --prompts must be a Shapes split ({', '.join(SPLITS)})")
         extractor = feature_network(fvd_network)
     pipe = load(model, precision=precision, device=device)
-    check_size(pipe, frames, steps, max(min(batch_size, num), best_of))
+    check_size(pipe, frames, steps, max(min(batch_size, num), best_of), schedule=schedule)
     warning = card_warning(pipe, decode=decode, schedule=schedule, sampler=sampler)
     if warning:
         typer.echo(warning, err=True)
@@ -793,7 +772,7 @@ def schedule_show(
     count("--frames", frames, hi=SCHEDULE_SHOW["frames"], why=" (columns of the picture)")
     count("--steps", steps, hi=SCHEDULE_SHOW["steps"], why=" (rows of the picture)")
     count("--offset", offset, lo=0, hi=SCHEDULE_SHOW["steps"])
-    real("--shift", shift, lo=0.0, hi=100.0, above=True)
+    real("--shift", shift, lo=0.0, hi=MAX_SHIFT, above=True)
     rows = {"autoregressive": frames * steps, "pyramid": steps + (offset if offset is not None else steps // 2) * (frames - 1)}.get(name, steps)
     if rows > SCHEDULE_SHOW["rows"]:
         raise ValueError(f"schedule '{name}' with --frames {frames} and --steps {steps} has {rows} rows, above the limit of "

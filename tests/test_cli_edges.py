@@ -71,8 +71,8 @@ def test_frames_limit_is_derived_from_memory_and_said(tiny_model_dir, tmp_path):
     r = _run("generate", PROMPT, "--model", tiny_model_dir, "--output", tmp_path / "c.npy", "--frames", 10**6, "--device", "cpu")
     _refused(r, "GiB", "give --frames")
     limit = int(r.output.split("give --frames ")[1].split()[0])
-    assert 4 <= limit < 10**6
-    assert _run("generate", PROMPT, "--model", tiny_model_dir, "--output", tmp_path / "c.npy", "--frames", limit + 4).exit_code == 2
+    assert 4 <= limit < 10**6  # the most the memory free now holds
+    assert _run("generate", PROMPT, "--model", tiny_model_dir, "--output", tmp_path / "c.npy", "--frames", 2 * limit).exit_code == 2
 
 
 @pytest.mark.parametrize(
