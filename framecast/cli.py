@@ -43,13 +43,13 @@ def _unexpected(e: BaseException) -> None:
     if DEBUG["on"]:
         raise e
     if isinstance(e, KeyboardInterrupt):
-        fail("interrupted; nothing was written", 130)
+        fail("interrupted (an output being written was removed)", 130)
     name = type(e).__name__
     if isinstance(e, MemoryError) or "out of memory" in str(e).lower():
         fail("out of memory; ask for fewer --frames, fewer --steps or a smaller --batch-size/--best-of", 1)
     if isinstance(e, OSError):
         where = f" '{e.filename}'" if e.filename else ""
-        fail(f"{e.strerror or e}{where} ({name}); nothing was written", 1)
+        fail(f"{e.strerror or e}{where} ({name}); an output being written was removed", 1)
     fail(f"unexpected {name}: {str(e).splitlines()[0] if str(e) else 'no message'} "
          "(rerun with framecast --debug or FRAMECAST_DEBUG=1 for the traceback)", 1)
 
