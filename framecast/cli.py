@@ -707,7 +707,8 @@ def models(name: str = typer.Argument(None, help="a bundled name or model folder
                  "caption_accuracy": "captions right", "psnr_db": "PSNR dB", "seconds_per_clip": "s/clip", "clips": "clips"}
         score = ", ".join(f"{label} {sc[k]:.2f}" if k != "clips" else f"on {sc[k]} clips" for k, label in shown.items() if k in sc) or "not measured"
         typer.echo(f"{name:<24} {card['family']:<15} {card['params'] / 1e6:>7.2f}M {card['size_mb']:>7.1f}MB  {score}")
-    typer.echo("\nframecast models NAME prints a model's card: what it is, how it was trained and scored, its limits.")
+    typer.echo("\nframecast models NAME prints a model's card: what it is, how it was trained and scored, its limits;"
+               "\nframecast prompts NAME the words and prompts it understands.")
 
 
 @app.command()
