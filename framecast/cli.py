@@ -2,18 +2,106 @@
 
 from __future__ import annotations
 
+import functools
+import math
+import os
 import sys
+import types
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, List, Optional
 
+import click
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="framecast: train, generate and measure video generators.")
+from framecast.generators.checks import MAX_GUIDANCE, MAX_REFINE, MAX_SHIFT, MAX_STEPS, MAX_TEMPERATURE
+
+# --- limits at the command line's edge ----------------------------------------------------------
+# Sizes are checked before anything is allocated: frames against the pipeline's memory estimate
+# (framecast.generators.budget) plus the noise-level matrix; steps, guidance, temperature, shift
+# and refine against the pipeline's own limits (framecast.generators.checks), named as options here.
+MAX_SEED = 2**63  # seeds are 0 <= seed < 2**63 (a torch.Generator takes 64-bit seeds)
+MAX_CANDIDATES = 256  # --best-of: candidates are drawn in one batch
+MAX_BATCH = 1024  # eval --batch-size
+MAX_CLIPS = 100_000  # --num
+SCHEDULE_SHOW = {"frames": 128, "steps": 1000, "rows": 4096}  # the picture stays under ~60 MB
+LENS_FILES = {"index.html", "steps.png", "layers.png", "final.png", "matrix.png"}  # what `framecast lens` writes
+FAR_BELOW = 0.75  # a setting whose card score is under this share of the default's is warned about
+
+DEBUG = {"on": os.environ.get("FRAMECAST_DEBUG", "") not in ("", "0")}
+
+
+def fail(message: str, code: int = 2) -> None:
+    """The one way the command line refuses: `error: ...` on stderr and an exit code (2: bad input)."""
+    if len(message) > 600:  # a message that quotes a huge input (a 100k-character prompt) stays readable
+        message = message[:300] + " [...] " + message[-280:]
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _unexpected(e: BaseException) -> None:
+    """One line for what is not the user's doing, and a non-zero exit; --debug shows the traceback."""
+    if DEBUG["on"]:
+        raise e
+    if isinstance(e, KeyboardInterrupt):
+        fail("interrupted (an output being written was removed)", 130)
+    name = type(e).__name__
+    if isinstance(e, MemoryError) or "out of memory" in str(e).lower():
+        fail("out of memory; ask for fewer --frames, fewer --steps or a smaller --batch-size/--best-of", 1)
+    if isinstance(e, OSError):
+        where = f" '{e.filename}'" if e.filename else ""
+        fail(f"{e.strerror or e}{where} ({name}); an output being written was removed", 1)
+    fail(f"unexpected {name}: {str(e).splitlines()[0] if str(e) else 'no message'} "
+         "(rerun with framecast --debug or FRAMECAST_DEBUG=1 for the traceback)", 1)
+
+
+def guarded(fn: Callable) -> Callable:
+    """A command whose ValueErrors are refusals (exit 2, one line) and whose other exceptions are
+    one line and a non-zero exit (130 for Ctrl-C): never a traceback, unless --debug."""
+
+    @functools.wraps(fn)
+    def command(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.ClickException, click.exceptions.Abort):
+            raise
+        except ValueError as e:
+            if DEBUG["on"]:
+                raise
+            fail(str(e))
+        except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - the face's last line of defence
+            _unexpected(e)
+
+    return command
+
+
+class Typer(typer.Typer):
+    """typer.Typer whose every command is guarded."""
+
+    def command(self, *args, **kwargs):
+        register = super().command(*args, **kwargs)
+        return lambda fn: register(guarded(fn))
+
+
+app = Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="framecast: train, generate and measure video generators.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from framecast import __version__
+
+        typer.echo(f"framecast {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
-def _root() -> None:
-    """framecast: train, generate and measure video generators."""
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="print the version and exit"),
+    debug: bool = typer.Option(False, "--debug", help="show tracebacks (also FRAMECAST_DEBUG=1)"),
+) -> None:
+    """framecast: train, generate and measure video generators.
+
+    Example: framecast generate "a big red circle moves right" -o clip.mp4"""
+    DEBUG["on"] = debug or os.environ.get("FRAMECAST_DEBUG", "") not in ("", "0")
 
 
 def _given(**options) -> dict:
@@ -21,9 +109,108 @@ def _given(**options) -> dict:
     return {k: v for k, v in options.items() if v is not None}
 
 
-def fail(message: str, code: int = 2) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
+# --- numbers -----------------------------------------------------------------------------------
+def count(name: str, value: int | None, *, lo: int = 1, hi: int | None = None, why: str = "") -> int | None:
+    """An integer option within [lo, hi]; None (the model's default) passes."""
+    if value is None:
+        return None
+    if value < lo:
+        raise ValueError(f"{name} must be > {lo - 1}, got {value}" if lo == 1 else f"{name} must be >= {lo}, got {value}")
+    if hi is not None and value > hi:
+        raise ValueError(f"{name} {value} is above the limit of {hi}{why}; give {name} {hi} or less")
+    return value
+
+
+def real(name: str, value: float | None, *, lo: float | None = None, hi: float | None = None, above: bool = False) -> float | None:
+    """A finite float option in [lo, hi] (or (lo, hi] with `above`); NaN and inf are refused."""
+    if value is None:
+        return None
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value}")
+    low_ok = lo is None or (value > lo if above else value >= lo)
+    if not low_ok or (hi is not None and value > hi):
+        low = "" if lo is None else f"{'>' if above else '>='} {lo:g}"
+        high = "" if hi is None else f"<= {hi:g}"
+        raise ValueError(f"{name} must be {' and '.join(x for x in (low, high) if x)}, got {value}")
+    return value
+
+
+def seed_range(seed: int, clips: int = 1) -> int:
+    """Seeds seed .. seed + clips - 1 must fit a torch.Generator: 0 <= seed < 2**63."""
+    if seed < 0 or seed + clips - 1 >= MAX_SEED:
+        top = MAX_SEED - clips
+        raise ValueError(f"--seed must be between 0 and {top} (2**63 less the clips it seeds), got {seed}")
+    return seed
+
+
+def seeds_used(clips: int, best_of: int = 1, chunk: int | None = None) -> int:
+    """How far past --seed the seeds of a run reach: clip i uses seed + i, candidate k adds k
+    strides (framecast.eval.scaling), each chunk of a chunk search one more."""
+    from framecast.eval.scaling import SEED_STRIDE
+
+    searching = best_of > 1 or chunk is not None
+    return clips + (best_of * SEED_STRIDE + MAX_STEPS if searching else 0)
+
+
+def sampling_numbers(*, steps=None, guidance=None, temperature=None, top_k=None, top_p=None, frames=None, context_level=None,
+                     refine=None) -> None:
+    """The options generate, eval and lens share, checked before a model is loaded."""
+    count("--frames", frames)
+    count("--steps", steps, hi=MAX_STEPS, why=" (the bundled models use 4 to 50)")
+    real("--guidance", guidance, lo=0.0, hi=MAX_GUIDANCE)
+    real("--temperature", temperature, lo=0.0, hi=MAX_TEMPERATURE)  # 0: greedy
+    count("--top-k", top_k, lo=0, hi=2**20)
+    real("--top-p", top_p, lo=0.0, hi=1.0, above=True)
+    real("--context-level", context_level, lo=0.0, hi=1.0)
+    count("--refine", refine, lo=0, hi=MAX_REFINE)
+
+
+def outputs(paths: list[Path], overwrite: bool, **kw) -> list[Path]:
+    """Every output checked before any work (framecast.video.check_output); one file named twice is refused."""
+    from framecast.video import check_output
+
+    seen = set()
+    for p in paths:
+        if p.absolute() in seen:
+            raise ValueError(f"output '{p}' is given twice; each --output must be a different file")
+        seen.add(p.absolute())
+        check_output(p, overwrite=overwrite, **kw)
+    return paths
+
+
+# --- memory --------------------------------------------------------------------------------------
+def matrix_bytes(model, frames: int, steps: int | None) -> int:
+    """The noise-level matrix a run steps through: steps rows per token-frame for the frame-by-frame
+    schedules of a hybrid model (framecast.sampling.noise_matrix), float32."""
+    F = frames // model.backbone.config.patch_frames
+    rows = (steps or getattr(model.config, "steps", 0) or 50) * (F if model.family == "hybrid" else 1)
+    return rows * F * 4
+
+
+def check_size(pipe, frames: int | None, steps: int | None, clips: int = 1, *, schedule: str | None = None,
+               use_cache: bool = True) -> None:
+    """Refuse a request whose clips would not fit in the memory free where the model runs (the
+    pipeline's estimate, framecast.generators.budget, and the noise-level matrix), naming the
+    largest --frames that does."""
+    from framecast.generators.budget import available_bytes, request_bytes
+
+    model = pipe.model
+    T = frames if frames is not None else model.config.frames
+    windowed = model.family == "hybrid" and use_cache and (schedule or getattr(model.config, "schedule", "")) != "full"
+    have = available_bytes(pipe.device)
+    need = lambda t: request_bytes(model, clips, t, windowed=windowed) + matrix_bytes(model, t, steps)  # noqa: E731
+    if have is None or need(T) <= have:
+        return
+    unit = model.backbone.config.patch_frames
+    lo, hi = 0, max(1, T // unit)  # token-frames: lo fits (none trivially), hi does not
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if need(mid * unit) <= have else (lo, mid)
+    lo *= unit
+    many = f" x {clips} clips at once" if clips > 1 else ""
+    fix = f"give --frames {lo} or fewer" if lo >= unit else "give fewer clips at once (--batch-size, --best-of)"
+    raise ValueError(f"--frames {T}{many} is too much for {pipe.name}: about {need(T) / 2**30:,.1f} GiB, more than the "
+                     f"{have / 2**30:.1f} GiB free on {pipe.device.type}; {fix} (it was trained on {model.config.frames})")
 
 
 @app.command()
@@ -76,7 +263,9 @@ def pack(
 ):
     """Pack a checkpoint to move a run to another machine (e.g. in a git commit): weights in bf16,
     no optimizer state, the run's config and log. `framecast train --resume OUTPUT` goes on from it,
-    writing to the run's out_dir; AdamW's moments start afresh and the learning rate warms up again."""
+    writing to the run's out_dir; AdamW's moments start afresh and the learning rate warms up again.
+
+    Example: framecast pack runs/mine packs/mine"""
     from framecast.train.checkpoint import pack_checkpoint
 
     try:
@@ -87,21 +276,101 @@ def pack(
     typer.echo(f"packed {source} into {dest} ({size:.1f} MB)")
 
 
+# --- what generate adds around a pipeline call ------------------------------------------------
+def _scores(path: Path) -> dict:
+    import json
+
+    try:
+        return json.loads((Path(path) / "scores.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _setting_score(scores: dict, option: str, value: str) -> float | None:
+    """A card's scene accuracy for one setting: the card's own (when measured with it) or a nested one."""
+    if scores.get(option) == value:
+        return scores.get("scene_accuracy")
+    nested = scores.get(value)
+    return nested.get("scene_accuracy") if isinstance(nested, dict) else None
+
+
+def card_warning(pipe, **chosen) -> str | None:
+    """A line when the model card (scores.json, and a `decode_with` sibling's) scores a chosen
+    setting far below the model's default; the figures are read from the cards, never kept here."""
+    from framecast.generators.io import read_config
+    from framecast.pipeline import resolve_model
+
+    if pipe.path is None:
+        return None
+    base = _scores(pipe.path)
+    default = base.get("scene_accuracy")
+    if not isinstance(default, (int, float)):
+        return None
+    siblings = read_config(pipe.path).get("decode_with", {})
+    for option, value in chosen.items():
+        if value is None or base.get(option) == value:
+            continue
+        score = _setting_score(base, option, value)
+        if score is None and option == "decode" and value in siblings:
+            score = _setting_score(_scores(resolve_model(siblings[value])), option, value)
+        if isinstance(score, (int, float)) and score < FAR_BELOW * default:
+            return (f"warning: --{option} {value} scores a scene accuracy of {score:.2f} on {pipe.name}'s model card, "
+                    f"against {default:.2f} with its default (framecast models {pipe.name})")
+    return None
+
+
+def start_frames(pipe, image: Path | None, video: Path | None) -> dict:
+    """--image and --video read here and resized to the model's canvas (with a one-line notice),
+    so a clip framecast wrote (upscaled for viewing) can be continued."""
+    from framecast.video import read_image, read_video, resize_frames
+
+    side = pipe.model.config.size
+    given = {}
+    for name, path, read in (("image", image, lambda p: read_image(p)[None]), ("video", video, read_video)):
+        if path is None:
+            continue
+        frames = read(path)
+        if frames.shape[1:3] != (side, side):
+            typer.echo(f"note: --{name} '{path}' is {frames.shape[2]}x{frames.shape[1]}; resized to the model's {side}x{side}", err=True)
+            frames = resize_frames(frames, side)
+        given[name] = frames[0] if name == "image" else frames
+    return given
+
+
+def progress_bar(pipe, prompt: str, call: dict, file=None):
+    """A tqdm bar on stderr with rate and ETA, advanced by the pipeline's step callback (one tick a
+    denoising step; the total is the rows of the run's noise-level matrix). Shown on a terminal only."""
+    from tqdm import tqdm
+
+    if pipe.model.family == "autoregressive":
+        return None, None  # a token model reports no steps
+    keys = ("negative_prompt", "num_frames", "num_inference_steps", "image", "video", "context_frames", "sampler", "schedule", "shift")
+    total = pipe.noise_matrix(prompt, **{k: v for k, v in call.items() if k in keys}).levels.shape[0] - 1
+    bar = tqdm(total=total, desc="denoising", unit="step", file=file or sys.stderr, leave=False, dynamic_ncols=True, disable=None)
+
+    def on_step(p, i, sigma, tensors):
+        bar.update(1)
+        return tensors
+
+    return bar, on_step
+
+
 @app.command()
 def generate(
-    prompt: str = typer.Argument(..., help="what to show, e.g. 'a big red circle moves right'"),
+    prompt: str = typer.Argument(..., help="what to show, e.g. 'a big red circle moves right' (framecast prompts MODEL lists the words)"),
     model: str = typer.Option("shapes-diffusion", "--model", "-m", help="a bundled model name or a model folder"),
-    output: Path = typer.Option(Path("clip.mp4"), "--output", "-o", help="file to write: .mp4, .gif, .png (contact sheet) or .npy"),
-    seed: int = typer.Option(0, "--seed"),
-    steps: Optional[int] = typer.Option(None, "--steps", help="sampling steps (default: the model's)"),
+    output: List[Path] = typer.Option([Path("clip.mp4")], "--output", "-o", help="file to write: .mp4, .gif, .png (contact sheet with the prompt) or .npy; repeat for several"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace outputs that exist"),
+    seed: int = typer.Option(0, "--seed", help="0 <= seed < 2**63"),
+    steps: Optional[int] = typer.Option(None, "--steps", help=f"sampling steps, at most {MAX_STEPS} (default: the model's)"),
     guidance: Optional[float] = typer.Option(None, "--guidance", help="classifier-free guidance scale (default: the model's)"),
-    frames: Optional[int] = typer.Option(None, "--frames", help="clip length (default: the model's training length)"),
+    frames: Optional[int] = typer.Option(None, "--frames", help="clip length (default: the model's training length; bounded by memory)"),
     negative_prompt: Optional[str] = typer.Option(None, "--negative-prompt", help="steer away from this prompt"),
     sampler: Optional[str] = typer.Option(None, "--sampler", help="euler, euler-ancestral, euler-stochastic, heun or dpmpp-2m (default: the model's)"),
-    image: Optional[Path] = typer.Option(None, "--image", help="first frame to start from (image to video)"),
-    video: Optional[Path] = typer.Option(None, "--video", help="clip to continue"),
+    image: Optional[Path] = typer.Option(None, "--image", help="first frame to start from (image to video); resized to the model's canvas"),
+    video: Optional[Path] = typer.Option(None, "--video", help="clip to continue (e.g. one framecast wrote); resized to the model's canvas"),
     context_frames: Optional[int] = typer.Option(None, "--context-frames", help="how many frames of --video to keep"),
-    fps: int = typer.Option(8, "--fps"),
+    fps: float = typer.Option(8.0, "--fps", help="frames per second of .mp4/.gif"),
     precision: str = typer.Option("auto", "--precision", help="auto (bf16 where the hardware has it, else fp32), bf16 or fp32"),
     device: str = typer.Option("auto", "--device", help="auto (the GPU when PyTorch sees one), cpu, cuda or cuda:N"),
     schedule: Optional[str] = typer.Option(None, "--schedule", help="hybrid models: autoregressive, pyramid or full"),
@@ -117,114 +386,145 @@ def generate(
     verifier: str = typer.Option("judge", "--verifier", help="for --best-of: judge (Shapes prompts), classifier or classifier:FOLDER"),
     chunk: Optional[int] = typer.Option(None, "--chunk", help="hybrid/AR with --best-of: pick among N candidates for each next CHUNK frames"),
 ):
-    """Generate a clip from a text prompt."""
-    import torch
+    """Generate a clip from a text prompt.
 
-    from framecast.pipeline import load
-    from framecast.video import WRITE_EXTENSIONS, export_to_video
-
-    if output.suffix.lower() not in WRITE_EXTENSIONS:
-        fail(f"cannot write '{output}': the output must end in {', '.join(WRITE_EXTENSIONS)}")
-    if frames is not None and frames <= 0:
-        fail(f"--frames must be > 0, got {frames}")
-    if steps is not None and steps <= 0:
-        fail(f"--steps must be > 0, got {steps}")
-    if best_of < 1:
-        fail(f"--best-of must be >= 1, got {best_of}")
-    if stream and (best_of > 1 or chunk is not None):
-        fail("--stream writes frames as they are made, so it cannot search among candidates; drop --best-of/--chunk or --stream")
+    Example: framecast generate "a big red circle moves right" -m shapes-hybrid -o clip.mp4 -o clip.png"""
+    a = types.SimpleNamespace(**locals())
+    _check_generate(a)
     if stream:
-        return _generate_stream(prompt, model, output, seed, steps, guidance, frames, negative_prompt, schedule, no_cache, image, video,
-                                context_frames, fps, precision, device, context_level)
+        return _generate_stream(a)
     if best_of > 1 or chunk is not None:
-        return _generate_search(prompt, model, output, seed, best_of, verifier, chunk, fps, precision, device, frames,
-                                dict(negative_prompt=negative_prompt, num_inference_steps=steps, guidance_scale=guidance, sampler=sampler,
-                                     **({"schedule": schedule} if schedule else {}),
-                                     **_given(decode=decode, temperature=temperature, top_k=top_k, top_p=top_p, refine=refine, context_level=context_level)))
-    try:
-        pipe = load(model, precision=precision, device=device)
-        out = pipe(
-            prompt,
-            negative_prompt=negative_prompt,
-            num_frames=frames,
-            num_inference_steps=steps,
-            guidance_scale=guidance,
-            generator=torch.Generator().manual_seed(seed),
-            sampler=sampler,
-            image=image,
-            video=video,
-            context_frames=context_frames,
-            **({"schedule": schedule, "use_cache": not no_cache} if schedule or no_cache else {}),
-            **_given(decode=decode, temperature=temperature, top_k=top_k, top_p=top_p, refine=refine, context_level=context_level),
-        )
-        export_to_video(out, output, fps=fps)
-    except ValueError as e:
-        fail(str(e))
-    clip = out.frames[0]
-    typer.echo(f"wrote {output} ({clip.shape[0]} frames of {clip.shape[2]}x{clip.shape[1]}) in {out.seconds:.1f}s")
+        return _generate_search(a)
+    return _generate_one(a)
 
 
-def _generate_search(prompt, model, output, seed, best_of, verifier, chunk, fps, precision, device, frames, call_kwargs):
-    from framecast.eval.scaling import best_of_n, chunk_search, make_verifier
+def _check_generate(a) -> None:
+    """Everything generate can check before a model is loaded: numbers and output paths."""
+    from framecast.video import check_fps
+
+    sampling_numbers(steps=a.steps, guidance=a.guidance, temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, frames=a.frames,
+                     context_level=a.context_level, refine=a.refine)
+    count("--best-of", a.best_of, hi=MAX_CANDIDATES, why=" (candidates are drawn in one batch)")
+    count("--context-frames", a.context_frames)
+    count("--chunk", a.chunk)
+    seed_range(a.seed, seeds_used(1, a.best_of, a.chunk))
+    check_fps(real("--fps", a.fps, lo=0.0, hi=1000.0, above=True))
+    if a.stream and (a.best_of > 1 or a.chunk is not None):
+        raise ValueError("--stream writes frames as they are made, so it cannot search among candidates; drop --best-of/--chunk or --stream")
+    if a.stream and len(a.output) != 1:
+        raise ValueError("--stream writes one output; give a single --output")
+    outputs(a.output, a.overwrite)
+
+
+def _loaded(a):
+    """The pipeline, the request checked against memory, the card's warning printed, the start frames read."""
     from framecast.pipeline import load
+
+    pipe = load(a.model, precision=a.precision, device=a.device)
+    check_size(pipe, a.frames, a.steps, max(1, a.best_of), schedule=a.schedule, use_cache=not a.no_cache)
+    warning = card_warning(pipe, decode=a.decode, schedule=a.schedule, sampler=a.sampler)
+    if warning:
+        typer.echo(warning, err=True)
+    return pipe, start_frames(pipe, a.image, a.video)
+
+
+def _write_all(clip, a) -> None:
+    """The same clip to every --output (each atomically; a failure leaves none half-written)."""
     from framecast.video import export_to_video
 
-    try:
-        pipe = load(model, precision=precision, device=device)
-        verify = make_verifier(verifier)
-        if chunk is not None:
-            found = chunk_search(pipe, prompt, best_of, seed=seed, chunk=chunk, num_frames=frames, verifier=verify, **call_kwargs)
-            clip, picked = found["frames"], f"candidates {found['chosen']} of {best_of} for the chunks"
-        else:
-            found = best_of_n(pipe, [prompt], best_of, seeds=[seed], verifier=verify, num_frames=frames, **call_kwargs)
-            clip = found["frames"][0]
-            scores = ", ".join(f"{x:.2f}" for x in found["scores"][0])
-            picked = f"candidate {found['chosen'][0]} of {best_of} ({verify.name} scores {scores})"
-        export_to_video(clip, output, fps=fps)
-    except ValueError as e:
-        fail(str(e))
-    typer.echo(f"wrote {output} ({clip.shape[0]} frames of {clip.shape[2]}x{clip.shape[1]}), {picked}, in {found['seconds']:.1f}s")
+    for path in a.output:
+        export_to_video(clip, path, fps=a.fps, caption=a.prompt, overwrite=a.overwrite)
 
 
-def _generate_stream(prompt, model, output, seed, steps, guidance, frames, negative_prompt, schedule, no_cache, image, video,
-                     context_frames, fps, precision, device, context_level=None):
-    import time
-
-    import numpy as np
+def _generate_one(a) -> None:
     import torch
 
-    from framecast.pipeline import load
-    from framecast.video import Mp4Stream, export_to_video
-
-    chunks = []
+    pipe, given = _loaded(a)
+    call = dict(negative_prompt=a.negative_prompt, num_frames=a.frames, num_inference_steps=a.steps, guidance_scale=a.guidance,
+                sampler=a.sampler, context_frames=a.context_frames, **given,
+                **({"schedule": a.schedule, "use_cache": not a.no_cache} if a.schedule or a.no_cache else {}),
+                **_given(decode=a.decode, temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, refine=a.refine,
+                         context_level=a.context_level))
+    bar, on_step = progress_bar(pipe, a.prompt, call)
     try:
-        pipe = load(model, precision=precision, device=device)
-        kw = dict(negative_prompt=negative_prompt, num_frames=frames, num_inference_steps=steps, guidance_scale=guidance,
-                  generator=torch.Generator().manual_seed(seed), schedule=schedule, use_cache=not no_cache, image=image,
-                  video=video, context_frames=context_frames, context_level=context_level)
-        frames_made = pipe.stream(prompt, **kw)  # checks the request before the file is opened
-        writer = Mp4Stream(output, fps=fps) if output.suffix.lower() == ".mp4" else None
-        start, made = time.perf_counter(), 0
+        out = pipe(a.prompt, generator=torch.Generator().manual_seed(a.seed), callback_on_step_end=on_step, **call)
+    finally:
+        if bar is not None:
+            bar.close()
+    clip = out.frames[0]
+    _write_all(clip, a)
+    names = " and ".join(str(p) for p in a.output)
+    typer.echo(f"wrote {names} ({clip.shape[0]} frames of {clip.shape[2]}x{clip.shape[1]}) in {out.seconds:.1f}s")
+
+
+def _generate_search(a) -> None:
+    from framecast.eval.scaling import best_of_n, chunk_search, make_verifier
+
+    pipe, given = _loaded(a)
+    call_kwargs = dict(negative_prompt=a.negative_prompt, num_inference_steps=a.steps, guidance_scale=a.guidance, sampler=a.sampler,
+                       **({"schedule": a.schedule} if a.schedule else {}),
+                       **_given(decode=a.decode, temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, refine=a.refine,
+                                context_level=a.context_level))
+    verify = make_verifier(a.verifier)
+    if a.chunk is not None:
+        found = chunk_search(pipe, a.prompt, a.best_of, seed=a.seed, chunk=a.chunk, num_frames=a.frames, verifier=verify, **call_kwargs)
+        clip, picked = found["frames"], f"candidates {found['chosen']} of {a.best_of} for the chunks"
+    else:  # the candidates are one batch: one pass of the bar
+        bar, on_step = progress_bar(pipe, a.prompt, dict(num_frames=a.frames, **given, **call_kwargs))
+        try:
+            found = best_of_n(pipe, [a.prompt], a.best_of, seeds=[a.seed], verifier=verify, num_frames=a.frames, **given, **call_kwargs,
+                              **({"callback_on_step_end": on_step} if on_step else {}))
+        finally:
+            if bar is not None:
+                bar.close()
+        clip = found["frames"][0]
+        scores = ", ".join(f"{x:.2f}" for x in found["scores"][0])
+        picked = f"candidate {found['chosen'][0]} of {a.best_of} ({verify.name} scores {scores})"
+    _write_all(clip, a)
+    names = " and ".join(str(p) for p in a.output)
+    typer.echo(f"wrote {names} ({clip.shape[0]} frames of {clip.shape[2]}x{clip.shape[1]}), {picked}, in {found['seconds']:.1f}s")
+
+
+def _generate_stream(a) -> None:
+    import numpy as np
+    import torch
+    from tqdm import tqdm
+
+    from framecast.video import Mp4Stream
+
+    pipe, given = _loaded(a)
+    kw = dict(negative_prompt=a.negative_prompt, num_frames=a.frames, num_inference_steps=a.steps, guidance_scale=a.guidance,
+              generator=torch.Generator().manual_seed(a.seed), schedule=a.schedule, use_cache=not a.no_cache,
+              context_frames=a.context_frames, context_level=a.context_level, **given)
+    frames_made = pipe.stream(a.prompt, **kw)  # checks the request before the file is opened
+    output, chunks, made = a.output[0], [], 0
+    total = a.frames if a.frames is not None else pipe.model.config.frames
+    writer = Mp4Stream(output, fps=a.fps) if output.suffix.lower() == ".mp4" else None
+    with writer or _nothing(), tqdm(total=total, desc="frames", unit="frame", file=sys.stderr, leave=False, dynamic_ncols=True,
+                                       disable=None) as bar:
         for chunk in frames_made:
             made += chunk.shape[0]
             if writer is not None:
                 writer.write(chunk)
             chunks.append(chunk)
-            typer.echo(f"frames {made - chunk.shape[0]}-{made - 1} ready ({made / (time.perf_counter() - start):.1f} frames/s)")
-        if writer is not None:
-            writer.close()
-        else:
-            export_to_video(np.concatenate(chunks), output, fps=fps)
-    except ValueError as e:
-        fail(str(e))
+            bar.update(chunk.shape[0])
+            typer.echo(f"frames {made - chunk.shape[0]}-{made - 1} ready")
+    if writer is None:
+        _write_all(np.concatenate(chunks), a)
     typer.echo(f"wrote {output} ({made} frames)")
+
+
+def _nothing():
+    import contextlib
+
+    return contextlib.nullcontext()
 
 
 @app.command("eval")
 def eval_(
     model: str = typer.Option("shapes-diffusion", "--model", "-m", help="a bundled model name or a model folder"),
     prompts: str = typer.Option("train", "--prompts", help="a Shapes split (train, compositional) or a file with one prompt a line"),
-    num: int = typer.Option(100, "--num", help="number of clips"),
+    num: int = typer.Option(100, "--num", help=f"number of clips (at most {MAX_CLIPS})"),
     seed: int = typer.Option(0, "--seed", help="clip i is drawn with seed + i"),
     steps: Optional[int] = typer.Option(None, "--steps"),
     guidance: Optional[float] = typer.Option(None, "--guidance"),
@@ -237,8 +537,9 @@ def eval_(
     refine: Optional[int] = typer.Option(None, "--refine", help="autoregressive models, set decoding: Gibbs sweeps over each token-frame"),
     context_level: Optional[float] = typer.Option(None, "--context-level", help="hybrid models: noise level of finished frames seen as context"),
     frames: Optional[int] = typer.Option(None, "--frames"),
-    batch_size: int = typer.Option(10, "--batch-size"),
+    batch_size: int = typer.Option(10, "--batch-size", help=f"clips drawn at once (at most {MAX_BATCH}; bounded by memory)"),
     output: Path = typer.Option(Path("eval.json"), "--output", "-o", help="JSON report (a contact sheet .png is written beside it)"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace the report and sheet if they exist"),
     precision: str = typer.Option("auto", "--precision", help="auto (bf16 where the hardware has it, else fp32), bf16 or fp32"),
     device: str = typer.Option("auto", "--device", help="auto (the GPU when PyTorch sees one), cpu, cuda or cuda:N"),
     best_of: int = typer.Option(1, "--best-of", help="draw N candidates a clip and keep the verifier's pick (test-time scaling)"),
@@ -247,37 +548,53 @@ def eval_(
     fvd_network: Optional[str] = typer.Option(None, "--fvd", help="also report FVD against real Shapes clips of the same prompts: "
                                               "'shapes' (the shipped classifier), 'shapes:FOLDER' or 'i3d:FILE' (.safetensors or TorchScript)"),
 ):
-    """Generate clips for a prompt set, judge them with the Shapes judge, print a table, write JSON."""
+    """Generate clips for a prompt set, judge them with the Shapes judge, print a table, write JSON.
+
+    Example: framecast eval -m shapes-hybrid --num 20 -o eval.json"""
     from PIL import Image
 
     from framecast.eval.evaluate import eval_prompts, evaluate, sheet_of_clips, write_report
     from framecast.pipeline import load
+    from framecast.video import atomic_path
 
-    if num <= 0:
-        fail(f"--num must be > 0, got {num}")
-    try:
-        extractor = None
-        if fvd_network is not None:  # before generating, so a bad network fails fast
-            from framecast.data.shapes import SPLITS
-            from framecast.eval.fvd import feature_network, shapes_fvd
+    count("--num", num, hi=MAX_CLIPS)
+    count("--batch-size", batch_size, hi=MAX_BATCH)
+    count("--best-of", best_of, hi=MAX_CANDIDATES, why=" (candidates are drawn in one batch)")
+    count("--chunk", chunk)
+    sampling_numbers(steps=steps, guidance=guidance, temperature=temperature, top_k=top_k, top_p=top_p, frames=frames,
+                     context_level=context_level, refine=refine)
+    seed_range(seed, seeds_used(num, best_of, chunk))
+    outputs([output, output.with_suffix(".png")], overwrite, extensions=None)
+    extractor = None
+    if fvd_network is not None:  # before generating, so a bad network fails fast
+        from framecast.data.shapes import SPLITS
+        from framecast.eval.fvd import feature_network, shapes_fvd
 
-            if prompts not in SPLITS:
-                raise ValueError(f"--fvd compares with real Shapes clips, so --prompts must be a Shapes split ({', '.join(SPLITS)})")
-            extractor = feature_network(fvd_network)
-        pipe = load(model, precision=precision, device=device)
-        summary = evaluate(
-            pipe, eval_prompts(prompts, num), seed=seed, batch_size=batch_size,
-            num_inference_steps=steps, guidance_scale=guidance, sampler=sampler, num_frames=frames,
-            best_of=best_of, verifier=verifier, chunk=chunk,
-            **_given(schedule=schedule, decode=decode, temperature=temperature, top_k=top_k, top_p=top_p, refine=refine, context_level=context_level),
-        )
-        if extractor is not None:
-            summary.update(shapes_fvd(summary["frames"], split=prompts, network=extractor))
-    except ValueError as e:
-        fail(str(e))
+        if prompts not in SPLITS:
+            raise ValueError(f"--fvd compares with real Shapes clips, so --prompts must be a Shapes split ({', '.join(SPLITS)})")
+        extractor = feature_network(fvd_network)
+    pipe = load(model, precision=precision, device=device)
+    check_size(pipe, frames, steps, max(min(batch_size, num), best_of), schedule=schedule)
+    warning = card_warning(pipe, decode=decode, schedule=schedule, sampler=sampler)
+    if warning:
+        typer.echo(warning, err=True)
+    summary = evaluate(
+        pipe, eval_prompts(prompts, num), seed=seed, batch_size=batch_size,
+        num_inference_steps=steps, guidance_scale=guidance, sampler=sampler, num_frames=frames,
+        best_of=best_of, verifier=verifier, chunk=chunk,
+        **_given(schedule=schedule, decode=decode, temperature=temperature, top_k=top_k, top_p=top_p, refine=refine, context_level=context_level),
+    )
+    if extractor is not None:
+        summary.update(shapes_fvd(summary["frames"], split=prompts, network=extractor))
     summary["prompts"] = prompts
-    write_report(summary, output)
-    Image.fromarray(sheet_of_clips(summary["frames"])).save(output.with_suffix(".png"))
+    with atomic_path(output) as tmp, atomic_path(output.with_suffix(".png")) as tmp_png:
+        write_report(summary, tmp)
+        Image.fromarray(sheet_of_clips(summary["frames"])).save(tmp_png, format="PNG")
+    _eval_table(pipe, summary, num, prompts, seed)
+    typer.echo(f"wrote {output} and {output.with_suffix('.png')}")
+
+
+def _eval_table(pipe, summary: dict, num: int, prompts: str, seed: int) -> None:
     rows = [
         ("scene accuracy", summary["scene_accuracy"]), ("object accuracy", summary["object_accuracy"]),
         ("presence", summary["presence"]), ("shape", summary["shape"]), ("colour", summary["colour"]),
@@ -290,44 +607,53 @@ def eval_(
     typer.echo(f"{pipe.name} on {num} '{prompts}' clips (seed {seed}):")
     for name, value in rows:
         typer.echo(f"  {name:<18} {value:8.3f}")
-    typer.echo(f"wrote {output} and {output.with_suffix('.png')}")
 
 
 @app.command()
 def lens(
     prompt: str = typer.Argument(..., help="the prompt to look at"),
-    model: str = typer.Option("shapes-diffusion", "--model", "-m"),
+    model: str = typer.Option("shapes-diffusion", "--model", "-m", help="a bundled model name or a model folder (every family)"),
     output: Path = typer.Option(Path("lens"), "--output", "-o", help="folder for the contact sheets and index.html"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace the folder if it exists"),
     seed: int = typer.Option(0, "--seed"),
     steps: Optional[int] = typer.Option(None, "--steps"),
     layer_step: Optional[int] = typer.Option(None, "--layer-step", help="diffusion/hybrid: the step whose layers are read out"),
     frames: Optional[int] = typer.Option(None, "--frames"),
     device: str = typer.Option("auto", "--device", help="auto (the GPU when PyTorch sees one), cpu, cuda or cuda:N"),
 ):
-    """What the model believes the clip is at every step and every layer (a "logit lens" for video)."""
+    """What the model believes the clip is at every step and every layer (a "logit lens" for video).
+    A latent model's predictions are decoded to frames through its codec.
+
+    Example: framecast lens "a big red circle moves right" -m shapes-hybrid --steps 2 --frames 4 -o lens"""
     from framecast.eval.lens import ar_lens, diffusion_lens, write_lens
     from framecast.pipeline import load
+    from framecast.video import atomic_folder
 
-    try:
-        pipe = load(model, precision="fp32", device=device)
-        if pipe.model.family == "autoregressive":
-            result = ar_lens(pipe, prompt, seed=seed, num_frames=frames)
-        else:
-            result = diffusion_lens(pipe, prompt, seed=seed, layer_step=layer_step, num_inference_steps=steps, num_frames=frames)
+    sampling_numbers(steps=steps, frames=frames)
+    count("--layer-step", layer_step, lo=0, hi=MAX_STEPS)
+    seed_range(seed)
+    outputs([output], overwrite, extensions=None, folder=True)
+    foreign = sorted(p.name for p in output.iterdir() if p.name not in LENS_FILES) if output.is_dir() else []
+    if foreign:  # --overwrite replaces a lens folder, never a folder of other things
+        raise ValueError(f"'{output}' holds files the lens did not write ({', '.join(foreign[:3])}); give a new folder name")
+    pipe = load(model, precision="fp32", device=device)
+    check_size(pipe, frames, steps)
+    if pipe.model.family == "autoregressive":
+        result = ar_lens(pipe, prompt, seed=seed, num_frames=frames)
+    else:
+        result = diffusion_lens(pipe, prompt, seed=seed, layer_step=layer_step, num_inference_steps=steps, num_frames=frames)
+    with atomic_folder(output) as folder:
         matrix_png = None
         if pipe.model.family == "hybrid":
             from PIL import Image
 
             from framecast.sampling.noise_matrix import matrix_image
 
-            output.mkdir(parents=True, exist_ok=True)
-            matrix_png = output / "matrix.png"
+            matrix_png = folder / "matrix.png"
             matrix = pipe.noise_matrix(prompt, num_frames=frames, num_inference_steps=steps)
             Image.fromarray(matrix_image(matrix, cell=8, cell_width=32)).save(matrix_png)
-        page = write_lens(result, output, f"{pipe.name}: {prompt}", matrix_png)
-    except ValueError as e:
-        fail(str(e))
-    typer.echo(f"wrote {page} ({len(result['steps'])} steps, {len(result['layers'])} layers)")
+        write_lens(result, folder, f"{pipe.name}: {prompt}", matrix_png)
+    typer.echo(f"wrote {output / 'index.html'} ({len(result['steps'])} steps, {len(result['layers'])} layers)")
 
 
 @app.command()
@@ -339,17 +665,20 @@ def arena(
     seed: int = typer.Option(0, "--seed"),
     verifier: str = typer.Option("classifier", "--verifier", help="best-of-N verifier: classifier (the judge if none is shipped) or judge"),
 ):
-    """Compare the families on the same prompts and seeds: quality, FVD, coherence, speed, memory, drift, best-of-N."""
+    """Compare the families on the same prompts and seeds: quality, FVD, coherence, speed, memory, drift, best-of-N.
+
+    Example: framecast arena --quick -o arena"""
     import dataclasses
     import shlex
     import sys
 
     from framecast.eval.arena import FULL, QUICK, arena_folder, default_models, run_arena
 
+    count("--num", num, hi=MAX_CLIPS)
+    seed_range(seed, seeds_used(num or 100, 16))
+    outputs([output], True, extensions=None, folder=output.suffix.lower() != ".md")
     plan = dataclasses.replace(QUICK if quick else FULL, seed=seed, verifier=verifier)
     if num is not None:
-        if num <= 0:
-            fail(f"--num must be > 0, got {num}")
         plan = dataclasses.replace(plan, num=num)
     names = [m.strip() for m in models.split(",") if m.strip()] if models else default_models()
     command = "framecast " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -388,31 +717,79 @@ def models(name: str = typer.Argument(None, help="a bundled name or model folder
                  "caption_accuracy": "captions right", "psnr_db": "PSNR dB", "seconds_per_clip": "s/clip", "clips": "clips"}
         score = ", ".join(f"{label} {sc[k]:.2f}" if k != "clips" else f"on {sc[k]} clips" for k, label in shown.items() if k in sc) or "not measured"
         typer.echo(f"{name:<24} {card['family']:<15} {card['params'] / 1e6:>7.2f}M {card['size_mb']:>7.1f}MB  {score}")
-    typer.echo("\nframecast models NAME prints a model's card: what it is, how it was trained and scored, its limits.")
+    typer.echo("\nframecast models NAME prints a model's card: what it is, how it was trained and scored, its limits;"
+               "\nframecast prompts NAME the words and prompts it understands.")
 
 
-schedule_app = typer.Typer(no_args_is_help=True, help="Noise-level matrices (hybrid sampling schedules).")
+@app.command()
+def prompts(
+    model: str = typer.Argument("shapes-diffusion", help="a bundled model name or a model folder"),
+    num: int = typer.Option(5, "--num", help="example prompts to print (Shapes-trained models)"),
+):
+    """What a model understands: its words and, for a Shapes-trained model, the grammar with examples.
+
+    Example: framecast prompts shapes-hybrid"""
+    from framecast.data.shapes import COLOURS, DIRECTIONS, HELD_OUT_PAIRS, SHAPES, SIZES, VOCABULARY, sample_scene
+    from framecast.generators.io import read_config
+    from framecast.pipeline import resolve_model
+
+    count("--num", num, lo=0, hi=100)
+    path = resolve_model(model)
+    config = read_config(path)
+    words = (config.get("text") or {}).get("vocabulary")
+    if not words:
+        raise ValueError(f"'{path.name}' is a {config.get('family', 'model')} without a text encoder: it takes no prompt")
+    typer.echo(f"{path.name} reads prompts of these {len(words)} words (lower case, separated by spaces; "
+               f"at most {(config.get('text') or {}).get('max_words', '?')} words):")
+    typer.echo("  " + " ".join(words))
+    if not set(VOCABULARY) <= set(words):
+        return
+    typer.echo("\nIt was trained on Shapes captions:")
+    typer.echo("  a <size> <colour> <shape> moves <direction> [and a <size> <colour> <shape> moves <direction>]")
+    for name, values in (("size", SIZES), ("colour", COLOURS), ("shape", SHAPES), ("direction", DIRECTIONS)):
+        typer.echo(f"  {name:<10} {' | '.join(values)}")
+    held = ", ".join(f"{c} {s}" for c, s in sorted(HELD_OUT_PAIRS))
+    typer.echo(f"  never seen in training (the compositional split): {held}")
+    if num:
+        typer.echo("Examples:")
+        for i in range(num):
+            typer.echo(f"  {sample_scene(i).caption}")
+
+
+schedule_app = Typer(no_args_is_help=True, help="Noise-level matrices (hybrid sampling schedules).")
 app.add_typer(schedule_app, name="schedule")
 
 
 @schedule_app.command("show")
 def schedule_show(
     name: str = typer.Argument(..., help="full, autoregressive or pyramid"),
-    frames: int = typer.Option(8, "--frames", help="token-frames (columns)"),
-    steps: int = typer.Option(10, "--steps", help="denoising steps per frame"),
+    frames: int = typer.Option(8, "--frames", help=f"token-frames (columns), at most {SCHEDULE_SHOW['frames']}"),
+    steps: int = typer.Option(10, "--steps", help=f"denoising steps per frame, at most {SCHEDULE_SHOW['steps']}"),
     offset: Optional[int] = typer.Option(None, "--offset", help="pyramid: rows between neighbouring columns"),
     shift: float = typer.Option(1.0, "--shift"),
-    output: Path = typer.Option(Path("schedule.png"), "--output", "-o"),
+    output: Path = typer.Option(Path("schedule.png"), "--output", "-o", help=".png (or .jpg, .bmp)"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace the picture if it exists"),
 ):
-    """Draw a noise-level matrix K[step, frame]: white = pure noise, black = clean."""
+    """Draw a noise-level matrix K[step, frame]: white = pure noise, black = clean.
+
+    Example: framecast schedule show pyramid --frames 8 --steps 10 -o pyramid.png"""
     from PIL import Image, ImageDraw
 
-    from framecast.sampling.noise_matrix import build_matrix, matrix_image
+    from framecast.sampling.noise_matrix import SCHEDULES, build_matrix, matrix_image
+    from framecast.video import atomic_path
 
-    try:
-        m = build_matrix(name, frames, steps, shift=shift, offset=offset)
-    except ValueError as e:
-        fail(str(e))
+    if name not in SCHEDULES:
+        raise ValueError(f"unknown schedule '{name}'; choose one of {', '.join(SCHEDULES)}")
+    count("--frames", frames, hi=SCHEDULE_SHOW["frames"], why=" (columns of the picture)")
+    count("--steps", steps, hi=SCHEDULE_SHOW["steps"], why=" (rows of the picture)")
+    count("--offset", offset, lo=0, hi=SCHEDULE_SHOW["steps"])
+    real("--shift", shift, lo=0.0, hi=MAX_SHIFT, above=True)
+    rows = {"autoregressive": frames * steps, "pyramid": steps + (offset if offset is not None else steps // 2) * (frames - 1)}.get(name, steps)
+    if rows > SCHEDULE_SHOW["rows"]:
+        raise ValueError(f"schedule '{name}' with --frames {frames} and --steps {steps} has {rows} rows, above the limit of "
+                         f"{SCHEDULE_SHOW['rows']} a picture shows; give fewer frames or steps")
+    outputs([output], overwrite, extensions=(".png", ".jpg", ".jpeg", ".bmp"))
+    m = build_matrix(name, frames, steps, shift=shift, offset=offset)
     rows, cols = m.levels.shape
     grid = Image.fromarray(matrix_image(m, cell=max(3, min(24, 480 // rows)), cell_width=max(12, min(48, 480 // cols))))
     pad_top, pad_left = 40, 8
@@ -421,11 +798,12 @@ def schedule_show(
     draw = ImageDraw.Draw(canvas)
     draw.text((pad_left, 4), f"{name}: {m.steps} steps x {m.frames} frames, {m.model_calls()} model calls", fill=(230, 230, 230))
     draw.text((pad_left, 20), "frame ->   step v   white = noise, black = clean", fill=(170, 170, 170))
-    canvas.save(output)
+    with atomic_path(output) as tmp:
+        canvas.save(tmp, format=Image.registered_extensions()[output.suffix.lower()])
     typer.echo(f"{name}: {m.steps} steps x {m.frames} frames, {m.model_calls()} model calls; wrote {output}")
 
 
-data_app = typer.Typer(no_args_is_help=True, help="Look at data sets.")
+data_app = Typer(no_args_is_help=True, help="Look at data sets.")
 app.add_typer(data_app, name="data")
 
 
@@ -458,36 +836,37 @@ def data_scan(
 @data_app.command("preview")
 def data_preview(
     source: str = typer.Argument("shapes", help="the data set: shapes"),
-    output: Path = typer.Option(Path("shapes.png"), "--output", "-o", help="contact sheet (.png), or .gif/.mp4 of the first clip"),
-    num: int = typer.Option(8, "--num", help="clips, one per row"),
+    output: Path = typer.Option(Path("shapes.png"), "--output", "-o", help="contact sheet (.png), or .gif/.mp4/.npy of the first clip"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace the output if it exists"),
+    num: int = typer.Option(8, "--num", help="clips, one per row (at most 256)"),
     split: str = typer.Option("train", "--split"),
-    size: int = typer.Option(32, "--size"),
-    frames: int = typer.Option(16, "--frames"),
+    size: int = typer.Option(32, "--size", help="canvas side: 32, 64, ... (at most 512)"),
+    frames: int = typer.Option(16, "--frames", help="frames a clip (at most 256)"),
     seed: int = typer.Option(0, "--seed"),
 ):
-    """Write a contact sheet of clips (rows) and frames (columns), captions printed."""
+    """Write a contact sheet of clips (rows) and frames (columns), captions printed.
+
+    Example: framecast data preview shapes --num 4 -o shapes.png"""
     import numpy as np
     from PIL import Image
 
     from framecast.data.shapes import render_clip
-    from framecast.video import contact_sheet, export_to_video
+    from framecast.video import atomic_path, contact_sheet, export_to_video
 
     if source != "shapes":
         fail(f"unknown data set '{source}'; framecast previews: shapes")
-    if frames <= 0 or num <= 0:
-        fail("--frames and --num must be > 0")
-    try:
-        clips = [render_clip(seed + i, split=split, size=size, frames=frames) for i in range(num)]
-    except ValueError as e:
-        fail(str(e))
+    count("--num", num, hi=256)
+    count("--frames", frames, hi=256)
+    count("--size", size, hi=512)
+    seed_range(seed, num)
+    outputs([output], overwrite)
+    clips = [render_clip(seed + i, split=split, size=size, frames=frames) for i in range(num)]
     if output.suffix.lower() == ".png":
         sheet = contact_sheet(np.concatenate([c.video for c in clips]), columns=frames, scale=max(1, 64 // size))
-        Image.fromarray(sheet).save(output)
+        with atomic_path(output) as tmp:
+            Image.fromarray(sheet).save(tmp, format="PNG")
     else:
-        try:
-            export_to_video(clips[0].video, output)
-        except ValueError as e:
-            fail(str(e))
+        export_to_video(clips[0].video, output, caption=clips[0].caption)
     for i, c in enumerate(clips):
         typer.echo(f"{i}: {c.caption}")
     typer.echo(f"wrote {output}")

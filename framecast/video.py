@@ -7,6 +7,14 @@ is (T, H, W, 3) uint8. Writers: .mp4 (H.264 via PyAV), .gif, .png (contact sheet
 
 from __future__ import annotations
 
+import contextlib
+import math
+import os
+import shutil
+import sys
+import tempfile
+import textwrap
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +76,113 @@ def _display_factor(frames: np.ndarray, min_side: int) -> int:
     return max(1, -(-min_side // min(frames.shape[1:3])))
 
 
+# --- output paths ---------------------------------------------------------------------------
+def check_fps(fps) -> float:
+    """A frame rate a writer can use: a finite number > 0 (at most 1000)."""
+    try:
+        value = float(fps)
+    except (TypeError, ValueError):
+        raise ValueError(f"fps must be a number, got {fps!r}") from None
+    if not math.isfinite(value) or value <= 0 or value > 1000:
+        raise ValueError(f"fps must be a finite number between 0 and 1000 (e.g. 8), got {fps}")
+    return value
+
+
+def _rate(fps: float) -> Fraction:
+    """The frame rate as the exact fraction a container stores (8 -> 8/1, 29.97 -> 2997/100)."""
+    return Fraction(fps).limit_denominator(1001)
+
+
+def check_output(path: str | Path, *, overwrite: bool = True, extensions: tuple[str, ...] | None = WRITE_EXTENSIONS,
+                 folder: bool = False) -> Path:
+    """Refuse, before any work, an output that could not be written: an unknown extension, a path
+    that is a folder (or, with `folder`, a file), a parent that is missing, a file or not writable,
+    and an existing output unless `overwrite`."""
+    path = Path(path)
+    if not folder and path.is_dir():
+        raise ValueError(f"output '{path}' is a folder; give a file name in it, e.g. '{path / ('clip' + (extensions or ('.mp4',))[0])}'")
+    if extensions is not None and path.suffix.lower() not in extensions:
+        raise ValueError(f"cannot write '{path}': the output must end in {', '.join(extensions)}")
+    if folder and path.exists() and not path.is_dir():
+        raise ValueError(f"output '{path}' is a file, but a folder is written there; give another name")
+    parent = path.absolute().parent
+    existing = next(p for p in (parent, *parent.parents) if p.exists())
+    if not existing.is_dir():
+        raise ValueError(f"cannot write '{path}': '{existing}' is a file, not a folder; choose another output path")
+    if existing != parent:
+        raise ValueError(f"cannot write '{path}': folder '{path.parent}' does not exist; create it first (mkdir -p '{path.parent}')")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write '{path}': folder '{path.parent}' is not writable; choose another output path")
+    if path.exists() and not overwrite:
+        raise ValueError(f"'{path}' exists; pass --overwrite to replace it (overwrite=True in Python) or choose another name")
+    return path
+
+
+def _umask() -> int:
+    """The process's umask: mkstemp and mkdtemp make owner-only entries, an output gets the usual mode."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path):
+    """Yield a temporary name in the output's folder (with the same extension, which the writers
+    read); on success it is renamed onto `path`, on any failure or Ctrl-C it is removed: the
+    requested path never holds a partial file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".partial{path.suffix}")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | Path):
+    """As atomic_path, for a folder of outputs: written under a temporary name beside it, then
+    put in its place (an existing folder of that name is replaced only once the new one is whole)."""
+    path = Path(path)
+    tmp = Path(tempfile.mkdtemp(dir=path.absolute().parent, prefix=f".{path.name}.", suffix=".partial"))
+    old = None
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())
+        if path.exists():
+            old = path.with_name(f".{path.name}.{tmp.name}.old")
+            os.replace(path, old)
+        os.replace(tmp, path)
+    finally:
+        for leftover in (tmp, old):
+            if leftover is not None and leftover.exists():
+                shutil.rmtree(leftover)
+
+
 # --- writing --------------------------------------------------------------------------------
+def caption_above(sheet: np.ndarray, caption: str, *, max_lines: int = 3) -> np.ndarray:
+    """The sheet with `caption` written above it (PIL's built-in font; long captions wrap and are cut)."""
+    from PIL import ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    text = caption.encode("latin-1", "replace").decode("latin-1")  # the built-in font is Latin-1 only
+    per_line = max(8, (sheet.shape[1] - 8) // 6)
+    lines = textwrap.wrap(text, per_line) or [""]
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        lines[-1] = lines[-1][: per_line - 3] + "..."
+    line_h = 12
+    canvas = Image.new("RGB", (sheet.shape[1], sheet.shape[0] + line_h * len(lines) + 6), (64, 64, 64))
+    canvas.paste(Image.fromarray(sheet), (0, line_h * len(lines) + 6))
+    draw = ImageDraw.Draw(canvas)
+    for i, line in enumerate(lines):
+        draw.text((4, 3 + i * line_h), line, fill=(235, 235, 235), font=font)
+    return np.asarray(canvas)
+
+
 def contact_sheet(frames: np.ndarray, *, columns: int | None = None, scale: int = 1, gap: int = 1) -> np.ndarray:
     """(T, H, W, 3) -> one image with the frames in a grid (grey gaps)."""
     frames = upscale_nearest(check_frames(frames), scale)
@@ -82,43 +196,43 @@ def contact_sheet(frames: np.ndarray, *, columns: int | None = None, scale: int 
     return sheet
 
 
-def write_mp4(frames: np.ndarray, path: Path, fps: int = 8, min_side: int = 256) -> None:
-    import av
-
-    frames = upscale_nearest(frames, _display_factor(frames, min_side))
-    H, W = frames.shape[1:3]
-    frames = frames[:, : H - H % 2, : W - W % 2]  # yuv420p needs even sides
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "12", "preset": "medium"}
-        for f in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+def write_mp4(frames: np.ndarray, path: Path, fps: float = 8, min_side: int = 256) -> None:
+    with Mp4Stream(path, fps=fps, min_side=min_side, atomic=False) as stream:
+        stream.write(frames)
 
 
 class Mp4Stream:
-    """An .mp4 written frame by frame, for streaming generation: each frame is encoded as it arrives."""
+    """An .mp4 written frame by frame, for streaming generation: each frame is encoded as it
+    arrives, into a temporary file beside `path` that close() renames onto it; discard() (or
+    leaving a `with` block by an exception) removes it, so `path` never holds a partial video."""
 
-    def __init__(self, path: str | Path, fps: int = 8, min_side: int = 256):
+    def __init__(self, path: str | Path, fps: float = 8, min_side: int = 256, *, atomic: bool = True):
         import av
 
-        self.path, self.fps, self.min_side = Path(path), fps, min_side
-        self.container = av.open(str(self.path), mode="w")
+        self.path, self.fps, self.min_side = Path(path), check_fps(fps), min_side
+        self._atomic = atomic_path(self.path) if atomic else None
+        self.target = self._atomic.__enter__() if atomic else self.path
+        try:
+            self.container = av.open(str(self.target), mode="w")
+        except BaseException:
+            self._leave(*sys.exc_info())
+            raise
         self.stream = None
         self.frames = 0
+
+    def _leave(self, *exc) -> None:
+        if self._atomic is not None:
+            atomic, self._atomic = self._atomic, None
+            atomic.__exit__(*exc)
 
     def write(self, frames: np.ndarray) -> None:
         import av
 
         frames = check_frames(frames)
         frames = upscale_nearest(frames, _display_factor(frames, self.min_side))
-        H, W = frames.shape[1] - frames.shape[1] % 2, frames.shape[2] - frames.shape[2] % 2
+        H, W = frames.shape[1] - frames.shape[1] % 2, frames.shape[2] - frames.shape[2] % 2  # yuv420p needs even sides
         if self.stream is None:
-            self.stream = self.container.add_stream("libx264", rate=self.fps)
+            self.stream = self.container.add_stream("libx264", rate=_rate(self.fps))
             self.stream.width, self.stream.height, self.stream.pix_fmt = W, H, "yuv420p"
             self.stream.options = {"crf": "12", "preset": "medium"}
         for f in frames[:, :H, :W]:
@@ -127,46 +241,74 @@ class Mp4Stream:
             self.frames += 1
 
     def close(self) -> None:
-        if self.stream is not None:
-            for packet in self.stream.encode():
-                self.container.mux(packet)
-        self.container.close()
+        try:
+            if self.stream is not None:
+                for packet in self.stream.encode():
+                    self.container.mux(packet)
+            self.container.close()
+        except BaseException:
+            self.discard()
+            raise
+        self._leave(None, None, None)
+
+    def discard(self) -> None:
+        """Stop without keeping anything at `path` (the temporary file is removed)."""
+        with contextlib.suppress(Exception):
+            self.container.close()
+        self._leave(RuntimeError, RuntimeError("discarded"), None)
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, kind, value, tb):
+        if kind is None:
+            self.close()
+        else:
+            self.discard()
 
 
-def write_gif(frames: np.ndarray, path: Path, fps: int = 8, min_side: int = 128) -> None:
+def write_gif(frames: np.ndarray, path: Path, fps: float = 8, min_side: int = 128) -> None:
     frames = upscale_nearest(frames, _display_factor(frames, min_side))
     images = [Image.fromarray(f) for f in frames]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0, optimize=False)
+    images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=max(1, round(1000 / fps)), loop=0,
+                   optimize=False)
 
 
-def export_to_video(video, path: str | Path, fps: int = 8, *, columns: int | None = None) -> Path:
+def export_to_video(video, path: str | Path, fps: float = 8, *, columns: int | None = None, caption: str | None = None,
+                    overwrite: bool = True) -> Path:
     """Write a clip; the extension picks the format. Small clips are upscaled with nearest
-    neighbour in .mp4/.gif/.png so they can be seen; .npy keeps the exact frames."""
+    neighbour in .mp4/.gif/.png so they can be seen; .npy keeps the exact frames. A .png contact
+    sheet carries `caption` (e.g. the prompt) above it. The file is written under a temporary
+    name and renamed, so `path` holds either the whole clip or what it held before."""
     path = Path(path)
-    ext = path.suffix.lower()
-    if ext not in WRITE_EXTENSIONS:
-        raise ValueError(f"cannot write '{path.name}': the output must end in {', '.join(WRITE_EXTENSIONS)}")
-    if fps <= 0:
-        raise ValueError(f"fps must be > 0, got {fps}")
-    frames = as_frames(video)
-    if path.parent and not path.parent.exists():
+    fps = check_fps(fps)
+    with contextlib.suppress(OSError):  # a parent that cannot be made is named by check_output
         path.parent.mkdir(parents=True, exist_ok=True)
-    if ext == ".npy":
-        np.save(path, frames)
-    elif ext == ".png":
-        sheet = contact_sheet(frames, columns=columns, scale=_display_factor(frames, 64))
-        Image.fromarray(sheet).save(path)
-    elif ext == ".gif":
-        write_gif(frames, path, fps)
-    else:
-        write_mp4(frames, path, fps)
+    check_output(path, overwrite=overwrite)
+    frames = as_frames(video)
+    ext = path.suffix.lower()
+    with atomic_path(path) as tmp:
+        if ext == ".npy":
+            with open(tmp, "wb") as f:
+                np.save(f, frames)
+        elif ext == ".png":
+            sheet = contact_sheet(frames, columns=columns, scale=_display_factor(frames, 64))
+            Image.fromarray(caption_above(sheet, caption) if caption else sheet).save(tmp, format="PNG")
+        elif ext == ".gif":
+            write_gif(frames, tmp, fps)
+        else:
+            write_mp4(frames, tmp, fps)
     return path
+
+
+def resize_frames(frames: np.ndarray, side: int) -> np.ndarray:
+    """(T, H, W, 3) -> (T, side, side, 3): area-averaged when shrinking (undoing the nearest-neighbour
+    upscaling framecast's writers apply exactly), bilinear when growing."""
+    frames = check_frames(frames)
+    if frames.shape[1:3] == (side, side):
+        return frames
+    kind = Image.BOX if min(frames.shape[1:3]) >= side else Image.BILINEAR
+    return np.stack([np.asarray(Image.fromarray(f).resize((side, side), kind)) for f in frames])
 
 
 # --- reading --------------------------------------------------------------------------------

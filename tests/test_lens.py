@@ -3,6 +3,7 @@
 from dataclasses import asdict
 
 import numpy as np
+import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -41,3 +42,20 @@ def test_lens_for_every_family(tiny_model_dir, tmp_path):
         if name != "ar":
             assert (out / "steps.png").is_file()
     assert (tmp_path / "lens-hybrid" / "matrix.png").is_file()
+
+
+@pytest.mark.parametrize("bundled", ["shapes-hybrid", "shapes-diffusion"])
+def test_lens_decodes_a_latent_model(bundled, tmp_path):
+    """Latent models' predictions go through their codec: every sheet holds frames at the canvas size."""
+    pipe = framecast.load(bundled, precision="fp32", device="cpu")
+    assert pipe.model.config.codec is not None  # the case the lens must decode
+    r = diffusion_lens(pipe, PROMPT, num_inference_steps=2, num_frames=4)
+    size = pipe.model.config.size
+    assert all(s.shape[1:] == (size, size, 3) for s in r["steps"] + r["layers"])
+    assert len(r["layers"]) == len(pipe.model.backbone.blocks)
+    assert np.abs(r["steps"][-1].astype(int) - r["final"].astype(int)).mean() < 2  # the last x0 is the clip
+    out = tmp_path / "lens"
+    res = CliRunner().invoke(app, ["lens", PROMPT, "--model", bundled, "--steps", "2", "--frames", "4", "--device", "cpu", "--output", str(out)])
+    assert res.exit_code == 0, res.output
+    assert {p.name for p in out.iterdir()} >= {"index.html", "steps.png", "layers.png", "final.png"}
+    assert [p.name for p in tmp_path.iterdir()] == ["lens"]  # no temporary folder left beside it

@@ -1,5 +1,7 @@
 """Files: every writer, every reader, clear errors for bad files."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -69,3 +71,62 @@ def test_bad_files_give_clear_errors(tmp_path, clip):
         read_video(tmp_path / "emptydir")
     with pytest.raises(ValueError, match="uint8"):
         as_frames(np.zeros((2, 4, 4, 3), dtype=np.float32))
+
+
+@pytest.mark.parametrize("fps", [float("nan"), float("inf"), 0, -8, "fast"])
+def test_fps_must_be_a_finite_positive_number(clip, tmp_path, fps):
+    with pytest.raises(ValueError, match="fps must be"):
+        export_to_video(clip, tmp_path / "c.mp4", fps=fps)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_outputs_are_checked_and_written_whole(clip, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        export_to_video(clip, tmp_path / "afile" / "c.mp4")
+    (tmp_path / "dir.mp4").mkdir()
+    with pytest.raises(ValueError, match="is a folder"):
+        export_to_video(clip, tmp_path / "dir.mp4")
+    (tmp_path / "c.npy").write_bytes(b"old")
+    with pytest.raises(ValueError, match="--overwrite"):
+        export_to_video(clip, tmp_path / "c.npy", overwrite=False)
+    assert (tmp_path / "c.npy").read_bytes() == b"old"
+    with pytest.raises(ValueError, match="expected frames"):  # bad frames: the old file is kept, no temporary left
+        export_to_video(np.zeros((0, 4, 4, 3), np.uint8), tmp_path / "c.npy")
+    assert (tmp_path / "c.npy").read_bytes() == b"old"
+    export_to_video(clip, tmp_path / "c.npy", fps=29.97)
+    assert np.array_equal(np.load(tmp_path / "c.npy"), clip)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "c.npy", "dir.mp4"]
+
+
+def test_a_failed_or_interrupted_write_leaves_nothing(clip, tmp_path, monkeypatch):
+    import framecast.video as video
+
+    def interrupted(frames, path, fps):
+        Path(path).write_bytes(b"half a video")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(video, "write_mp4", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        export_to_video(clip, tmp_path / "c.mp4")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(RuntimeError), video.Mp4Stream(tmp_path / "s.mp4") as stream:
+        stream.write(clip[:2])
+        raise RuntimeError("the generator failed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_contact_sheet_carries_the_caption(clip, tmp_path):
+    export_to_video(clip, tmp_path / "plain.png", columns=8)
+    export_to_video(clip, tmp_path / "captioned.png", columns=8, caption="a big red circle moves right \U0001F600 " * 20)
+    plain, captioned = (np.asarray(Image.open(tmp_path / n)) for n in ("plain.png", "captioned.png"))
+    assert captioned.shape[1] == plain.shape[1] and captioned.shape[0] > plain.shape[0]
+    assert np.array_equal(captioned[-plain.shape[0]:], plain)
+
+
+def test_resize_undoes_the_writers_upscaling(clip, tmp_path):
+    from framecast.video import resize_frames
+
+    export_to_video(clip, tmp_path / "c.mp4")
+    back = resize_frames(read_video(tmp_path / "c.mp4"), 32)
+    assert back.shape == clip.shape and np.abs(back.astype(int) - clip.astype(int)).mean() < 8

@@ -4,7 +4,8 @@ After the "logit lens" of language-model interpretability (nostalgebraist 2020):
 residual stream is read out through the model's own final norm and output head.
 
     diffusion, hybrid   the predicted clean clip x0 at every sampling step; for one step, x0 read
-                        out of every transformer layer; the noise-level matrix of the run
+                        out of every transformer layer; the noise-level matrix of the run. A latent
+                        model's x0 is decoded to frames through its codec (`model.from_latent`)
     autoregressive      for the finished clip, the tokens each layer's stream would predict,
                         decoded to frames (the order tokens were committed is not drawn yet)
 
@@ -37,9 +38,20 @@ def block_outputs(backbone):
 
 
 def _rows_sheet(rows: list[np.ndarray], scale: int = 2) -> np.ndarray:
-    """rows of (T, H, W, 3) -> one sheet, a row each."""
-    T = rows[0].shape[0]
-    return contact_sheet(np.concatenate(rows), columns=T, scale=scale)
+    """rows of (T, H, W, 3) -> one sheet, a row each. A hybrid model with a cache shows its steps
+    only the frames made so far: shorter rows are filled out with dark grey frames."""
+    T = max(r.shape[0] for r in rows)
+    pad = lambda r: np.concatenate([r, np.full((T - r.shape[0], *r.shape[1:]), 32, np.uint8)]) if r.shape[0] < T else r  # noqa: E731
+    return contact_sheet(np.concatenate([pad(r) for r in rows]), columns=T, scale=scale)
+
+
+@torch.no_grad()
+def frames_of(model, x0_BTCHW: torch.Tensor) -> np.ndarray:
+    """The first clip of a prediction in the model's representation (pixels, or latents decoded
+    by its codec) as (T, H, W, 3) uint8."""
+    decode = getattr(model, "from_latent", None)
+    x = decode(x0_BTCHW[:1]) if decode is not None else x0_BTCHW[:1]
+    return to_uint8(x.float().clamp(-1, 1))
 
 
 @torch.no_grad()
@@ -50,9 +62,9 @@ def diffusion_lens(pipe, prompt: str, *, seed: int = 0, layer_step: int | None =
     sigmas: list[float] = []
 
     def cb(p, i, sigma, tensors):
-        per_step.append(to_uint8(tensors["x0"][:1].clamp(-1, 1)))
-        sigmas.append(float(sigma) if np.ndim(sigma) == 0 else float(np.max(np.asarray(sigma.cpu()))))
-        return None
+        per_step.append(frames_of(model, tensors["x0"]))
+        sigmas.append(float(torch.as_tensor(sigma).float().max()))
+        return tensors  # unchanged: the lens only looks
 
     out = pipe(prompt, generator=torch.Generator().manual_seed(seed), callback_on_step_end=cb, **kw)
     final = out.frames[0]
@@ -63,7 +75,7 @@ def diffusion_lens(pipe, prompt: str, *, seed: int = 0, layer_step: int | None =
     def grab(p, i, sigma, tensors):
         if i == layer_step - 1 or (layer_step == 0 and i == -1):
             captured["x"], captured["sigma"] = tensors["latents"][:1].clone(), sigma
-        return None
+        return tensors
 
     pipe(prompt, generator=torch.Generator().manual_seed(seed), callback_on_step_end=grab, **kw)
     layers = []
@@ -74,7 +86,8 @@ def diffusion_lens(pipe, prompt: str, *, seed: int = 0, layer_step: int | None =
 
 @torch.no_grad()
 def layer_readout(model, x_BTCHW: torch.Tensor, sigma, prompt: str) -> list[np.ndarray]:
-    """x0 read out of the residual stream after every block, for one noisy clip."""
+    """x0 read out of the residual stream after every block, for one noisy clip in the model's
+    representation (decoded to frames for a latent model)."""
     bb = model.backbone
     dev = next(model.parameters()).device
     x_BTCHW = x_BTCHW.to(dev)
@@ -92,7 +105,7 @@ def layer_readout(model, x_BTCHW: torch.Tensor, sigma, prompt: str) -> list[np.n
         pred = bb.unpatchify(bb.readout(h, cond.to(h.dtype)), grid).float()
         if model.config.prediction != "x0":
             pred = x_BTCHW - model.per_pixel(level, T) * pred
-        out.append(to_uint8(pred[0].clamp(-1, 1)))
+        out.append(frames_of(model, pred))
     return out
 
 
@@ -135,7 +148,7 @@ def write_lens(result: dict, out_dir: Path, title: str, matrix_png: Path | None 
     if result["steps"]:
         Image.fromarray(_rows_sheet(result["steps"])).save(out_dir / "steps.png")
         parts.append(f"<h2>Predicted clean clip at every sampling step</h2><p>rows: steps 0..{len(result['steps']) - 1} "
-                     f"(noise level after each: {', '.join(f'{s:.2f}' for s in result['sigmas'])}); columns: frames</p>"
+                     f"(dark grey: frames not begun yet; highest noise level after each: {', '.join(f'{s:.2f}' for s in result['sigmas'])}); columns: frames</p>"
                      "<img src='steps.png'>")
     if result["layers"]:
         Image.fromarray(_rows_sheet(result["layers"])).save(out_dir / "layers.png")
