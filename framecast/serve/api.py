@@ -52,6 +52,7 @@ def create_app(config: ServeConfig, *, webapp: bool = False) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request, exc: RequestValidationError):
+        server.rejected["invalid"] += 1
         return error(422, _sentence(exc))
 
     _job_routes(app, server)

@@ -19,7 +19,7 @@ class ServeConfig:
     state_dir: Path = Path("framecast-serve")
     models: list[str] | None = None  # None: every bundled model
     queue_size: int = 8  # jobs waiting (not counting running ones) before 429
-    workers: int = 1
+    workers: int = 1  # 0: accept and queue only (jobs wait for a server with workers)
     api_key: str | None = None
     max_body_bytes: int = 8 * 2**20
     retention_s: float = 7 * 24 * 3600  # finished jobs and their files are kept this long
@@ -44,7 +44,7 @@ class Server:
 
             torch.set_num_threads(self.config.torch_threads)
         self.purge()
-        self.workers = [Worker(self.store, cache, self.hub) for cache in self.caches]
+        self.workers = [Worker(self.store, cache, self.hub) for cache in self.caches[: self.config.workers]]
         for w in self.workers:
             w.start()
 

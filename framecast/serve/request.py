@@ -63,7 +63,7 @@ def decode_image(data: str) -> np.ndarray:
         with Image.open(io.BytesIO(raw)) as probe:
             probe.verify()  # checks the file's structure without decoding all of it
         with Image.open(io.BytesIO(raw)) as img:
-            return np.asarray(img.convert("RGB"))
+            return np.array(img.convert("RGB"))
     except (UnidentifiedImageError, OSError, SyntaxError):
         raise ValueError("the image is not a readable PNG or JPEG; upload a picture file") from None
 
