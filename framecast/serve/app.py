@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,8 @@ class Server:
         self.hub = EventHub()
         self.caches = [ModelCache(config.models, device=config.device, precision=config.precision) for _ in range(max(1, config.workers))]
         self.workers: list[Worker] = []
+        # one computation per worker at a time: generations and the page's lens runs share the cores
+        self.compute = threading.BoundedSemaphore(max(1, config.workers))
         self._purged_at = 0.0
         self.rejected = {"queue_full": 0, "invalid": 0}  # for /metrics
 
@@ -44,7 +47,7 @@ class Server:
 
             torch.set_num_threads(self.config.torch_threads)
         self.purge()
-        self.workers = [Worker(self.store, cache, self.hub) for cache in self.caches[: self.config.workers]]
+        self.workers = [Worker(self.store, cache, self.hub, self.compute) for cache in self.caches[: self.config.workers]]
         for w in self.workers:
             w.start()
 

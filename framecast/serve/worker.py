@@ -39,9 +39,11 @@ def png_strip(frames_THW3: np.ndarray, min_side: int = 64) -> str:
 
 
 class Worker(threading.Thread):
-    def __init__(self, store: JobStore, models: ModelCache, hub: EventHub, *, poll_s: float = 0.05):
+    def __init__(self, store: JobStore, models: ModelCache, hub: EventHub, compute: threading.Semaphore | None = None, *,
+                 poll_s: float = 0.05):
         super().__init__(daemon=True, name="framecast-worker")
         self.store, self.models, self.hub, self.poll_s = store, models, hub, poll_s
+        self.compute = compute or threading.Semaphore(1)
         self.stopping = threading.Event()
         self.wake = threading.Event()
 
@@ -51,12 +53,13 @@ class Worker(threading.Thread):
 
     def run(self) -> None:
         while not self.stopping.is_set():
-            job = self.store.claim()
+            with self.compute:  # claimed only when the cores are free for it
+                job = self.store.claim()
+                if job is not None:
+                    self.run_job(job)
             if job is None:
                 self.wake.wait(self.poll_s)
                 self.wake.clear()
-                continue
-            self.run_job(job)
 
     def run_job(self, job: Job) -> None:
         self.hub.publish(job.id, "status", {"status": "running"})
