@@ -386,6 +386,7 @@ def serve(
     models: List[str] = typer.Option([], "--models", help="models to offer (repeatable; default: every bundled generator)"),
     queue_size: int = typer.Option(8, "--queue-size", help="jobs waiting before new requests get 429"),
     workers: int = typer.Option(1, "--workers", help="generations run at once (one each; the cores are shared among them)"),
+    threads: Optional[int] = typer.Option(None, "--threads", help="PyTorch threads per worker (default: the cores / --workers)"),
     state_dir: Path = typer.Option(Path("framecast-serve"), "--state-dir", help="the job database and result files"),
     api_key: Optional[str] = typer.Option(None, "--api-key", envvar="FRAMECAST_API_KEY", help="required on every route but /healthz"),
     retention_hours: float = typer.Option(168.0, "--retention-hours", help="finished jobs and their files are removed after this"),
@@ -399,7 +400,7 @@ def serve(
         fail(f"framecast serve needs the serve extra ({e.name} is missing): pip install 'framecast[serve]'")
     try:
         run_server(host=host, port=port, models=models or None, queue_size=queue_size, workers=workers, state_dir=state_dir,
-                   api_key=api_key, retention_s=retention_hours * 3600, device=device, page=not no_page)
+                   api_key=api_key, retention_s=retention_hours * 3600, device=device, page=not no_page, threads=threads)
     except ValueError as e:
         fail(str(e))
 

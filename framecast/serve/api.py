@@ -74,7 +74,7 @@ def _job_routes(app: FastAPI, server: Server) -> None:
             return error(429, str(e), {"Retry-After": str(server.retry_after_s())})
         except ValueError as e:
             return error(422, str(e))
-        return JSONResponse({"id": job.id, "status": job.status, "queue_position": position}, status_code=202)
+        return JSONResponse({"id": job.id, "status": "queued", "queue_position": position}, status_code=202)  # as accepted
 
     @app.get("/v1/videos/{job_id}")
     def get_video(job_id: str):

@@ -61,6 +61,9 @@ class Server:
     def submit(self, req: VideoRequest) -> tuple[Job, int]:
         """Check the request against its model (ValueError with the CLI's sentence), then queue it
         (QueueFull past the queue size)."""
+        if self.store.waiting() >= self.config.queue_size:  # before the check: a full queue is answered cheaply
+            self.rejected["queue_full"] += 1
+            raise QueueFull(f"the queue is full ({self.config.queue_size} jobs waiting); retry later")
         try:
             check_request(self.caches[0].get(req.model), req)
         except ValueError:

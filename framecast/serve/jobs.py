@@ -73,6 +73,7 @@ class JobStore:
         self.results.mkdir(parents=True, exist_ok=True)
         self.queue_size = queue_size
         self._lock = threading.Lock()
+        self.cancelled: set[str] = set()  # cancelled in this process: workers check it at every step without a query
         self._db = sqlite3.connect(str(self.dir / "jobs.sqlite"), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # a 202 means the job is on disk
@@ -94,6 +95,9 @@ class JobStore:
             for tmp in self.results.glob("*.tmp*"):
                 tmp.unlink(missing_ok=True)
             return cur.rowcount
+
+    def waiting(self) -> int:
+        return self._run("SELECT COUNT(*) FROM jobs WHERE status='queued'")[0][0]
 
     def add(self, request: dict) -> tuple[Job, int]:
         """Queue a request; -> the job and its place in the queue (0: next). QueueFull when full."""
@@ -147,6 +151,7 @@ class JobStore:
 
     def cancel(self, job_id: str) -> str | None:
         """Cancel a queued or running job; -> its status afterwards (None: no such job)."""
+        self.cancelled.add(job_id)
         self._run("UPDATE jobs SET status='cancelled', finished_at=? WHERE id=? AND status IN ('queued', 'running')", (time.time(), job_id))
         job = self.get(job_id)
         return job.status if job else None

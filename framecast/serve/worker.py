@@ -40,9 +40,9 @@ def png_strip(frames_THW3: np.ndarray, min_side: int = 64) -> str:
 
 class Worker(threading.Thread):
     def __init__(self, store: JobStore, models: ModelCache, hub: EventHub, compute: threading.Semaphore | None = None, *,
-                 poll_s: float = 0.05):
+                 poll_s: float = 0.05, progress_every_s: float = 0.25):
         super().__init__(daemon=True, name="framecast-worker")
-        self.store, self.models, self.hub, self.poll_s = store, models, hub, poll_s
+        self.store, self.models, self.hub, self.poll_s, self.progress_every_s = store, models, hub, poll_s, progress_every_s
         self.compute = compute or threading.Semaphore(1)
         self.stopping = threading.Event()
         self.wake = threading.Event()
@@ -91,13 +91,15 @@ class Worker(threading.Thread):
         kw = pipeline_kwargs(req)
         total = self._total_steps(pipe, req.prompt, kw)
         started = time.perf_counter()
-        state = {"frames": 0}
+        state = {"frames": 0, "saved": 0.0}
 
         def on_step(_pipe, step, sigma, tensors):
-            if self.store.get(job.id).status == "cancelled":
+            if job.id in self.store.cancelled:
                 raise Cancelled()
             progress = min(1.0, (step + 1) / total) if total else 0.0
-            self.store.set_progress(job.id, progress, state["frames"])
+            if time.perf_counter() - state["saved"] >= self.progress_every_s:  # each write is a committed transaction
+                state["saved"] = time.perf_counter()
+                self.store.set_progress(job.id, progress, state["frames"])
             self.hub.publish(job.id, "progress", {"step": step + 1, "steps": total, "progress": progress,
                                                   "seconds": time.perf_counter() - started})
 
@@ -112,7 +114,7 @@ class Worker(threading.Thread):
             frames = np.concatenate(chunks)
         else:
             frames = pipe(req.prompt, **kw).frames[0]
-        if self.store.get(job.id).status == "cancelled":
+        if job.id in self.store.cancelled:
             raise Cancelled()
         return frames, req.format, req.fps
 
