@@ -264,3 +264,23 @@ def test_library_and_cli_work_without_the_serve_extra():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("2 ") and "pip install 'framecast[serve]'" in out.stdout
+
+
+def test_continuation_takes_a_clip(tmp_path, tiny_hybrid_dir):
+    from PIL import Image
+
+    from framecast.pipeline import load
+
+    side = load(tiny_hybrid_dir, device="cpu").config.size
+    frames = [Image.new("RGB", (side, side), (0, 220, 0)), Image.new("RGB", (side, side), (0, 220, 40))]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=125)
+    with client(tmp_path, [tiny_hybrid_dir]) as c:
+        video = base64.b64encode(buf.getvalue()).decode()
+        r = c.post("/v1/videos", json=body(tiny_hybrid_dir, video=video, context_frames=2, format="npy"))
+        assert r.status_code == 202, r.text
+        assert wait(c, r.json()["id"])["status"] == "succeeded"
+        frames = np.load(io.BytesIO(c.get(f"/v1/videos/{r.json()['id']}/content").content))
+        assert frames.shape[0] == 4 and abs(int(frames[1, ..., 1].mean()) - 220) <= 3
+        r = c.post("/v1/videos", json=body(tiny_hybrid_dir, video=base64.b64encode(b"GIF89a broken").decode()))
+        assert r.status_code == 422 and "not a readable" in r.json()["detail"]

@@ -79,9 +79,7 @@ def decode_video(data: str) -> np.ndarray:
         path.write_bytes(raw)
         try:
             return read_video(path)
-        except ValueError:
-            raise
-        except Exception:
+        except Exception:  # the reader's message names a temporary file the client never saw
             raise ValueError("the video is not a readable mp4 or gif; upload a clip file") from None
 
 

@@ -101,7 +101,9 @@ def _arena_tab() -> None:
 
 
 def build_page(server) -> gr.Blocks:
-    names = [c["name"] for c in server.model_cards()]
+    cards = server.model_cards()
+    # a hybrid first, where one is offered: it streams, so the page shows frames as they are made
+    names = [c["name"] for c in sorted(cards, key=lambda c: c["family"] != "hybrid")]
     with gr.Blocks(title="framecast") as page:
         gr.Markdown("# framecast\nText to video with diffusion, hybrid and token models. "
                     "The HTTP API is at [/docs](/docs); this page uses the same job queue.")
