@@ -383,7 +383,7 @@ def models(name: str = typer.Argument(None, help="a bundled name or model folder
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="address to listen on; anything but loopback needs --api-key"),
     port: int = typer.Option(8000, "--port"),
-    models: List[str] = typer.Option([], "--models", help="models to offer (repeatable; default: every bundled generator)"),
+    models: List[str] = typer.Option([], "--models", help="models to offer: --models a,b or --models a --models b (default: every bundled generator)"),
     queue_size: int = typer.Option(8, "--queue-size", help="jobs waiting before new requests get 429"),
     workers: int = typer.Option(1, "--workers", help="generations run at once (one each; the cores are shared among them)"),
     threads: Optional[int] = typer.Option(None, "--threads", help="PyTorch threads per worker (default: the cores / --workers)"),
@@ -399,7 +399,8 @@ def serve(
     except ImportError as e:
         fail(f"framecast serve needs the serve extra ({e.name} is missing): pip install 'framecast[serve]'")
     try:
-        run_server(host=host, port=port, models=models or None, queue_size=queue_size, workers=workers, state_dir=state_dir,
+        names = [n.strip() for m in models for n in m.split(",") if n.strip()]
+        run_server(host=host, port=port, models=names or None, queue_size=queue_size, workers=workers, state_dir=state_dir,
                    api_key=api_key, retention_s=retention_hours * 3600, device=device, page=not no_page, threads=threads)
     except ValueError as e:
         fail(str(e))

@@ -284,3 +284,15 @@ def test_continuation_takes_a_clip(tmp_path, tiny_hybrid_dir):
         assert frames.shape[0] == 4 and abs(int(frames[1, ..., 1].mean()) - 220) <= 3
         r = c.post("/v1/videos", json=body(tiny_hybrid_dir, video=base64.b64encode(b"GIF89a broken").decode()))
         assert r.status_code == 422 and "not a readable" in r.json()["detail"]
+
+
+def test_page_is_mounted_at_root(tmp_path, tiny_model_dir, tiny_hybrid_dir):
+    pytest.importorskip("gradio")
+    app = create_app(ServeConfig(state_dir=tmp_path / "state", models=[str(tiny_model_dir), str(tiny_hybrid_dir)]), webapp=True)
+    with TestClient(app) as c:
+        page = c.get("/")
+        assert page.status_code == 200 and "<html" in page.text
+        config = c.get("/config").json()
+        labels = {comp.get("props", {}).get("label") for comp in config["components"]}
+        assert {"prompt", "model", "clip", "lens"} <= labels
+        assert c.get("/v1/models").status_code == 200  # the API beside the page
