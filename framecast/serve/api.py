@@ -12,7 +12,7 @@ import json
 import time
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, StreamingResponse
 
@@ -145,5 +145,5 @@ def _service_routes(app: FastAPI, server: Server) -> None:
         return {"status": "ok", "workers": len(server.workers), "queue": server.store.counts()["queued"], "time": time.time()}
 
     @app.get("/metrics", response_class=PlainTextResponse)
-    def metrics(request: Request):
+    def metrics():
         return prometheus_text(server)

@@ -106,11 +106,11 @@ class Worker(threading.Thread):
         kw.update(generator=torch.Generator().manual_seed(req.seed), callback_on_step_end=on_step)
         if pipe.model.family == "hybrid":
             chunks = []
-            for chunk in pipe.stream(req.prompt, **kw):
+            for chunk_kHW3 in pipe.stream(req.prompt, **kw):
                 start = state["frames"]
-                state["frames"] += chunk.shape[0]
-                chunks.append(chunk[0] if chunk.ndim == 5 else chunk)
-                self.hub.publish(job.id, "chunk", {"frames": [start, state["frames"]], "png": png_strip(chunks[-1])})
+                state["frames"] += chunk_kHW3.shape[0]
+                chunks.append(chunk_kHW3)
+                self.hub.publish(job.id, "chunk", {"frames": [start, state["frames"]], "png": png_strip(chunk_kHW3)})
             frames = np.concatenate(chunks)
         else:
             frames = pipe(req.prompt, **kw).frames[0]
