@@ -17,8 +17,11 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 	$(PIP) -e .
 	touch $@
 
+# The browser test (tests/test_serve_browser.py) drives Debian's Chromium: Playwright's own browser
+# download needs the network. Installed once; without it (no root, no apt) that test is skipped.
 $(DEV_STAMP): $(STAMP)
 	$(PIP) -e ".[dev]"
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium) || echo "chromium not installed: the browser test will be skipped"
 	touch $@
 
 install: $(STAMP)

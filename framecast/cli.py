@@ -756,6 +756,35 @@ def prompts(
             typer.echo(f"  {sample_scene(i).caption}")
 
 
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="address to listen on; anything but loopback needs --api-key"),
+    port: int = typer.Option(8000, "--port"),
+    models: List[str] = typer.Option([], "--models", help="models to offer: --models a,b or --models a --models b (default: every bundled generator)"),
+    queue_size: int = typer.Option(8, "--queue-size", help="jobs waiting before new requests get 429"),
+    workers: int = typer.Option(1, "--workers", help="generations run at once (one each; the cores are shared among them)"),
+    threads: Optional[int] = typer.Option(None, "--threads", help="PyTorch threads per worker (default: the cores / --workers)"),
+    state_dir: Path = typer.Option(Path("framecast-serve"), "--state-dir", help="the job database and result files"),
+    api_key: Optional[str] = typer.Option(None, "--api-key", envvar="FRAMECAST_API_KEY", help="required on every route but /healthz"),
+    retention_hours: float = typer.Option(168.0, "--retention-hours", help="finished jobs and their files are removed after this"),
+    device: str = typer.Option("auto", "--device", help="auto (the GPU when PyTorch sees one), cpu, cuda or cuda:N"),
+    no_page: bool = typer.Option(False, "--no-page", help="the HTTP API only, without the web page at /"),
+):
+    """Serve the HTTP job API (/v1/videos, OpenAPI at /docs) and the web page at /; needs the serve extra.
+
+    Example: framecast serve --port 8000 --models shapes-hybrid,shapes-diffusion"""
+    try:
+        from framecast.serve.main import run_server
+    except ImportError as e:
+        fail(f"framecast serve needs the serve extra ({e.name} is missing): pip install 'framecast[serve]'")
+    try:
+        names = [n.strip() for m in models for n in m.split(",") if n.strip()]
+        run_server(host=host, port=port, models=names or None, queue_size=queue_size, workers=workers, state_dir=state_dir,
+                   api_key=api_key, retention_s=retention_hours * 3600, device=device, page=not no_page, threads=threads)
+    except ValueError as e:
+        fail(str(e))
+
+
 schedule_app = Typer(no_args_is_help=True, help="Noise-level matrices (hybrid sampling schedules).")
 app.add_typer(schedule_app, name="schedule")
 
