@@ -21,7 +21,7 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 # download needs the network. Installed once; without it (no root, no apt) that test is skipped.
 $(DEV_STAMP): $(STAMP)
 	$(PIP) -e ".[dev]"
-	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium) || echo "chromium not installed: the browser test will be skipped"
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium) || echo "chromium not installed: the browser test will be skipped"
 	touch $@
 
 install: $(STAMP)
@@ -30,9 +30,9 @@ dev: $(DEV_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/framecast generate "a big red circle moves right and a small blue square moves left" \
-		--model shapes-diffusion --seed 0 --output demo.mp4
+		--model shapes-diffusion --seed 0 --output demo.mp4 --overwrite
 	$(BIN)/framecast generate "a big red circle moves right and a small blue square moves left" \
-		--model shapes-diffusion --seed 0 --output demo.png
+		--model shapes-diffusion --seed 0 --output demo.png --overwrite
 
 # Lint first: ruff, then the layers and no-cycles contracts of pyproject.toml's [tool.importlinter].
 test: $(DEV_STAMP)

@@ -161,7 +161,6 @@ def test_a_folder_of_bad_videos_does_not_crash_the_dataset(tmp_path):
     assert set(BAD_VIDEOS) <= set(skipped) and all(name in said for name in skipped)
 
 
-@pytest.mark.xfail(reason="framecast/data/folder.py reads sidecar captions with read_text(): a bare UnicodeDecodeError", strict=False)
 def test_a_non_utf8_caption_is_read_or_refused_by_name():
     """A Latin-1 sidecar caption: decoded (with its accents or replacement characters), or one
     ValueError naming clip.txt; never a bare UnicodeDecodeError."""
