@@ -10,7 +10,6 @@ import types
 from pathlib import Path
 from typing import Callable, List, Optional
 
-import click
 import typer
 
 from framecast.generators.checks import MAX_GUIDANCE, MAX_REFINE, MAX_SHIFT, MAX_STEPS, MAX_TEMPERATURE
@@ -62,7 +61,7 @@ def guarded(fn: Callable) -> Callable:
     def command(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.ClickException, click.exceptions.Abort):
+        except (typer.Exit, typer.Abort, typer.TyperException):  # usage errors and exits: typer prints them
             raise
         except ValueError as e:
             if DEBUG["on"]:
