@@ -274,6 +274,11 @@ class Pipeline:
             siblings[name] = load(name, device=self.device, precision=self.requested_precision)
         return siblings[name]
 
+    def check(self, prompt: str | list[str] | None = None, **kwargs) -> None:
+        """Raise the ValueError a call with these arguments would raise, without generating."""
+        target = self._decoded_by(kwargs.get("decode")) or self  # a token model may hand an order to a sibling
+        target.model.check(target._request(prompt, **kwargs))
+
     def noise_matrix(self, prompt: str | list[str], **kwargs):
         """The noise-level matrix a call with these arguments would step (diffusion and hybrid)."""
         if not hasattr(self.model, "noise_matrix"):

@@ -95,3 +95,19 @@ def test_devices(pipe, tiny_model_dir):
     a = cpu("a big red circle moves right", num_frames=4, generator=torch.Generator().manual_seed(0)).frames[0]
     b = gpu("a big red circle moves right", num_frames=4, generator=torch.Generator().manual_seed(0)).frames[0]
     assert np.abs(a.astype(int) - b.astype(int)).mean() < 2.0
+
+
+def test_check_refuses_what_a_call_would_refuse_without_generating(tiny_model_dir, tiny_hybrid_dir, tiny_ar_dir):
+    """`Pipeline.check` (what a server runs before it queues a job) gives the call's own sentences."""
+    import framecast
+
+    for folder, bad, sentence in ((tiny_model_dir, dict(schedule="pyramid"), "needs a hybrid model"),
+                                  (tiny_hybrid_dir, dict(sampler="ddim-magic"), "unknown sampler"),
+                                  (tiny_ar_dir, dict(decode="set"), "trained for 'raster' order")):
+        pipe = framecast.load(folder, device="cpu")
+        called = []
+        pipe.model.generate = lambda request: called.append(request)
+        pipe.check("a big red circle moves right", num_frames=4)
+        with pytest.raises(ValueError, match=sentence):
+            pipe.check("a big red circle moves right", num_frames=4, **bad)
+        assert not called

@@ -256,6 +256,11 @@ class TokenTransformer(nn.Module):
         return dict(num_frames=c.frames, guidance=c.guidance, decode=c.decode or c.order, use_cache=True, refine=c.set_refine,
                     temperature=c.temperature, top_k=c.top_k, top_p=c.top_p)
 
+    def check(self, request: GenerationRequest) -> None:
+        """Refuse, with the sentence `generate` would give, a request this model cannot run, without
+        running it (a server checks a request before it queues it)."""
+        self._check_order(resolve(request, self.family, self.request_defaults()).decode)
+
     def _check_order(self, decode: str) -> None:
         c = self.config
         if decode not in DECODES:

@@ -33,7 +33,7 @@ from framecast.nn.transformer import SpaceTimeTransformer, TransformerConfig
 from framecast.rng import first, rand, randn
 from framecast.sampling.guidance import guided
 from framecast.sampling.noise_matrix import NoiseMatrix, build_matrix
-from framecast.sampling.samplers import get_sampler
+from framecast.sampling.samplers import get_sampler, get_steps
 from framecast.sampling.schedules import sample_training_sigmas
 from framecast.text.encoder import TextEmbedding, TextEncoder, build_text_encoder
 
@@ -193,8 +193,16 @@ class VideoDiffusion(nn.Module):
 
         return denoise
 
-    def noise_matrix(self, request: GenerationRequest) -> NoiseMatrix:
-        """The `full` matrix: every token-frame at one level, all stepped together."""
+    def check(self, request: GenerationRequest) -> None:
+        """Refuse, with the sentence `generate` would give, a request this model cannot run, without
+        running it (a server checks a request before it queues it)."""
+        r = resolve(request, self.family, self.request_defaults())
+        get_steps(r.sampler)
+        self.noise_matrix(r, 0 if r.context_BTCHW is None else r.context_BTCHW.shape[1])
+
+    def noise_matrix(self, request: GenerationRequest, context_frames: int = 0) -> NoiseMatrix:
+        """The `full` matrix: every token-frame at one level, all stepped together (given first
+        frames are held by replacement, not by the matrix)."""
         r = resolve(request, self.family, self.request_defaults())
         if r.schedule != "full":
             raise ValueError(f"a full-sequence diffusion model samples all frames together; schedule '{r.schedule}' needs a hybrid model")

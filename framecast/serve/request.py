@@ -101,18 +101,4 @@ def pipeline_kwargs(req: VideoRequest) -> dict:
 
 def check_request(pipe, req: VideoRequest) -> None:
     """Raise ValueError with the pipeline's sentence if the model would refuse the request."""
-    from framecast.generators.base import resolve
-    from framecast.sampling.samplers import SAMPLERS
-
-    kw = pipeline_kwargs(req)
-    target = pipe._decoded_by(kw.get("decode")) or pipe  # a token model may hand an order to a sibling
-    request = target._request(req.prompt, **kw)
-    model = target.model
-    r = resolve(request, model.family, model.request_defaults())
-    if model.family == "autoregressive":
-        model._check_order(r.decode)
-        return
-    if r.sampler not in SAMPLERS:
-        raise ValueError(f"unknown sampler '{r.sampler}'; choose one of {', '.join(SAMPLERS)}")
-    context = 0 if request.context_BTCHW is None else request.context_BTCHW.shape[1]
-    model.noise_matrix(r, context) if model.family == "hybrid" else model.noise_matrix(r)
+    pipe.check(req.prompt, **pipeline_kwargs(req))
