@@ -44,4 +44,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/backbone.py --output benchmarks/results/backbone.json
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache demo.mp4 demo.png
+	rm -rf $(VENV) runs .pytest_cache .hypothesis .import_linter_cache .ruff_cache demo.mp4 demo.png
