@@ -166,7 +166,8 @@ class Pipeline:
         """The user's `callback_on_step_end(pipe, step, timestep, callback_kwargs)` as the sampler's
         step callback. It gets the tensors named in `callback_on_step_end_tensor_inputs` ("latents",
         the sample, and "x0", the step's clean estimate) and returns the kwargs, possibly with a
-        replaced "latents" (diffusers' convention); None leaves the sample as it is."""
+        replaced "latents" (diffusers' convention); None leaves the sample as it is. A token model
+        calls it after every decoding pass with timestep None and empty kwargs (see `_pass_callback`)."""
         if callback_on_step_end is None:
             if tensor_inputs is not None:
                 raise ValueError("callback_on_step_end_tensor_inputs needs a callback_on_step_end")
@@ -174,6 +175,8 @@ class Pipeline:
         if not callable(callback_on_step_end):
             raise ValueError(f"callback_on_step_end must be a function, got {type(callback_on_step_end).__name__}")
         names = check_tensor_inputs(tensor_inputs)
+        if self.model.family == "autoregressive":
+            return self._pass_callback(callback_on_step_end, names if tensor_inputs is not None else [])
 
         def callback(i, sigma, x, x0):
             if sigma.dim() and (sigma == sigma[0]).all():  # a row of the full matrix is one level
@@ -181,6 +184,23 @@ class Pipeline:
             available = {"latents": x, "x0": x0}
             out = callback_on_step_end(self, i, sigma, {k: available[k] for k in names})
             return checked_callback_latents(out, x)
+
+        return callback
+
+    def _pass_callback(self, callback_on_step_end, names: list[str]) -> Callable:
+        """A token model's step callback: `callback_on_step_end(pipe, pass, None, {})` after every
+        decoding pass, pass counting from 0 to `total_steps(...) - 1`. A token model draws codes,
+        not latents: there is no timestep and no tensor to show or replace, so the callback returns
+        None or the empty kwargs it was given."""
+        if names:
+            raise ValueError(f"callback_on_step_end_tensor_inputs: this autoregressive model draws tokens and has no "
+                             f"{' or '.join(repr(n) for n in names)}; leave it out (the callback gets empty callback_kwargs)")
+
+        def callback(i, _level, _x, _x0):
+            out = callback_on_step_end(self, i, None, {})
+            if out is not None and (not isinstance(out, dict) or out):
+                raise ValueError(f"callback_on_step_end returned {shorten(repr(out))}; a token model has no latents to replace: "
+                                 "return the callback_kwargs it was given (an empty dict) or None")
 
         return callback
 
@@ -233,7 +253,8 @@ class Pipeline:
         noise, the shape of the representation: diffusion and hybrid models), output_type ("np":
         uint8 (T, H, W, 3) arrays, "pt", "pil" or "latent": see VideoPipelineOutput),
         callback_on_step_end(pipe, step, timestep, callback_kwargs) -> callback_kwargs (may
-        replace "latents"), callback_on_step_end_tensor_inputs ("latents", "x0"), image or video
+        replace "latents"; token models call it after every decoding pass with timestep None and
+        empty kwargs), callback_on_step_end_tensor_inputs ("latents", "x0"), image or video
         to start from (another size is resized, with a warning) and context_frames.
         By family: sampler, shift; for hybrid models schedule ('autoregressive', 'pyramid',
         'full'), use_cache and context_level; for autoregressive models decode ('raster',
@@ -278,6 +299,16 @@ class Pipeline:
         """Raise the ValueError a call with these arguments would raise, without generating."""
         target = self._decoded_by(kwargs.get("decode")) or self  # a token model may hand an order to a sibling
         target.model.check(target._request(prompt, **kwargs))
+
+    def total_steps(self, prompt: str | list[str], **kwargs) -> int:
+        """How many times a call with these arguments calls `callback_on_step_end`: the rows of the
+        noise-level matrix less one for diffusion and hybrid models, the decoding passes for token
+        models (on the sibling that decodes the order, see `_decoded_by`). What a progress bar counts."""
+        target = self._decoded_by(kwargs.get("decode")) or self
+        request = target._request(prompt, **kwargs)
+        if hasattr(target.model, "passes"):
+            return target.model.passes(request)
+        return int(target.model.noise_matrix(request).levels.shape[0]) - 1
 
     def noise_matrix(self, prompt: str | list[str], **kwargs):
         """The noise-level matrix a call with these arguments would step (diffusion and hybrid)."""

@@ -83,11 +83,11 @@ def test_latents_are_the_starting_noise(which, request):
         p(PROMPT, num_frames=4, latents=noise.numpy())
 
 
-def test_token_models_refuse_latents_and_callbacks(ar):
+def test_token_models_refuse_latents_and_callback_tensors(ar):
     with pytest.raises(ValueError, match="latents is for diffusion and hybrid"):
         call(ar, latents=torch.zeros(1))
-    with pytest.raises(ValueError, match="callback_on_step_end is for diffusion and hybrid"):
-        call(ar, callback_on_step_end=lambda *a: None)
+    with pytest.raises(ValueError, match="callback_on_step_end_tensor_inputs: .* has no 'x0'"):
+        call(ar, callback_on_step_end=lambda *a: None, callback_on_step_end_tensor_inputs=["x0"])
 
 
 def test_callback_round_trip(pipe):

@@ -181,6 +181,8 @@ def test_a_set_bundle_hands_raster_and_diagonal_to_its_decode_with_sibling(tmp_p
     alone = framecast.load(str(tmp_path / "raster"), precision="fp32")(PROMPT, decode="raster", **kw())
     assert (out.frames[0] == alone.frames[0]).all()  # the sibling made it, with the same seed
     assert "decoded_by" not in pipe(PROMPT, decode="set", **kw()).info
+    assert pipe.total_steps(PROMPT, decode="raster", num_frames=2) == 2 * 16  # the sibling's passes: a pass a token
+    assert pipe.total_steps(PROMPT, decode="set", num_frames=2) == 2  # one token-frame of K = 2 passes
     with pytest.raises(ValueError, match="trained for 'set' order"):  # no sibling named for diagonal
         pipe(PROMPT, decode="diagonal", **kw())
 
@@ -274,3 +276,61 @@ def test_refine_holds_given_tokens_and_redraws_the_rest(setm, given):
     refined = setm.generate_codes(_req(context_BTCHW=ctx, temperature=0.0, refine=2))
     assert torch.equal(refined[:, : given * per], setm.tokenizer.encode(ctx).reshape(1, -1))
     assert (refined >= 0).all() and not torch.equal(plain, refined)  # greedy redraws given every other token move some
+
+
+def _context(m, frames=1):
+    return torch.rand(1, frames, 3, m.config.size, m.config.size, generator=torch.Generator().manual_seed(1)) * 2 - 1
+
+
+PASS_CASES = [
+    ("raster", dict(decode="raster")),
+    ("raster", dict(decode="raster", use_cache=False)),
+    ("raster", dict(decode="raster", context=1)),
+    ("raster", dict(decode="raster", context=1, use_cache=False)),
+    ("raster", dict(decode="diagonal")),
+    ("raster", dict(decode="diagonal", context=2)),
+    ("set", dict()),
+    ("set", dict(steps=3, num_frames=4)),
+    ("set", dict(refine=1)),
+    ("set", dict(refine=2, context=1)),  # a token-frame half given: its held places get no Gibbs pass
+    ("set", dict(refine=1, context=2, num_frames=4)),  # a whole token-frame given
+    ("set", dict(first=3)),  # the first token-frame of a clip drawn from nothing gets its own count
+]
+
+
+@pytest.mark.parametrize("order, kw", PASS_CASES)
+def test_every_decoding_pass_is_reported_and_counted(raster, setm, monkeypatch, order, kw):
+    """`passes(request)` is the number of step callbacks a request makes, one a logits call, and the
+    callback changes no draw."""
+    m, kw = (raster if order == "raster" else setm), dict(kw)
+    monkeypatch.setattr(m.config, "first_set_steps", kw.pop("first", 0))
+    context = kw.pop("context", 0)
+    kw.update(context_BTCHW=_context(m, context) if context else None)
+    seen = []
+    codes = m.generate_codes(_req(callback=lambda *a: seen.append(a), **kw))
+    assert len(seen) == m.passes(_req(**kw)) > 0
+    assert [a[0] for a in seen] == list(range(len(seen))) and all(a[1:] == (None, None, None) for a in seen)
+    assert torch.equal(codes, m.generate_codes(_req(**kw)))  # the same draws without a callback
+
+
+def test_set_pass_count_by_hand(setm, monkeypatch):
+    """3 frames in token-frames of 2: two token-frames of K = 2 passes; a Gibbs sweep is one pass
+    for each of the 8 places of a 2x2x2 patch."""
+    assert setm.passes(_req()) == 2 * 2
+    assert setm.passes(_req(refine=1)) == 2 * (2 + 8)
+    monkeypatch.setattr(setm.config, "first_set_steps", 5)
+    assert setm.passes(_req()) == 5 + 2
+
+
+def test_raising_from_the_callback_stops_decoding(raster):
+    """A server cancels a job by raising from the step callback: decoding stops at that pass."""
+    seen = []
+
+    def cancel(i, *_):
+        seen.append(i)
+        if i == 3:
+            raise KeyboardInterrupt("cancelled")
+
+    with pytest.raises(KeyboardInterrupt):
+        raster.generate_codes(_req(decode="raster", callback=cancel))
+    assert seen == [0, 1, 2, 3]

@@ -7,6 +7,8 @@ import torch
 import framecast
 from framecast.data.shapes import render_clip
 
+PROMPT = "a big red circle moves right"
+
 
 @pytest.fixture(scope="module")
 def pipe(tiny_model_dir):
@@ -111,3 +113,33 @@ def test_check_refuses_what_a_call_would_refuse_without_generating(tiny_model_di
         with pytest.raises(ValueError, match=sentence):
             pipe.check("a big red circle moves right", num_frames=4, **bad)
         assert not called
+
+
+def test_total_steps_counts_every_callback(tiny_model_dir, tiny_hybrid_dir, tiny_ar_dir):
+    """`total_steps` is what a progress bar counts: the step callbacks of the call, for every family
+    (denoising steps, or a token model's decoding passes)."""
+    for folder, kw in ((tiny_model_dir, dict(num_inference_steps=3)), (tiny_hybrid_dir, dict(num_inference_steps=2)),
+                       (tiny_hybrid_dir, dict(num_inference_steps=2, schedule="full")), (tiny_ar_dir, dict()),
+                       (tiny_ar_dir, dict(decode="diagonal")), (tiny_ar_dir, dict(decode="diagonal", context_frames=1))):
+        pipe = framecast.load(folder, device="cpu", precision="fp32")
+        if "context_frames" in kw:
+            kw = dict(kw, video=np.zeros((2, 32, 32, 3), np.uint8))
+        steps = []
+        pipe(PROMPT, num_frames=4, callback_on_step_end=lambda p, i, t, kwargs: steps.append(i), **kw)
+        assert steps == list(range(pipe.total_steps(PROMPT, num_frames=4, **kw))) and steps, (folder.name, kw)
+    assert framecast.load(tiny_ar_dir, device="cpu").total_steps(PROMPT, num_frames=4) == 4 * 16  # raster: a pass a token
+
+
+def test_token_model_callbacks(tiny_ar_dir):
+    """A token model calls callback_on_step_end after every decoding pass with timestep None and no
+    tensors: it has no latents to show or replace."""
+    pipe = framecast.load(tiny_ar_dir, device="cpu", precision="fp32")
+    seen = []
+    pipe(PROMPT, num_frames=1, callback_on_step_end=lambda p, i, t, kwargs: seen.append((p, t, kwargs)) or kwargs)
+    assert len(seen) == 16 and all(p is pipe and t is None and kw == {} for p, t, kw in seen)
+    pipe(PROMPT, num_frames=1, callback_on_step_end=lambda *a: None, callback_on_step_end_tensor_inputs=[])
+    with pytest.raises(ValueError, match="callback_on_step_end_tensor_inputs: .* has no 'latents'"):
+        pipe(PROMPT, num_frames=1, callback_on_step_end=lambda *a: None, callback_on_step_end_tensor_inputs=["latents"])
+    for returned in ({"latents": torch.zeros(1)}, 3):
+        with pytest.raises(ValueError, match="callback_on_step_end returned"):
+            pipe(PROMPT, num_frames=1, callback_on_step_end=lambda p, i, t, kwargs, r=returned: r)

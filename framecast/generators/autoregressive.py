@@ -34,6 +34,7 @@ functions this model provides (`token_logits_fn`, `frame_logits_fn`):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
@@ -53,6 +54,7 @@ from framecast.sampling.token_orders import (
     decode_diagonal,
     decode_raster,
     decode_set,
+    diagonal_schedule,
     patch_slots,
     raster_inputs,
 )
@@ -284,7 +286,11 @@ class TokenTransformer(nn.Module):
 
     @torch.no_grad()
     def generate_codes(self, request: GenerationRequest) -> torch.Tensor:
-        """Codes (B, T * h * w) in raster order, drawn in the request's decoding order."""
+        """Codes (B, T * h * w) in raster order, drawn in the request's decoding order. A request's
+        `callback` is called after every decoding pass (every call of the logits function) as
+        `callback(pass, None, None, None)`, pass counting from 0 to `passes(request) - 1`: a token
+        model has no noise level and no latents to show, and what the callback returns is unused.
+        An exception raised from it stops decoding there."""
         r = resolve(request, self.family, self.request_defaults())
         self._check_order(r.decode)
         text, _ = guidance_text(self.text, r)
@@ -295,29 +301,63 @@ class TokenTransformer(nn.Module):
         per = self.grid_hw[0] * self.grid_hw[1]
         cached = r.use_cache or r.decode == "diagonal"  # every diagonal pass adds tokens to the cache
         logits_fn = self.token_logits_fn(text, r.guidance, r.num_frames, KVCache(len(self.backbone.blocks)) if cached else None)
+        logits_fn = _PassReporter(logits_fn, r.callback) if r.callback is not None else logits_fn
         if r.decode == "raster":
             return decode_raster(logits_fn, codes_BN, known=known, per_frame=per, start_id=self.start_id, sample=sample,
                                  cached=cached)
         return decode_diagonal(logits_fn, codes_BN, known=known, per_frame=per, start_id=self.start_id,
                                delay=max(1, self.config.diagonal_delay), sample=sample)
 
-    def _decode_set(self, codes_BN, known: int, text: TextEmbedding, scale: float, sample: dict, request: GenerationRequest):
-        """The set order over whole token-frames: a clip whose frames do not fill its last
-        token-frame is decoded longer and cut back to the frames asked for."""
-        c, per, pt = self.config, self.grid_hw[0] * self.grid_hw[1], self.frames_per_chunk
+    def passes(self, request: GenerationRequest) -> int:
+        """Decoding passes (calls of the logits function, so step callbacks) the request takes:
+        raster, a pass a token drawn (and one for the given frames with the KV cache); diagonal,
+        a pass a diagonal (and one for the given frames); set, K a token-frame (the first one's own
+        count for a clip drawn from nothing) and, a Gibbs sweep, a pass for every place of a patch
+        that holds a token to draw."""
+        r = resolve(request, self.family, self.request_defaults())
+        self._check_order(r.decode)
+        per = self.grid_hw[0] * self.grid_hw[1]
+        known = 0 if r.context_BTCHW is None else r.context_BTCHW.shape[1] * per
+        N = r.num_frames * per
+        if r.decode == "raster":
+            return N - known + int(bool(known) and r.use_cache)
+        if r.decode == "diagonal":
+            return len(diagonal_schedule((N - known) // per, per, max(1, self.config.diagonal_delay))) + int(bool(known))
+        K, K_first, sweeps = self._set_passes(r)
+        n, slots_n = self.tokens_per_chunk, self._slots()
+        total = 0
+        for f in range(known // n, -(-r.num_frames // self.frames_per_chunk)):
+            total += K_first if f == 0 and known == 0 else K
+            drawn_n = torch.arange(f * n, (f + 1) * n) >= known  # decode_set holds the given tokens
+            total += sweeps * len(set(slots_n[drawn_n].tolist()))
+        return total
+
+    def _set_passes(self, request: GenerationRequest) -> tuple[int, int, int]:
+        """Set decoding's passes a token-frame, the first token-frame's, and Gibbs sweeps."""
+        c = self.config
         K = request.steps or c.set_steps  # num_inference_steps: passes a token-frame (as in aMUSEd)
         # Where the clip starts from nothing, its first token-frame fixes the layout, and tokens drawn
         # in one pass do not see each other: few passes draw an object twice or with a ragged edge.
         # The model's default gives that token-frame more passes; a request's `steps` sets them all.
         K_first = K if request.steps or not c.first_set_steps else c.first_set_steps
-        sweeps = request.refine
+        return K, K_first, request.refine
+
+    def _slots(self) -> torch.Tensor:
+        return patch_slots(self.frames_per_chunk, self.grid_hw, self.backbone.config.patch_size)
+
+    def _decode_set(self, codes_BN, known: int, text: TextEmbedding, scale: float, sample: dict, request: GenerationRequest):
+        """The set order over whole token-frames: a clip whose frames do not fill its last
+        token-frame is decoded longer and cut back to the frames asked for."""
+        per, pt = self.grid_hw[0] * self.grid_hw[1], self.frames_per_chunk
+        K, K_first, sweeps = self._set_passes(request)
         N = codes_BN.shape[1]
         more = (-(N // per) % pt) * per
         codes_BN = torch.cat([codes_BN, codes_BN.new_full((codes_BN.shape[0], more), -1)], 1)
-        slots_n = patch_slots(pt, self.grid_hw, self.backbone.config.patch_size)
         frame_logits = self.frame_logits_fn(text, scale, use_cache=request.use_cache)
+        if request.callback is not None:
+            frame_logits = _PassReporter(frame_logits, request.callback)
         return decode_set(frame_logits, codes_BN, known=known, frame_tokens=self.tokens_per_chunk, passes=K,
-                          first_passes=K_first, sweeps=sweeps, slots_n=slots_n, mask_id=self.mask_id, sample=sample)[:, :N]
+                          first_passes=K_first, sweeps=sweeps, slots_n=self._slots(), mask_id=self.mask_id, sample=sample)[:, :N]
 
     @torch.no_grad()
     def generate(self, request: GenerationRequest) -> torch.Tensor:
@@ -329,6 +369,24 @@ class TokenTransformer(nn.Module):
         codes = self.generate_codes(request)
         B = codes.shape[0]
         return codes.view(B, codes.shape[1] // (self.grid_hw[0] * self.grid_hw[1]), *self.grid_hw)
+
+
+class _PassReporter:
+    """A logits function (`TokenLogitsFn` or `FrameLogits`) that reports every call, a decoding
+    pass, to a step callback as `callback(pass, None, None, None)` once the pass's logits are
+    computed; the logits themselves are untouched, so the draws are the same with or without it."""
+
+    def __init__(self, logits_fn, callback: Callable):
+        self.logits_fn, self.callback, self.done = logits_fn, callback, 0
+
+    def __call__(self, *args) -> torch.Tensor:
+        logits = self.logits_fn(*args)
+        self.callback(self.done, None, None, None)
+        self.done += 1
+        return logits
+
+    def commit(self, ids_BM: torch.Tensor, f: int) -> None:
+        self.logits_fn.commit(ids_BM, f)  # a KV cache write, not a decoding pass
 
 
 class _TokenFrameLogits:

@@ -40,7 +40,8 @@ class GenerationRequest:
     steps: int | None = None  # denoising steps; for set decoding, passes a token-frame
     guidance: float | None = None  # classifier-free guidance scale (1 = none)
     generator: Gen = None  # one torch.Generator, or a list with one per clip
-    # (step, levels, x, x0) -> replacement x or None; called after every sampling step
+    # (step, levels, x, x0) -> replacement x or None; called after every sampling step (token
+    # models: after every decoding pass as (pass, None, None, None), its return value unused)
     callback: Callable | None = None
     context_BTCHW: torch.Tensor | None = None  # known first frames (image to video, continuation)
     latents: torch.Tensor | None = None  # starting noise, the shape of the representation (denoising families)
@@ -61,8 +62,8 @@ class GenerationRequest:
     top_p: float | None = None
 
 
-COMMON = {"prompts", "negative_prompts", "num_frames", "steps", "guidance", "generator", "context_BTCHW"}
-DENOISING = {"sampler", "shift", "schedule", "latents", "callback"}
+COMMON = {"prompts", "negative_prompts", "num_frames", "steps", "guidance", "generator", "callback", "context_BTCHW"}
+DENOISING = {"sampler", "shift", "schedule", "latents"}
 FAMILY_OPTIONS: dict[str, set[str]] = {
     "diffusion": COMMON | DENOISING,
     "hybrid": COMMON | DENOISING | {"matrix", "context_level", "use_cache"},
@@ -70,7 +71,6 @@ FAMILY_OPTIONS: dict[str, set[str]] = {
 }
 WHO_READS = {  # for the message that refuses an option
     "latents": "diffusion and hybrid models (their starting noise)",
-    "callback": "diffusion and hybrid models, which step a sampler",
     "sampler": "diffusion and hybrid models", "shift": "diffusion and hybrid models", "schedule": "diffusion and hybrid models",
     "matrix": "hybrid models", "context_level": "hybrid models, which sample frame by frame from context",
     "use_cache": "hybrid and autoregressive models", "decode": "autoregressive models", "refine": "autoregressive models",
