@@ -338,14 +338,14 @@ def start_frames(pipe, image: Path | None, video: Path | None) -> dict:
 
 def progress_bar(pipe, prompt: str, call: dict, file=None):
     """A tqdm bar on stderr with rate and ETA, advanced by the pipeline's step callback (one tick a
-    denoising step; the total is the rows of the run's noise-level matrix). Shown on a terminal only."""
+    denoising step or, for token models, a decoding pass; the total is `pipe.total_steps`). Shown
+    on a terminal only."""
     from tqdm import tqdm
 
-    if pipe.model.family == "autoregressive":
-        return None, None  # a token model reports no steps
-    keys = ("negative_prompt", "num_frames", "num_inference_steps", "image", "video", "context_frames", "sampler", "schedule", "shift")
-    total = pipe.noise_matrix(prompt, **{k: v for k, v in call.items() if k in keys}).levels.shape[0] - 1
-    bar = tqdm(total=total, desc="denoising", unit="step", file=file or sys.stderr, leave=False, dynamic_ncols=True, disable=None)
+    total = pipe.total_steps(prompt, **call)
+    tokens = pipe.model.family == "autoregressive"
+    bar = tqdm(total=total, desc="decoding" if tokens else "denoising", unit="pass" if tokens else "step", file=file or sys.stderr,
+               leave=False, dynamic_ncols=True, disable=None)
 
     def on_step(p, i, sigma, tensors):
         bar.update(1)

@@ -248,6 +248,21 @@ def test_progress_bar_counts_every_step(tiny_model_dir):
     assert "0/3" in shown.getvalue() and "step/s" in shown.getvalue()  # steps of the total, with the rate and ETA
 
 
+def test_progress_bar_counts_a_token_models_passes(tiny_ar_dir):
+    import torch
+
+    pipe = framecast.load(str(tiny_ar_dir), precision="fp32", device="cpu")
+    call = dict(num_frames=2, decode="diagonal")
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    bar, on_step = progress_bar(pipe, PROMPT, call, file=Terminal())
+    pipe(PROMPT, generator=torch.Generator().manual_seed(0), callback_on_step_end=on_step, **call)
+    assert bar.total == bar.n == pipe.total_steps(PROMPT, **call) > 0 and bar.unit == "pass"
+    bar.close()
+
+
 def test_lens_replaces_only_a_lens_folder(tiny_model_dir, tmp_path):
     mine = tmp_path / "mine"
     mine.mkdir()

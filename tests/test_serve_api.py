@@ -298,3 +298,23 @@ def test_page_is_mounted_at_root(tmp_path, tiny_model_dir, tiny_hybrid_dir):
         labels = {comp.get("props", {}).get("label") for comp in config["components"]}
         assert {"prompt", "model", "clip", "lens"} <= labels
         assert c.get("/v1/models").status_code == 200  # the API beside the page
+
+
+def test_token_model_jobs_report_progress_and_cancel(tmp_path, tiny_ar_dir):
+    """A token model reports a progress step every decoding pass, so its job moves between 0 and 1
+    and a cancel stops it at the next pass."""
+    with client(tmp_path, [tiny_ar_dir]) as c:
+        job_id = c.post("/v1/videos", json=body(tiny_ar_dir, num_inference_steps=None)).json()["id"]
+        with c.stream("GET", f"/v1/videos/{job_id}/events") as stream:
+            steps = [json.loads(line[6:]) for line in stream.iter_lines() if line.startswith("data: ") and '"step"' in line]
+        assert len(steps) == steps[0]["steps"] == 4 * 16  # raster order: a pass a token, 4 frames of 4x4 tokens
+        assert 0 < steps[0]["progress"] < 1 and steps[-1]["progress"] == 1.0
+        long = c.post("/v1/videos", json=body(tiny_ar_dir, num_frames=16, num_inference_steps=None)).json()["id"]
+        end = time.time() + 60
+        while c.get(f"/v1/videos/{long}").json()["progress"] == 0 and time.time() < end:
+            time.sleep(0.01)
+        assert c.delete(f"/v1/videos/{long}").json()["status"] == "cancelled"
+        job = wait(c, c.post("/v1/videos", json=body(tiny_ar_dir, num_frames=1)).json()["id"], timeout=30)  # the worker is free again
+        assert job["status"] == "succeeded"
+        cancelled = c.get(f"/v1/videos/{long}").json()
+        assert cancelled["status"] == "cancelled" and 0 < cancelled["progress"] < 1

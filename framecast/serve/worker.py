@@ -120,12 +120,9 @@ class Worker(threading.Thread):
 
     @staticmethod
     def _total_steps(pipe, prompt: str, kw: dict) -> int:
-        """Sampling steps the run will take (rows of its noise-level matrix); 0 for token models,
-        whose decoders report no steps."""
-        if pipe.model.family == "autoregressive":
-            return 0
+        """Step callbacks the run will make (`pipe.total_steps`: denoising steps, or a token
+        model's decoding passes); 0 where the request cannot say."""
         try:
-            shown = {k: v for k, v in kw.items() if k not in ("image", "video", "context_frames")}
-            return int(pipe.noise_matrix(prompt, **shown).levels.shape[0]) - 1
+            return int(pipe.total_steps(prompt, **kw))
         except ValueError:
             return 0
