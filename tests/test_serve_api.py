@@ -302,14 +302,14 @@ def test_page_is_mounted_at_root(tmp_path, tiny_model_dir, tiny_hybrid_dir):
 
 def test_token_model_jobs_report_progress_and_cancel(tmp_path, tiny_ar_dir):
     """A token model reports a progress step every decoding pass, so its job moves between 0 and 1
-    and a cancel stops it at the next pass."""
+    and a cancel stops it at the next pass (a 64-frame clip: seconds of passes, so the cancel lands)."""
     with client(tmp_path, [tiny_ar_dir]) as c:
         job_id = c.post("/v1/videos", json=body(tiny_ar_dir, num_inference_steps=None)).json()["id"]
         with c.stream("GET", f"/v1/videos/{job_id}/events") as stream:
             steps = [json.loads(line[6:]) for line in stream.iter_lines() if line.startswith("data: ") and '"step"' in line]
         assert len(steps) == steps[0]["steps"] == 4 * 16  # raster order: a pass a token, 4 frames of 4x4 tokens
         assert 0 < steps[0]["progress"] < 1 and steps[-1]["progress"] == 1.0
-        long = c.post("/v1/videos", json=body(tiny_ar_dir, num_frames=16, num_inference_steps=None)).json()["id"]
+        long = c.post("/v1/videos", json=body(tiny_ar_dir, num_frames=64, num_inference_steps=None)).json()["id"]  # 1024 passes
         end = time.time() + 60
         while c.get(f"/v1/videos/{long}").json()["progress"] == 0 and time.time() < end:
             time.sleep(0.01)
