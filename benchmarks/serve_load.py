@@ -4,9 +4,10 @@ Two phases against one server started with `--queue-size Q --workers 1`:
 - steady: N requests from M client threads;
 - kill: N more, with the server killed by SIGKILL when half of them have been sent, and started
   again on the same state folder.
-Each client posts, and on 429 waits a little (0.2 s, under the Retry-After the server sends, to keep
-the queue full) and posts the same request again; a refused connection while the server is down is
-retried the same way. Each request carries its own seed, so the job store shows which request
+Each client posts, and on 429 waits (the server's Retry-After with `--retry-after`, as a polite
+client does; else 0.2 s, which keeps the queue full at any cost) and posts the same request again;
+a refused connection while the server is down is retried after 0.2 s. Clients poll a job about
+twice a second. Each request carries its own seed, so the job store shows which request
 each job is. Checks: every 202 ends succeeded with its file, every refusal is a 429, no accepted job
 is lost, and no job runs twice except one that was running when the server was killed.
 
@@ -129,7 +130,7 @@ class Clients:
                 "seed": seed, "format": "mp4"}
         while time.time() < deadline:
             try:
-                code, reply, _ = call("POST", self.server.url + "/v1/videos", body)
+                code, reply, headers = call("POST", self.server.url + "/v1/videos", body)
             except (OSError, http.client.HTTPException):  # the server is down (killed) or restarting
                 with self.lock:
                     self.down_retries += 1
@@ -143,7 +144,7 @@ class Clients:
                 return
             if code != 429:
                 raise RuntimeError(f"request {seed}: unexpected {code} {reply}")
-            time.sleep(0.2)
+            time.sleep(retry_after(headers, self.args.retry_after))
 
     def run(self, deadline: float) -> None:
         def loop():
@@ -159,6 +160,17 @@ class Clients:
             t.join()
 
 
+def retry_after(headers: dict, honour: bool) -> float:
+    """Seconds a client waits after a 429: the server's Retry-After, as a polite client does
+    (`--retry-after`), else 0.2 s (a client that keeps the queue full at any cost)."""
+    if not honour:
+        return 0.2
+    try:
+        return float(headers.get("Retry-After") or headers.get("retry-after") or 0.2)
+    except ValueError:
+        return 0.2
+
+
 def wait_all_finished(url: str, ids: list[str], deadline: float) -> None:
     pending = set(ids)
     while pending and time.time() < deadline:
@@ -170,7 +182,7 @@ def wait_all_finished(url: str, ids: list[str], deadline: float) -> None:
                 continue
             if code == 200 and job["status"] in ("succeeded", "failed", "cancelled"):
                 pending.discard(job_id)
-        time.sleep(0.1)
+        time.sleep(0.5)  # a client polls a job about twice a second
 
 
 def store_rows(state_dir: Path) -> list[dict]:
@@ -278,6 +290,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--torch-threads", type=int, default=1, help="PyTorch threads for the server's worker and the CLI baseline")
     ap.add_argument("--baseline-clips", type=int, default=8, help="CLI clips timed before and after the server's")
     ap.add_argument("--time-limit", type=float, default=600, help="seconds for the whole run")
+    ap.add_argument("--retry-after", action="store_true", help="clients wait the server's Retry-After after a 429 (else 0.2 s)")
     ap.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "serve_load")
     args = ap.parse_args(argv)
     deadline = time.time() + args.time_limit
