@@ -334,3 +334,27 @@ def test_raising_from_the_callback_stops_decoding(raster):
     with pytest.raises(KeyboardInterrupt):
         raster.generate_codes(_req(decode="raster", callback=cancel))
     assert seen == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("decode,given", [("raster", 0), ("diagonal", 0), ("raster", 1), ("set", 0), ("set", 1)])
+def test_stream_yields_the_clip_generate_makes(raster, setm, decode, given):
+    """Frames come as their codes become final (a frame at a time for raster and diagonal, a
+    token-frame at a time for set; given frames with the first chunk), and joined they are the
+    clip `generate` makes with the same seed: the same codes, decoded a few frames at a time (a
+    convolution over fewer frames may round differently, by about 1e-6)."""
+    m = setm if decode == "set" else raster
+    ctx = next(shapes_batches(batch_size=1, frames=given))["video"] if given else None
+    chunks = list(m.stream(_req(num_frames=3, context_BTCHW=ctx)))
+    whole = m.generate(_req(num_frames=3, context_BTCHW=ctx))
+    sizes = [c.shape[1] for c in chunks]
+    if decode == "set":  # token-frames of 2 frames; the last is cut back to the clip's 3 frames
+        assert sizes == [2, 1]
+    else:
+        assert sizes == ([given + 1] if given else [1]) + [1] * (2 - given)
+    assert chunks[0].shape[2:] == whole.shape[2:]
+    assert torch.allclose(torch.cat(chunks, 1), whole, atol=1e-5, rtol=0) and torch.equal(chunks[-1], whole[:, -sizes[-1]:])
+
+
+def test_stream_checks_the_request_at_the_call(raster):
+    with pytest.raises(ValueError, match="decode it with"):
+        raster.stream(_req(decode="set"))

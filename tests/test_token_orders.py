@@ -10,6 +10,9 @@ from framecast.sampling.token_orders import (
     decode_raster,
     decode_set,
     diagonal_schedule,
+    iter_diagonal,
+    iter_raster,
+    iter_set,
     masked_after_pass,
     patch_slots,
     raster_inputs,
@@ -206,3 +209,30 @@ def test_raster_with_cache_equals_raster_recomputing(tiny_raster, scale, known_f
         runs[cached] = out, torch.stack(logits[-(T - known_frames) * per :])
     assert torch.equal(runs[True][0], runs[False][0]) and (runs[True][0] >= 0).all()
     assert torch.allclose(runs[True][1], runs[False][1], atol=1e-4)
+
+
+def _run(steps):
+    """(done, final codes so far) of every yield, the codes copied as they were then."""
+    return [(done, codes.clone()) for done, codes in steps]
+
+
+@pytest.mark.parametrize("order", ["raster", "raster-uncached", "diagonal", "set"])
+def test_iterators_yield_frames_in_order_and_end_at_the_decoded_codes(order):
+    """Each order yields whenever more whole frames are final, in order, the yielded tokens never
+    changing after; its last codes are what `decode_*` returns."""
+    per, frames, known = 4, 3, 4
+    codes = torch.full((2, frames * per), -1)
+    codes[:, :known] = 3
+    if order == "set":
+        steps = _run(iter_set(_FrameStub(per), codes, known=known, frame_tokens=per, passes=2, mask_id=MASK, sample=GREEDY))
+        whole = decode_set(_FrameStub(per), codes, known=known, frame_tokens=per, passes=2, mask_id=MASK, sample=GREEDY)
+    elif order == "diagonal":
+        kw = dict(known=known, per_frame=per, start_id=START, delay=2, sample=GREEDY)
+        steps, whole = _run(iter_diagonal(_bigram(), codes, **kw)), decode_diagonal(_bigram(), codes, **kw)
+    else:
+        kw = dict(known=known, per_frame=per, start_id=START, sample=GREEDY, cached=order == "raster")
+        steps, whole = _run(iter_raster(_bigram(), codes, **kw)), decode_raster(_bigram(), codes, **kw)
+    assert [done for done, _ in steps] == [2 * per, 3 * per]  # the given frame is done from the start
+    for done, got in steps:
+        assert (got[:, :done] >= 0).all() and torch.equal(got[:, :done], whole[:, :done])
+    assert torch.equal(steps[-1][1], whole) and (codes[:, known:] == -1).all()  # the caller's codes untouched

@@ -34,7 +34,7 @@ functions this model provides (`token_logits_fn`, `frame_logits_fn`):
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
 import torch
@@ -51,10 +51,10 @@ from framecast.sampling.guidance import guided
 from framecast.sampling.token_orders import (
     FrameLogits,
     TokenLogitsFn,
-    decode_diagonal,
-    decode_raster,
-    decode_set,
     diagonal_schedule,
+    iter_diagonal,
+    iter_raster,
+    iter_set,
     patch_slots,
     raster_inputs,
 )
@@ -291,22 +291,33 @@ class TokenTransformer(nn.Module):
         `callback(pass, None, None, None)`, pass counting from 0 to `passes(request) - 1`: a token
         model has no noise level and no latents to show, and what the callback returns is unused.
         An exception raised from it stops decoding there."""
+        steps, start_BN = self._code_steps(request)
+        codes_BN = start_BN
+        for _, codes_BN in steps:
+            pass
+        return codes_BN[:, : start_BN.shape[1]].clone()
+
+    @torch.no_grad()
+    def _code_steps(self, request: GenerationRequest) -> tuple[Iterator[tuple[int, torch.Tensor]], torch.Tensor]:
+        """The checked request's decoding order as an iterator of `(done, codes_BN)` (token_orders'
+        `iter_*`: `done` leading tokens are final), and the starting codes (B, N). The set order may
+        decode past the clip's N tokens to fill its last token-frame."""
         r = resolve(request, self.family, self.request_defaults())
         self._check_order(r.decode)
         text, _ = guidance_text(self.text, r)
         sample = dict(temperature=r.temperature, top_k=r.top_k, top_p=r.top_p, generator=r.generator)
         codes_BN, known = self._start_codes(r, len(r.prompts), r.num_frames)
         if r.decode == "set":
-            return self._decode_set(codes_BN, known, text, r.guidance, sample, r)
+            return self._decode_set(codes_BN, known, text, r.guidance, sample, r), codes_BN
         per = self.grid_hw[0] * self.grid_hw[1]
         cached = r.use_cache or r.decode == "diagonal"  # every diagonal pass adds tokens to the cache
         logits_fn = self.token_logits_fn(text, r.guidance, r.num_frames, KVCache(len(self.backbone.blocks)) if cached else None)
         logits_fn = _PassReporter(logits_fn, r.callback) if r.callback is not None else logits_fn
         if r.decode == "raster":
-            return decode_raster(logits_fn, codes_BN, known=known, per_frame=per, start_id=self.start_id, sample=sample,
-                                 cached=cached)
-        return decode_diagonal(logits_fn, codes_BN, known=known, per_frame=per, start_id=self.start_id,
-                               delay=max(1, self.config.diagonal_delay), sample=sample)
+            return iter_raster(logits_fn, codes_BN, known=known, per_frame=per, start_id=self.start_id, sample=sample,
+                               cached=cached), codes_BN
+        return iter_diagonal(logits_fn, codes_BN, known=known, per_frame=per, start_id=self.start_id,
+                             delay=max(1, self.config.diagonal_delay), sample=sample), codes_BN
 
     def passes(self, request: GenerationRequest) -> int:
         """Decoding passes (calls of the logits function, so step callbacks) the request takes:
@@ -346,8 +357,8 @@ class TokenTransformer(nn.Module):
         return patch_slots(self.frames_per_chunk, self.grid_hw, self.backbone.config.patch_size)
 
     def _decode_set(self, codes_BN, known: int, text: TextEmbedding, scale: float, sample: dict, request: GenerationRequest):
-        """The set order over whole token-frames: a clip whose frames do not fill its last
-        token-frame is decoded longer and cut back to the frames asked for."""
+        """The set order over whole token-frames (`iter_set`): a clip whose frames do not fill its
+        last token-frame is decoded longer (the caller cuts it back to the frames asked for)."""
         per, pt = self.grid_hw[0] * self.grid_hw[1], self.frames_per_chunk
         K, K_first, sweeps = self._set_passes(request)
         N = codes_BN.shape[1]
@@ -356,12 +367,30 @@ class TokenTransformer(nn.Module):
         frame_logits = self.frame_logits_fn(text, scale, use_cache=request.use_cache)
         if request.callback is not None:
             frame_logits = _PassReporter(frame_logits, request.callback)
-        return decode_set(frame_logits, codes_BN, known=known, frame_tokens=self.tokens_per_chunk, passes=K,
-                          first_passes=K_first, sweeps=sweeps, slots_n=self._slots(), mask_id=self.mask_id, sample=sample)[:, :N]
+        return iter_set(frame_logits, codes_BN, known=known, frame_tokens=self.tokens_per_chunk, passes=K,
+                        first_passes=K_first, sweeps=sweeps, slots_n=self._slots(), mask_id=self.mask_id, sample=sample)
 
     @torch.no_grad()
     def generate(self, request: GenerationRequest) -> torch.Tensor:
         return self.tokenizer.decode(self.generate_latents(request)).clamp(-1, 1)
+
+    def stream(self, request: GenerationRequest) -> Iterator[torch.Tensor]:
+        """Yield decoded frames in order, (B, k, 3, H, W) in [-1, 1] each, as soon as their codes
+        are final; given context frames come with the first chunk. The tokenizer's decoder is
+        causal in time, so the frames made so far are decoded and the new ones yielded. The
+        request is checked here, at the call, before the first frame is asked for."""
+        steps, start_BN = self._code_steps(request)
+        return self._emit(steps, start_BN.shape[1] // (self.grid_hw[0] * self.grid_hw[1]))
+
+    @torch.no_grad()
+    def _emit(self, steps: Iterator[tuple[int, torch.Tensor]], T: int) -> Iterator[torch.Tensor]:
+        per, emitted = self.grid_hw[0] * self.grid_hw[1], 0  # frames already yielded
+        for done, codes_BN in steps:
+            frames = min(done // per, T)
+            if frames > emitted:
+                codes_BThw = codes_BN[:, : frames * per].reshape(codes_BN.shape[0], frames, *self.grid_hw)
+                yield self.tokenizer.decode(codes_BThw)[:, emitted:].clamp(-1, 1)
+                emitted = frames
 
     @torch.no_grad()
     def generate_latents(self, request: GenerationRequest) -> torch.Tensor:

@@ -13,14 +13,17 @@ in a fixed order, so one seed gives one clip.
               token again given all the others
 
 Codes are (B, N) token ids in raster order, -1 where a token is still to be drawn; `known` counts
-the leading tokens that are given and held. `sample` holds `sample_logits`'s options
+the leading tokens that are given and held. Each order is a generator (`iter_*`) that yields
+`(done, codes_BN)` whenever more whole frames become final (`done`: the leading tokens that will not
+change; `codes_BN` the codes so far, drawn on in place), so a caller can decode and show frames as
+they are made; `decode_*` runs it to its end and returns the codes. `sample` holds `sample_logits`'s options
 (temperature, top_k, top_p, generator).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 import torch
@@ -84,30 +87,46 @@ def patch_slots(frames: int, grid_hw: tuple[int, int], patch_size: int) -> torch
     return ((t_ * patch_size + y_ % patch_size) * patch_size + x_ % patch_size).reshape(-1)
 
 
-def decode_raster(logits_fn: TokenLogitsFn, codes_BN: torch.Tensor, *, known: int, per_frame: int, start_id: int,
-                  sample: dict | None = None, cached: bool = True) -> torch.Tensor:
-    """Raster order: one token a pass. `cached`: `logits_fn` keeps earlier tokens (a KV cache), so
-    the given tokens go in one pass and every later pass feeds one token; otherwise every pass
-    feeds the whole prefix again."""
+def iter_raster(logits_fn: TokenLogitsFn, codes_BN: torch.Tensor, *, known: int, per_frame: int, start_id: int,
+                sample: dict | None = None, cached: bool = True) -> Iterator[tuple[int, torch.Tensor]]:
+    """Raster order: one token a pass, yielding `(done, codes_BN)` after each frame's last token
+    (`done`: the leading tokens that are final). `cached`: `logits_fn` keeps earlier tokens (a KV
+    cache), so the given tokens go in one pass and every later pass feeds one token; otherwise
+    every pass feeds the whole prefix again."""
     codes_BN, opts, dev = codes_BN.clone(), sample or {}, codes_BN.device
-    if not cached:
-        for i in range(known, codes_BN.shape[1]):
-            ids_BJ = raster_inputs(codes_BN[:, : i + 1].clamp(min=0), per_frame, start_id)
-            codes_BN[:, i] = sample_logits(logits_fn(ids_BJ, torch.arange(i + 1, device=dev))[:, -1], **opts)
-        return codes_BN
-    if known:  # the given tokens, one pass
+    if cached and known:  # the given tokens, one pass
         logits_fn(raster_inputs(codes_BN[:, :known], per_frame, start_id), torch.arange(known, device=dev))
     for i in range(known, codes_BN.shape[1]):
-        logits_BJV = logits_fn(_previous_ids(codes_BN, [i], per_frame, start_id), torch.tensor([i], device=dev))
-        codes_BN[:, i] = sample_logits(logits_BJV[:, -1], **opts)
-    return codes_BN
+        if cached:
+            logits_BV = logits_fn(_previous_ids(codes_BN, [i], per_frame, start_id), torch.tensor([i], device=dev))[:, -1]
+        else:
+            ids_BJ = raster_inputs(codes_BN[:, : i + 1].clamp(min=0), per_frame, start_id)
+            logits_BV = logits_fn(ids_BJ, torch.arange(i + 1, device=dev))[:, -1]
+        codes_BN[:, i] = sample_logits(logits_BV, **opts)
+        if (i + 1) % per_frame == 0:
+            yield i + 1, codes_BN
 
 
-def decode_diagonal(logits_fn: TokenLogitsFn, codes_BN: torch.Tensor, *, known: int, per_frame: int, start_id: int,
-                    delay: int, sample: dict | None = None) -> torch.Tensor:
+def decode_raster(logits_fn: TokenLogitsFn, codes_BN: torch.Tensor, **kw) -> torch.Tensor:
+    """The raster order's codes (B, N) once every token is drawn (see `iter_raster`)."""
+    return _last(iter_raster(logits_fn, codes_BN, **kw), codes_BN)
+
+
+def _last(steps: Iterator[tuple[int, torch.Tensor]], codes_BN: torch.Tensor) -> torch.Tensor:
+    """Run an order's iterator to its end -> its final codes (a copy of `codes_BN` if it drew nothing)."""
+    out_BN = codes_BN.clone()
+    for _, out_BN in steps:
+        pass
+    return out_BN
+
+
+def iter_diagonal(logits_fn: TokenLogitsFn, codes_BN: torch.Tensor, *, known: int, per_frame: int, start_id: int,
+                  delay: int, sample: dict | None = None) -> Iterator[tuple[int, torch.Tensor]]:
     """Diagonal decoding (DiagD) on a raster model with a cached `logits_fn`: the passes of
     `diagonal_schedule`, given frames (`known` a whole number of them) fed first in one pass.
-    Training-free: a token may miss a few not-yet-made tokens of earlier frames."""
+    Yields `(done, codes_BN)` whenever the earliest unfinished frame gets its last token (frames
+    finish in order, one a pass at most). Training-free: a token may miss a few not-yet-made
+    tokens of earlier frames."""
     codes_BN, opts, dev = codes_BN.clone(), sample or {}, codes_BN.device
     if known:
         logits_fn(raster_inputs(codes_BN[:, :known], per_frame, start_id), torch.arange(known, device=dev))
@@ -116,7 +135,13 @@ def decode_diagonal(logits_fn: TokenLogitsFn, codes_BN: torch.Tensor, *, known: 
         logits_BJV = logits_fn(_previous_ids(codes_BN, at, per_frame, start_id), torch.tensor(at, device=dev))
         for j, i in enumerate(at):
             codes_BN[:, i] = sample_logits(logits_BJV[:, j], **opts)
-    return codes_BN
+        if (at[0] + 1) % per_frame == 0:  # the earliest frame of a pass is the earliest unfinished one
+            yield at[0] + 1, codes_BN
+
+
+def decode_diagonal(logits_fn: TokenLogitsFn, codes_BN: torch.Tensor, **kw) -> torch.Tensor:
+    """The diagonal order's codes (B, N) once every token is drawn (see `iter_diagonal`)."""
+    return _last(iter_diagonal(logits_fn, codes_BN, **kw), codes_BN)
 
 
 def maskgit_passes(frame_logits: FrameLogits, frame_Bn: torch.Tensor, f: int, *, passes: int, mask_id: int,
@@ -157,13 +182,14 @@ def gibbs_sweeps(frame_logits: FrameLogits, frame_Bn: torch.Tensor, f: int, *, h
     return frame_Bn
 
 
-def decode_set(frame_logits: FrameLogits, codes_BN: torch.Tensor, *, known: int, frame_tokens: int, passes: int,
-               mask_id: int, first_passes: int | None = None, sweeps: int = 0, slots_n: torch.Tensor | None = None,
-               sample: dict | None = None) -> torch.Tensor:
+def iter_set(frame_logits: FrameLogits, codes_BN: torch.Tensor, *, known: int, frame_tokens: int, passes: int,
+             mask_id: int, first_passes: int | None = None, sweeps: int = 0, slots_n: torch.Tensor | None = None,
+             sample: dict | None = None) -> Iterator[tuple[int, torch.Tensor]]:
     """Set order: token-frame (`frame_tokens` tokens) by token-frame, each in `passes` MaskGIT
     passes (`first_passes` for the first one of a clip drawn from nothing, where the layout is
     drawn) and then `sweeps` Gibbs sweeps over the places of `slots_n`. Given tokens are held;
-    whole given token-frames are committed as context first, and every finished one after."""
+    whole given token-frames are committed as context first, and every finished one after.
+    Yields `(done, codes_BN)` after each token-frame (`done`: the leading tokens that are final)."""
     if passes < 1:
         raise ValueError(f"set decoding needs >= 1 passes a token-frame, got {passes}")
     if sweeps < 0:
@@ -185,4 +211,9 @@ def decode_set(frame_logits: FrameLogits, codes_BN: torch.Tensor, *, known: int,
                                     mask_id=mask_id, sample=sample)
         codes_BN[:, sl] = frame_Bn
         frame_logits.commit(frame_Bn, f)
-    return codes_BN
+        yield (f + 1) * n, codes_BN
+
+
+def decode_set(frame_logits: FrameLogits, codes_BN: torch.Tensor, **kw) -> torch.Tensor:
+    """The set order's codes (B, N) once every token-frame is drawn (see `iter_set`)."""
+    return _last(iter_set(frame_logits, codes_BN, **kw), codes_BN)
