@@ -373,7 +373,7 @@ def generate(
     precision: str = typer.Option("auto", "--precision", help="auto (bf16 where the hardware has it, else fp32), bf16 or fp32"),
     device: str = typer.Option("auto", "--device", help="auto (the GPU when PyTorch sees one), cpu, cuda or cuda:N"),
     schedule: Optional[str] = typer.Option(None, "--schedule", help="hybrid models: autoregressive, pyramid or full"),
-    stream: bool = typer.Option(False, "--stream", help="hybrid models: write frames as they are made"),
+    stream: bool = typer.Option(False, "--stream", help="hybrid and AR models: write frames as they are made"),
     no_cache: bool = typer.Option(False, "--no-cache", help="hybrid and AR models: recompute the context at every step"),
     context_level: Optional[float] = typer.Option(None, "--context-level", help="hybrid models: noise level of finished frames seen as context"),
     decode: Optional[str] = typer.Option(None, "--decode", help="autoregressive models: raster, diagonal or set"),
@@ -494,7 +494,8 @@ def _generate_stream(a) -> None:
     pipe, given = _loaded(a)
     kw = dict(negative_prompt=a.negative_prompt, num_frames=a.frames, num_inference_steps=a.steps, guidance_scale=a.guidance,
               generator=torch.Generator().manual_seed(a.seed), schedule=a.schedule, use_cache=not a.no_cache,
-              context_frames=a.context_frames, context_level=a.context_level, **given)
+              context_frames=a.context_frames, context_level=a.context_level, **given,
+              **_given(decode=a.decode, temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, refine=a.refine))
     frames_made = pipe.stream(a.prompt, **kw)  # checks the request before the file is opened
     output, chunks, made = a.output[0], [], 0
     total = a.frames if a.frames is not None else pipe.model.config.frames

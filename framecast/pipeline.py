@@ -317,11 +317,18 @@ class Pipeline:
         return self.model.noise_matrix(self._request(prompt, **kwargs))
 
     def stream(self, prompt: str, **kwargs) -> Iterator[np.ndarray]:
-        """Yield (k, H, W, 3) uint8 frames of the first clip as soon as they are final (hybrid models).
-        The request is checked here, before the first frame is asked for, so a caller learns of a
-        bad request before it opens its output."""
+        """Yield (k, H, W, 3) uint8 frames of the first clip as soon as they are final: hybrid models
+        as their noise level reaches 0, token models as their codes are drawn (a token-frame at a
+        time in set order, a frame at a time in raster and diagonal order; a decoding order handed
+        to a sibling, see `_decoded_by`, streams from it). Diffusion models make all frames at once
+        and refuse. The request is checked here, before the first frame is asked for, so a caller
+        learns of a bad request before it opens its output."""
+        sibling = self._decoded_by(kwargs.get("decode"))
+        if sibling is not None:
+            return sibling.stream(prompt, **kwargs)
         if not hasattr(self.model, "stream"):
-            raise ValueError(f"'{self.name}' is a {self.model.family} model, which makes all frames at once; streaming needs a hybrid model")
+            raise ValueError(f"'{self.name}' is a {self.model.family} model, which makes all frames at once; streaming needs a "
+                             "hybrid or autoregressive model")
         if kwargs.pop("output_type", None) not in (None, "np"):
             raise ValueError("stream yields uint8 frames (output_type 'np'); call the pipeline for other output types")
         chunks = self.model.stream(self._request(prompt, **kwargs))

@@ -2,6 +2,7 @@
 
 from dataclasses import asdict
 
+import numpy as np
 import pytest
 import torch
 
@@ -181,6 +182,10 @@ def test_a_set_bundle_hands_raster_and_diagonal_to_its_decode_with_sibling(tmp_p
     alone = framecast.load(str(tmp_path / "raster"), precision="fp32")(PROMPT, decode="raster", **kw())
     assert (out.frames[0] == alone.frames[0]).all()  # the sibling made it, with the same seed
     assert "decoded_by" not in pipe(PROMPT, decode="set", **kw()).info
+    streamed = list(pipe.stream(PROMPT, decode="raster", **kw()))  # streams from the sibling too
+    assert [c.shape for c in streamed] == [(1, 32, 32, 3)] * 2
+    assert abs(torch.from_numpy(np.concatenate(streamed)).int() - torch.from_numpy(alone.frames[0]).int()).max() <= 1
+    assert [c.shape[0] for c in pipe.stream(PROMPT, decode="set", num_frames=3)] == [2, 1]  # a token-frame at a time
     assert pipe.total_steps(PROMPT, decode="raster", num_frames=2) == 2 * 16  # the sibling's passes: a pass a token
     assert pipe.total_steps(PROMPT, decode="set", num_frames=2) == 2  # one token-frame of K = 2 passes
     with pytest.raises(ValueError, match="trained for 'set' order"):  # no sibling named for diagonal

@@ -105,9 +105,16 @@ def test_schedule_show_and_streaming(tmp_path):
     assert r.exit_code != 0 and "unknown schedule" in r.output
 
 
+def test_stream_of_a_token_model_writes_a_frame_at_a_time(tiny_ar_dir, tmp_path):
+    r = _run("generate", "a big red circle moves right", "--model", tiny_ar_dir, "--stream", "--frames", 2, "--decode", "diagonal",
+             "--output", tmp_path / "s.gif", "--precision", "fp32")
+    assert r.exit_code == 0, r.output
+    assert r.output.count("ready") == 2 and (tmp_path / "s.gif").stat().st_size > 0
+
+
 def test_stream_needs_a_hybrid_model_and_works_with_one(tiny_model_dir, tmp_path):
     r = _run("generate", "a big red circle moves right", "--model", tiny_model_dir, "--stream", "--output", tmp_path / "x.mp4")
-    assert r.exit_code != 0 and "streaming needs a hybrid model" in r.output
+    assert r.exit_code != 0 and "streaming needs a hybrid or autoregressive model" in r.output
     assert not (tmp_path / "x.mp4").exists()  # the request was refused before the file was opened
     r = _run("train", "shapes-hybrid-tiny", "--set", "steps=1", "--out", tmp_path / "h")
     assert r.exit_code == 0, r.output

@@ -150,18 +150,22 @@ def test_failed_job_keeps_the_sentence(tmp_path, tiny_model_dir):
     assert done["status"] == "failed" and done["error"].startswith("unknown sampler 'nope'")
 
 
+def events_of(c: TestClient, job_id: str) -> list[tuple[str, dict]]:
+    """A job's server-sent events, (kind, data) each, read to the end of the stream."""
+    events, kind = [], None
+    with c.stream("GET", f"/v1/videos/{job_id}/events") as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        for line in stream.iter_lines():
+            if line.startswith("event: "):
+                kind = line[7:]
+            elif line.startswith("data: "):
+                events.append((kind, json.loads(line[6:])))
+    return events
+
+
 def test_events_stream_progress_and_chunks(tmp_path, tiny_hybrid_dir):
     with client(tmp_path, [tiny_hybrid_dir]) as c:
-        job_id = c.post("/v1/videos", json=body(tiny_hybrid_dir, schedule="autoregressive")).json()["id"]
-        events = []
-        with c.stream("GET", f"/v1/videos/{job_id}/events") as stream:
-            assert stream.headers["content-type"].startswith("text/event-stream")
-            kind = None
-            for line in stream.iter_lines():
-                if line.startswith("event: "):
-                    kind = line[7:]
-                elif line.startswith("data: "):
-                    events.append((kind, json.loads(line[6:])))
+        events = events_of(c, c.post("/v1/videos", json=body(tiny_hybrid_dir, schedule="autoregressive")).json()["id"])
     kinds = [k for k, _ in events]
     assert kinds[-1] == "done" and events[-1][1]["status"] == "succeeded"
     steps = [d for k, d in events if k == "progress"]
@@ -318,3 +322,15 @@ def test_token_model_jobs_report_progress_and_cancel(tmp_path, tiny_ar_dir):
         assert job["status"] == "succeeded"
         cancelled = c.get(f"/v1/videos/{long}").json()
         assert cancelled["status"] == "cancelled" and 0 < cancelled["progress"] < 1
+
+
+def test_token_model_jobs_send_each_frame_as_a_chunk(tmp_path, tiny_ar_dir):
+    """A raster-order job publishes every frame once its last token is drawn, before the last pass."""
+    with client(tmp_path, [tiny_ar_dir]) as c:
+        job_id = c.post("/v1/videos", json=body(tiny_ar_dir, num_frames=3, num_inference_steps=None)).json()["id"]
+        events = events_of(c, job_id)
+        assert c.get(f"/v1/videos/{job_id}").json()["frames_done"] == 3
+    kinds = [k for k, _ in events]
+    assert kinds[-1] == "done" and events[-1][1]["status"] == "succeeded"
+    assert [d["frames"] for k, d in events if k == "chunk"] == [[0, 1], [1, 2], [2, 3]]
+    assert kinds.index("chunk") < max(i for i, k in enumerate(kinds) if k == "progress")

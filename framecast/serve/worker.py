@@ -3,8 +3,8 @@
 One generation at a time per worker: PyTorch already spreads one generation over the cores, and
 two at once in one process each run many times slower. Progress comes from the pipeline's
 `callback_on_step_end`; the same callback looks up the job's status and stops a cancelled job at
-its next step. Hybrid models run through `pipe.stream`, so each finished chunk of frames is
-published as it is made.
+its next step. Models that stream (hybrid and token models) run through `pipe.stream`, so each
+finished chunk of frames is published as it is made.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ class Worker(threading.Thread):
                                                   "seconds": time.perf_counter() - started})
 
         kw.update(generator=torch.Generator().manual_seed(req.seed), callback_on_step_end=on_step)
-        if pipe.model.family == "hybrid":
+        if hasattr(pipe.model, "stream"):
             chunks = []
             for chunk_kHW3 in pipe.stream(req.prompt, **kw):
                 start = state["frames"]
