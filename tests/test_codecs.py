@@ -111,3 +111,21 @@ def test_patch_tokenizer_codes_are_local(tmp_path):
     assert torch.equal(from_pretrained(tmp_path / "patch").encode(x), tok.encode(x))
     with pytest.raises(ValueError, match="encoder 'mlp'; choose conv or patch"):
         VideoTokenizer(TokenizerConfig(encoder="mlp"))
+
+
+def test_tokenizer_windowed_decoding_is_exact():
+    """A streamed token model decodes only its new frames and the `receptive_frames` before them."""
+    from framecast.codecs import TokenizerConfig, VideoTokenizer
+
+    torch.manual_seed(0)
+    tok = VideoTokenizer(TokenizerConfig(quantizer="fsq", width=16, stages=2, levels=[4, 4, 4]))
+    with torch.no_grad():
+        for p in tok.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    codes = torch.randint(0, tok.codebook_size, (1, 12, 8, 8))
+    with torch.no_grad():
+        whole = tok.decode(codes)
+        assert tok.receptive_frames == 6
+        assert torch.allclose(tok.decode_frames(codes, 9, 12), whole[:, 9:12], atol=1e-5)
+        assert not torch.allclose(tok.decode(codes[:, 8:12]), whole[:, 8:12], atol=1e-3)  # a short window is not enough
+    assert VideoTokenizer(TokenizerConfig(encoder="patch", decoder="patch", levels=[4, 4, 4])).receptive_frames == 0

@@ -20,6 +20,12 @@ class Codec(nn.Module):
     def decode(self, z_BTChw: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def decode_frames(self, z_BTChw: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """Frames [start, stop) of the decoded clip, decoding only what they depend on: the decoder
+        is causal, so `receptive_frames` earlier frames make them exact (for streaming)."""
+        lo = max(0, start - self.receptive_frames)
+        return self.decode(z_BTChw[:, lo:stop])[:, start - lo :]
+
 
 class PixelCodec(Codec):
     latent_channels = 3

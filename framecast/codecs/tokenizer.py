@@ -52,6 +52,7 @@ class VideoTokenizer(Codec):
             self.encoder = PatchEncoder(c.channels, c.width, self.downsample, self.quantizer.dim)
         if c.decoder == "conv":
             self.decoder = ConvDecoder(self.quantizer.dim, c.width, c.stages, c.temporal_kernel, c.channels)
+            self.receptive_frames = (c.stages + 1) * (c.temporal_kernel - 1)  # as the VAE's: one causal conv per ResBlock
         else:
             self.decoder = PatchDecoder(self.quantizer.dim, c.width, self.downsample, c.channels)
 

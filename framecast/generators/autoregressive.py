@@ -377,7 +377,7 @@ class TokenTransformer(nn.Module):
     def stream(self, request: GenerationRequest) -> Iterator[torch.Tensor]:
         """Yield decoded frames in order, (B, k, 3, H, W) in [-1, 1] each, as soon as their codes
         are final; given context frames come with the first chunk. The tokenizer's decoder is
-        causal in time, so the frames made so far are decoded and the new ones yielded. The
+        causal in time, so only the new frames and the few before them they depend on are decoded. The
         request is checked here, at the call, before the first frame is asked for."""
         steps, start_BN = self._code_steps(request)
         return self._emit(steps, start_BN.shape[1] // (self.grid_hw[0] * self.grid_hw[1]))
@@ -389,7 +389,7 @@ class TokenTransformer(nn.Module):
             frames = min(done // per, T)
             if frames > emitted:
                 codes_BThw = codes_BN[:, : frames * per].reshape(codes_BN.shape[0], frames, *self.grid_hw)
-                yield self.tokenizer.decode(codes_BThw)[:, emitted:].clamp(-1, 1)
+                yield self.tokenizer.decode_frames(codes_BThw, emitted, frames).clamp(-1, 1)
                 emitted = frames
 
     @torch.no_grad()

@@ -134,10 +134,10 @@ class VideoDiffusion(nn.Module):
 
     @torch.no_grad()
     def decode_frames(self, z_BTChw: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-        """Frames [start, stop) of the decoded clip, decoding only what they depend on: the codec
-        is causal, so `receptive_frames` earlier latents make them exact (for streaming)."""
-        lo = max(0, start - self.codec.receptive_frames)
-        return self.from_latent(z_BTChw[:, lo:stop])[:, start - lo :]
+        """Frames [start, stop) of the decoded clip (`Codec.decode_frames`: only what they depend on)."""
+        if self.config.codec is None:
+            return z_BTChw[:, start:stop]
+        return self.codec.decode_frames(z_BTChw.float() / self.config.latent_scale, start, stop).float()
 
     # --- the objective ------------------------------------------------------------------
     def predict_x0(self, x_BTCHW: torch.Tensor, sigma: torch.Tensor, text: TextEmbedding, **backbone_kw) -> torch.Tensor:
