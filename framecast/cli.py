@@ -435,21 +435,23 @@ def _write_all(clip, a) -> None:
         export_to_video(clip, path, fps=a.fps, caption=a.prompt, overwrite=a.overwrite)
 
 
+def _call_options(a) -> dict:
+    """The sampling options the user gave, as the pipeline's keywords (left out: the model's default;
+    an option of another family is refused by the pipeline, naming it)."""
+    return dict(negative_prompt=a.negative_prompt, num_inference_steps=a.steps, guidance_scale=a.guidance,
+                **_given(sampler=a.sampler, schedule=a.schedule, decode=a.decode, temperature=a.temperature, top_k=a.top_k,
+                         top_p=a.top_p, refine=a.refine, context_level=a.context_level),
+                **({"use_cache": False} if a.no_cache else {}))
+
+
 def _generate_one(a) -> None:
     import torch
 
     pipe, given = _loaded(a)
-    call = dict(negative_prompt=a.negative_prompt, num_frames=a.frames, num_inference_steps=a.steps, guidance_scale=a.guidance,
-                sampler=a.sampler, context_frames=a.context_frames, **given,
-                **({"schedule": a.schedule, "use_cache": not a.no_cache} if a.schedule or a.no_cache else {}),
-                **_given(decode=a.decode, temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, refine=a.refine,
-                         context_level=a.context_level))
+    call = dict(num_frames=a.frames, context_frames=a.context_frames, **given, **_call_options(a))
     bar, on_step = progress_bar(pipe, a.prompt, call)
-    try:
+    with bar:
         out = pipe(a.prompt, generator=torch.Generator().manual_seed(a.seed), callback_on_step_end=on_step, **call)
-    finally:
-        if bar is not None:
-            bar.close()
     clip = out.frames[0]
     _write_all(clip, a)
     names = " and ".join(str(p) for p in a.output)
@@ -460,22 +462,16 @@ def _generate_search(a) -> None:
     from framecast.eval.scaling import best_of_n, chunk_search, make_verifier
 
     pipe, given = _loaded(a)
-    call_kwargs = dict(negative_prompt=a.negative_prompt, num_inference_steps=a.steps, guidance_scale=a.guidance, sampler=a.sampler,
-                       **({"schedule": a.schedule} if a.schedule else {}),
-                       **_given(decode=a.decode, temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, refine=a.refine,
-                                context_level=a.context_level))
+    call_kwargs = _call_options(a)
     verify = make_verifier(a.verifier)
     if a.chunk is not None:
         found = chunk_search(pipe, a.prompt, a.best_of, seed=a.seed, chunk=a.chunk, num_frames=a.frames, verifier=verify, **call_kwargs)
         clip, picked = found["frames"], f"candidates {found['chosen']} of {a.best_of} for the chunks"
     else:  # the candidates are one batch: one pass of the bar
         bar, on_step = progress_bar(pipe, a.prompt, dict(num_frames=a.frames, **given, **call_kwargs))
-        try:
+        with bar:
             found = best_of_n(pipe, [a.prompt], a.best_of, seeds=[a.seed], verifier=verify, num_frames=a.frames, **given, **call_kwargs,
-                              **({"callback_on_step_end": on_step} if on_step else {}))
-        finally:
-            if bar is not None:
-                bar.close()
+                              callback_on_step_end=on_step)
         clip = found["frames"][0]
         scores = ", ".join(f"{x:.2f}" for x in found["scores"][0])
         picked = f"candidate {found['chosen'][0]} of {a.best_of} ({verify.name} scores {scores})"
@@ -492,10 +488,8 @@ def _generate_stream(a) -> None:
     from framecast.video import Mp4Stream
 
     pipe, given = _loaded(a)
-    kw = dict(negative_prompt=a.negative_prompt, num_frames=a.frames, num_inference_steps=a.steps, guidance_scale=a.guidance,
-              generator=torch.Generator().manual_seed(a.seed), schedule=a.schedule, use_cache=not a.no_cache,
-              context_frames=a.context_frames, context_level=a.context_level, **given,
-              **_given(decode=a.decode, temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, refine=a.refine))
+    kw = dict(num_frames=a.frames, generator=torch.Generator().manual_seed(a.seed), context_frames=a.context_frames, **given,
+              **_call_options(a))
     frames_made = pipe.stream(a.prompt, **kw)  # checks the request before the file is opened
     output, chunks, made = a.output[0], [], 0
     total = a.frames if a.frames is not None else pipe.model.config.frames
