@@ -48,3 +48,25 @@ def tiny_ar_dir(tmp_path_factory):
     from framecast.train.recipes import shapes_ar_tiny
 
     return _perturbed(shapes_ar_tiny("raster"), tmp_path_factory.mktemp("models") / "tiny-ar", 0.1)
+
+
+# Pipelines over the tiny folders, one per test module (a module may replace their methods).
+@pytest.fixture(scope="module")
+def pipe(tiny_model_dir):
+    import framecast
+
+    return framecast.load(str(tiny_model_dir), precision="fp32", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def hybrid(tiny_hybrid_dir):
+    import framecast
+
+    return framecast.load(str(tiny_hybrid_dir), precision="fp32", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def ar(tiny_ar_dir):
+    import framecast
+
+    return framecast.load(str(tiny_ar_dir), precision="fp32", device="cpu")

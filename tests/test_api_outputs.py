@@ -11,21 +11,6 @@ import framecast
 PROMPT = "a big red circle moves right"
 
 
-@pytest.fixture(scope="module")
-def pipe(tiny_model_dir):
-    return framecast.load(str(tiny_model_dir), precision="fp32", device="cpu")
-
-
-@pytest.fixture(scope="module")
-def hybrid(tiny_hybrid_dir):
-    return framecast.load(str(tiny_hybrid_dir), precision="fp32", device="cpu")
-
-
-@pytest.fixture(scope="module")
-def ar(tiny_ar_dir):
-    return framecast.load(str(tiny_ar_dir), precision="fp32", device="cpu")
-
-
 def seeded(s=0):
     return torch.Generator().manual_seed(s)
 

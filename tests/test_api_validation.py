@@ -14,21 +14,6 @@ from framecast.data.shapes import render_clip
 PROMPT = "a big red circle moves right"
 
 
-@pytest.fixture(scope="module")
-def pipe(tiny_model_dir):
-    return framecast.load(str(tiny_model_dir), precision="fp32", device="cpu")
-
-
-@pytest.fixture(scope="module")
-def hybrid(tiny_hybrid_dir):
-    return framecast.load(str(tiny_hybrid_dir), precision="fp32", device="cpu")
-
-
-@pytest.fixture(scope="module")
-def ar(tiny_ar_dir):
-    return framecast.load(str(tiny_ar_dir), precision="fp32", device="cpu")
-
-
 BAD = [
     ("unknown argument 'steps'", dict(steps=3)),
     ("unknown argument 'batch_size'", dict(batch_size=0)),

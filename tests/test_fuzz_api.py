@@ -83,10 +83,7 @@ def pipes(tiny_model_dir, tiny_hybrid_dir, tiny_ar_dir):
 
 def check_call(pipe, prompt, kwargs):
     """Everything a call checks before it samples: the pipeline's arguments, then the generator's."""
-    if hasattr(pipe.model, "noise_matrix"):
-        return pipe.noise_matrix(prompt, **kwargs)
-    request = resolve(pipe._request(prompt, **kwargs), "autoregressive", pipe.model.request_defaults())
-    pipe.model._check_order(request.decode)
+    pipe.check(prompt, **kwargs)
 
 
 KEYS = sorted(set(CALL_ARGUMENTS) - {"prompt"} | OPTIONS | {"steps", "batch_size"})

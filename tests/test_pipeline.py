@@ -10,11 +10,6 @@ from framecast.data.shapes import render_clip
 PROMPT = "a big red circle moves right"
 
 
-@pytest.fixture(scope="module")
-def pipe(tiny_model_dir):
-    return framecast.load(str(tiny_model_dir), precision="fp32")
-
-
 def test_call_returns_frames_and_is_seeded(pipe, tmp_path):
     out = pipe("a big red circle moves right", num_frames=4, num_inference_steps=2, generator=torch.Generator().manual_seed(0))
     assert len(out.frames) == 1 and out.frames[0].shape == (4, 32, 32, 3) and out.frames[0].dtype == np.uint8

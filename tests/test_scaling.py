@@ -23,11 +23,6 @@ class Brightness:
 
 
 @pytest.fixture(scope="module")
-def pipe(tiny_model_dir):
-    return framecast.load(str(tiny_model_dir), precision="fp32")
-
-
-@pytest.fixture(scope="module")
 def hybrid_pipe(tiny_hybrid_dir):
     return framecast.load(str(tiny_hybrid_dir), precision="fp32")
 
