@@ -384,6 +384,7 @@ def generate(
     best_of: int = typer.Option(1, "--best-of", help="draw N candidates and keep the verifier's pick (test-time scaling)"),
     verifier: str = typer.Option("judge", "--verifier", help="for --best-of: judge (Shapes prompts), classifier or classifier:FOLDER"),
     chunk: Optional[int] = typer.Option(None, "--chunk", help="hybrid/AR with --best-of: pick among N candidates for each next CHUNK frames"),
+    strict: bool = typer.Option(False, "--strict", help="refuse a prompt far from everything the model was trained on (default: warn)"),
 ):
     """Generate a clip from a text prompt.
 
@@ -424,7 +425,21 @@ def _loaded(a):
     warning = card_warning(pipe, decode=a.decode, schedule=a.schedule, sampler=a.sampler)
     if warning:
         typer.echo(warning, err=True)
+    _prompt_check(pipe, a.prompt, a.strict)
     return pipe, start_frames(pipe, a.image, a.video)
+
+
+def _prompt_check(pipe, prompt: str, strict: bool) -> None:
+    """An out-of-domain prompt: a warning line (printed here, once), or with --strict the refusal."""
+    import warnings
+
+    from framecast.pipeline import PromptWarning
+
+    for line in pipe.prompt_warnings(prompt):
+        if strict:
+            fail(f"{line}; rephrase it, or drop --strict to generate anyway")
+        typer.echo(f"warning: {line}", err=True)
+    warnings.filterwarnings("ignore", category=PromptWarning)
 
 
 def _write_all(clip, a) -> None:
@@ -517,7 +532,8 @@ def _nothing():
 @app.command("eval")
 def eval_(
     model: str = typer.Option("shapes-diffusion", "--model", "-m", help="a bundled model name or a model folder"),
-    prompts: str = typer.Option("train", "--prompts", help="a Shapes split (train, compositional) or a file with one prompt a line"),
+    prompts: str = typer.Option("train", "--prompts", help="a Shapes split (train, compositional), paraphrase (the train captions "
+                                "in other words, judged against the canonical caption) or a file with one prompt a line"),
     num: int = typer.Option(100, "--num", help=f"number of clips (at most {MAX_CLIPS})"),
     seed: int = typer.Option(0, "--seed", help="clip i is drawn with seed + i"),
     steps: Optional[int] = typer.Option(None, "--steps"),
@@ -547,7 +563,7 @@ def eval_(
     Example: framecast eval -m shapes-hybrid --num 20 -o eval.json"""
     from PIL import Image
 
-    from framecast.eval.evaluate import eval_prompts, evaluate, sheet_of_clips, write_report
+    from framecast.eval.evaluate import eval_set, evaluate, sheet_of_clips, write_report
     from framecast.pipeline import load
     from framecast.video import atomic_path
 
@@ -572,8 +588,9 @@ def eval_(
     warning = card_warning(pipe, decode=decode, schedule=schedule, sampler=sampler)
     if warning:
         typer.echo(warning, err=True)
+    texts, meanings = eval_set(prompts, num)
     summary = evaluate(
-        pipe, eval_prompts(prompts, num), seed=seed, batch_size=batch_size,
+        pipe, texts, meanings=meanings, seed=seed, batch_size=batch_size,
         num_inference_steps=steps, guidance_scale=guidance, sampler=sampler, num_frames=frames,
         best_of=best_of, verifier=verifier, chunk=chunk,
         **_given(schedule=schedule, decode=decode, temperature=temperature, top_k=top_k, top_p=top_p, refine=refine, context_level=context_level),
@@ -730,6 +747,8 @@ def prompts(
     count("--num", num, lo=0, hi=100)
     path = resolve_model(model)
     config = read_config(path)
+    if config.get("text_kind") == "pretrained":
+        return _free_text_prompts(path.name, config["text"], num)
     words = (config.get("text") or {}).get("vocabulary")
     if not words:
         raise ValueError(f"'{path.name}' is a {config.get('family', 'model')} without a text encoder: it takes no prompt")
@@ -748,6 +767,30 @@ def prompts(
         typer.echo("Examples:")
         for i in range(num):
             typer.echo(f"  {sample_scene(i).caption}")
+
+
+def _free_text_prompts(name: str, text: dict, num: int) -> None:
+    import random
+
+    from framecast.data.phrasing import COLOUR_WORDS, DEFAULTS, DIRECTION_WORDS, SHAPE_WORDS, SIZE_WORDS, describe
+    from framecast.data.shapes import HELD_OUT_PAIRS, parse_caption, sample_scene
+
+    typer.echo(f"{name} reads free text through the pretrained encoder '{text.get('source')}' (at most {text.get('max_tokens')} tokens).")
+    typer.echo("It knows Shapes scenes: one or two objects, each a size, colour and shape moving one way; for example")
+    for values in (SIZE_WORDS, COLOUR_WORDS, SHAPE_WORDS, DIRECTION_WORDS):
+        typer.echo("  " + "; ".join(f"{k}: {', '.join(v[:4])}" for k, v in values.items()))
+    typer.echo(f"Left out, a size is {DEFAULTS['size']}, a shape a {DEFAULTS['shape']}, a direction {DEFAULTS['direction']} "
+               "(or the other object's).")
+    held = ", ".join(f"{c} {s}" for c, s in sorted(HELD_OUT_PAIRS))
+    typer.echo(f"Never seen in training (the compositional split): {held}.")
+    typer.echo(f"A prompt whose nearest known caption has a similarity below {text.get('ood_similarity', 0):.2f} gets a warning "
+               "naming that caption (generate --strict refuses it).")
+    if num:
+        typer.echo("Examples (canonical caption, then the same scene in other words):")
+        rng = random.Random(0)
+        for i in range(num):
+            caption = sample_scene(i).caption
+            typer.echo(f"  {caption}\n    {describe(parse_caption(caption), rng, drop=0.0, canonical=0.0)[0]}")
 
 
 @app.command()

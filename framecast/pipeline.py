@@ -269,6 +269,8 @@ class Pipeline:
             return out
         output_type = check_output_type(kwargs.pop("output_type", None) or "np")
         request = self._request(prompt, **kwargs)
+        for line in self.prompt_warnings(list(dict.fromkeys(request.prompts))):
+            warnings.warn(PromptWarning(line), stacklevel=2)
         start = time.perf_counter()
         with self._autocast():
             if output_type == "latent":
@@ -294,6 +296,12 @@ class Pipeline:
         if name not in siblings:
             siblings[name] = load(name, device=self.device, precision=self.requested_precision)
         return siblings[name]
+
+    def prompt_warnings(self, prompt: str | list[str]) -> list[str]:
+        """A line for each prompt far from everything the model was trained on, naming the nearest
+        caption it knows (measured in its pretrained text encoder's space); none for models without."""
+        text = getattr(self.model, "text", None)
+        return text.out_of_domain(check_prompts(prompt, "prompt")) if hasattr(text, "out_of_domain") else []
 
     def check(self, prompt: str | list[str] | None = None, **kwargs) -> None:
         """Raise the ValueError a call with these arguments would raise, without generating."""
@@ -339,6 +347,10 @@ class Pipeline:
                     yield to_uint8(chunk[:1])
 
         return frames()
+
+
+class PromptWarning(UserWarning):
+    """A prompt far from what the model was trained on: it still generates, but may not follow."""
 
 
 def check_tensor_inputs(tensor_inputs) -> list[str]:

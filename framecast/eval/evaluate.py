@@ -14,14 +14,31 @@ from framecast.data.shapes import SPLITS, render_clip
 from framecast.eval.shapes import judge_clip, summarize
 
 
+PARAPHRASE = "paraphrase"  # the train split's captions, rewritten (framecast.eval.paraphrase)
+
+
+def eval_set(source: str, num: int | None = None) -> tuple[list[str], list[str]]:
+    """(prompts, the caption each is judged against): they differ for `paraphrase`, where each of
+    the train split's captions is rewritten in other words and judged against the canonical one."""
+    if source == PARAPHRASE:
+        from framecast.eval.paraphrase import paraphrases
+
+        captions = eval_prompts("train", num)
+        return paraphrases(captions), captions
+    prompts = eval_prompts(source, num)
+    return prompts, prompts
+
+
 def eval_prompts(source: str, num: int | None = None) -> list[str]:
     """A Shapes split (captions of the split's clips of seeds 0, 1, ...) or a text file, one prompt a line."""
+    if source == PARAPHRASE:
+        return eval_set(source, num)[0]
     if source in SPLITS:
         n = 100 if num is None else num
         return [render_clip(i, split=source).caption for i in range(n)]
     path = Path(source)
     if not path.is_file():
-        raise ValueError(f"prompts '{source}' is neither a Shapes split ({', '.join(SPLITS)}) nor a file")
+        raise ValueError(f"prompts '{source}' is neither a Shapes split ({', '.join(SPLITS)}), '{PARAPHRASE}', nor a file")
     prompts = [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
     if not prompts:
         raise ValueError(f"prompt file '{source}' holds no prompts")
@@ -29,11 +46,12 @@ def eval_prompts(source: str, num: int | None = None) -> list[str]:
 
 
 def evaluate(pipe, prompts: list[str], *, seed: int = 0, batch_size: int = 8, progress: bool = True, best_of: int = 1,
-             verifier: str = "judge", chunk: int | None = None, **call_kwargs) -> dict:
+             verifier: str = "judge", chunk: int | None = None, meanings: list[str] | None = None, **call_kwargs) -> dict:
     """Clip i is drawn with seed `seed + i` whatever the batch size. With best_of > 1 each clip is
     the verifier's pick of that many candidates (framecast.eval.scaling), of whole clips or, with
     `chunk`, of each next chunk. Returns the judge's summary, the time per clip, and the frames
-    (under the key 'frames', not for JSON)."""
+    (under the key 'frames', not for JSON). `meanings`: the caption each prompt is judged against
+    (default: the prompt itself)."""
     from framecast.eval.scaling import best_of_n, chunk_search, make_verifier
 
     if best_of < 1:
@@ -56,7 +74,7 @@ def evaluate(pipe, prompts: list[str], *, seed: int = 0, batch_size: int = 8, pr
             made = pipe(batch, generator=[torch.Generator().manual_seed(s) for s in seeds], **call_kwargs).frames
             spent = time.perf_counter() - t0
         seconds += spent
-        for p, f in zip(batch, made):
+        for p, f in zip((meanings or prompts)[start : start + batch_size], made):
             verdicts.append(judge_clip(f, p))
             frames.append(f)
         bar.update(len(batch))
@@ -68,6 +86,9 @@ def evaluate(pipe, prompts: list[str], *, seed: int = 0, batch_size: int = 8, pr
     summary["settings"] = {k: v for k, v in call_kwargs.items() if v is not None}
     if searching:
         summary["settings"].update(best_of=best_of, verifier=verify.name, chunk=chunk)
+    if meanings is not None and meanings != prompts:
+        for clip, prompt in zip(summary["per_clip"], prompts):
+            clip["prompt"] = prompt
     summary["frames"] = frames
     return summary
 

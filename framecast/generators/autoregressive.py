@@ -58,7 +58,8 @@ from framecast.sampling.token_orders import (
     patch_slots,
     raster_inputs,
 )
-from framecast.text.encoder import TextEmbedding, TextEncoder, build_text_encoder
+from framecast.text.encoder import TextEmbedding, TextEncoder
+from framecast.text.kinds import build_text_encoder
 
 ORDERS = ("raster", "set")
 DECODES = ("raster", "diagonal", "set")
@@ -122,7 +123,7 @@ class TokenTransformer(nn.Module):
 
     def spec(self) -> ModelSpec:
         return ModelSpec(family=self.family, generator=asdict(self.config), backbone=self.backbone.config.to_dict(),
-                         text_kind="word", text=asdict(self.text.config))
+                         text_kind=self.text.kind, text=asdict(self.text.config))
 
     def train(self, mode: bool = True):
         super().train(mode)

@@ -35,7 +35,8 @@ from framecast.sampling.guidance import guided
 from framecast.sampling.noise_matrix import NoiseMatrix, build_matrix
 from framecast.sampling.samplers import get_sampler, get_steps
 from framecast.sampling.schedules import sample_training_sigmas
-from framecast.text.encoder import TextEmbedding, TextEncoder, build_text_encoder
+from framecast.text.encoder import TextEmbedding, TextEncoder
+from framecast.text.kinds import build_text_encoder
 
 PREDICTIONS = ("x0", "velocity")
 
@@ -84,7 +85,7 @@ class VideoDiffusion(nn.Module):
             family=self.family,
             generator=asdict(self.config),
             backbone=self.backbone.config.to_dict(),
-            text_kind="word",
+            text_kind=self.text.kind,
             text=asdict(self.text.config),
         )
 

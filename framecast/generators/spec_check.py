@@ -18,6 +18,8 @@ from framecast.generators.diffusion import DiffusionConfig
 from framecast.generators.hybrid import HybridConfig
 from framecast.nn.transformer import TransformerConfig
 from framecast.text.encoder import WordEncoderConfig
+from framecast.text.kinds import TEXT_KINDS
+from framecast.text.pretrained import ConnectorConfig, PretrainedEncoderConfig
 
 GENERATOR_CONFIGS = {"diffusion": DiffusionConfig, "hybrid": HybridConfig, "autoregressive": ARConfig, "vae": VAEConfig,
                      "tokenizer": TokenizerConfig}
@@ -28,7 +30,7 @@ METADATA_KEYS = ("framecast_format", "trained_steps", "recipe", "decode_with")
 DECODING_ORDERS = ("raster", "diagonal", "set")  # decode_with's keys
 
 POSITIVE = {"width", "depth", "heads", "channels", "patch_size", "patch_frames", "context_width", "frames", "size", "latent_channels",
-            "temporal_kernel", "codebook_size", "vq_dim", "bits", "max_words", "steps", "set_steps", "chunk", "mlp_ratio", "shift"}
+            "temporal_kernel", "codebook_size", "vq_dim", "bits", "max_words", "slots", "max_tokens", "source_width", "steps", "set_steps", "chunk", "mlp_ratio", "shift"}
 SIGNED = {"train_sigma_mean"}  # a logit-normal location: any finite number
 UNIT = {"cond_dropout", "prefix_share", "top_p", "context_noise", "context_level"}  # shares and noise levels: [0, 1]
 MAXIMUM = {"bits": 16}  # LFQ enumerates its 2 ** bits codes
@@ -147,11 +149,22 @@ def check_spec(spec: dict, where: str) -> None:
     if family in ("diffusion", "hybrid", "autoregressive"):
         check_section(spec.get("backbone", {}), TransformerConfig, where, "backbone.")
         _check_divisible(spec.get("backbone", {}), TransformerConfig, where, "backbone.")
-        if spec.get("text_kind", "word") != "word":
-            raise ValueError(f"{where}: unknown text_kind {_show(spec.get('text_kind'))}; framecast knows: word")
-        check_section(spec.get("text", {}), WordEncoderConfig, where, "text.")
-        _check_divisible(spec.get("text", {}), WordEncoderConfig, where, "text.")
+        _check_text(spec, where)
     check_memory(spec, where)
+
+
+def _check_text(spec: dict, where: str) -> None:
+    kind, text = spec.get("text_kind", "word"), spec.get("text", {})
+    if kind not in TEXT_KINDS:
+        raise ValueError(f"{where}: unknown text_kind {_show(kind)}; framecast knows: {', '.join(TEXT_KINDS)}")
+    config_class = TEXT_KINDS[kind][0]
+    check_section(text, config_class, where, "text.")
+    _check_divisible(text, config_class, where, "text.")
+    if kind == "pretrained":
+        for key, sub in (("connector", ConnectorConfig), ("teacher", WordEncoderConfig)):
+            if isinstance(text.get(key), dict):
+                check_section(text[key], sub, where, f"text.{key}.")
+                _check_divisible(text[key], sub, where, f"text.{key}.")
 
 
 def check_config(config: dict, where: str) -> None:
@@ -186,10 +199,21 @@ def _transformer_values(b: dict) -> int:
     return int(D * per_block + 10 * W * W + Cw * W + patch * (b["channels"] + (b["out_channels"] or b["channels"])) * W)
 
 
-def _text_values(t: dict) -> int:
+def _word_values(t: dict) -> int:
     """Word embeddings, positions and pre-norm encoder layers (attention 4 w^2, MLP 8 w^2)."""
     w = t["width"]
     return (len(t["vocabulary"]) + 2 + t["max_words"]) * w + 12 * t["depth"] * w * w
+
+
+def _text_values(spec: dict) -> int:
+    """The text encoder's own values; a pretrained encoder's frozen weights are its source's, counted
+    there: here its connector (decoder layers of 16 w^2), the teacher and the caption bank."""
+    if spec.get("text_kind", "word") == "word":
+        return _word_values(_merged(spec.get("text", {}), WordEncoderConfig))
+    t = _merged(spec.get("text", {}), PretrainedEncoderConfig)
+    c = _merged(t["connector"], ConnectorConfig)
+    teacher = _word_values(_merged(t["teacher"], WordEncoderConfig)) if t["teacher"] else 0
+    return 16 * c["depth"] * c["width"] ** 2 + (c["slots"] + t["source_width"] + t["width"]) * c["width"] + teacher + len(t["bank"]) * t["source_width"]
 
 
 def _codec_values(c: dict) -> int:
@@ -216,7 +240,7 @@ def estimate_values(spec: dict) -> int:
     family, g = spec["family"], _merged(spec.get("generator", {}), GENERATOR_CONFIGS[spec["family"]])
     if family in ("vae", "tokenizer"):
         return _codec_values(g)
-    values = _transformer_values(_merged(spec.get("backbone", {}), TransformerConfig)) + _text_values(_merged(spec.get("text", {}), WordEncoderConfig))
+    values = _transformer_values(_merged(spec.get("backbone", {}), TransformerConfig)) + _text_values(spec)
     if family == "autoregressive" and g.get("tokenizer"):
         t = _merged(g["tokenizer"], TokenizerConfig)
         out = spec.get("backbone", {}).get("out_channels", 0)

@@ -89,6 +89,8 @@ class Worker(threading.Thread):
         req = VideoRequest(**job.request)
         pipe = self.models.get(req.model)
         kw = pipeline_kwargs(req)
+        for line in pipe.prompt_warnings(req.prompt):  # a prompt far from the model's training still generates
+            self.hub.publish(job.id, "warning", {"message": line})
         total = self._total_steps(pipe, req.prompt, kw)
         started = time.perf_counter()
         state = {"frames": 0, "saved": 0.0}

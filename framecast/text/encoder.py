@@ -52,6 +52,7 @@ class TextEncoder(nn.Module):
     """
 
     width: int
+    kind: str  # the config's text_kind
 
     def encode(self, prompts: list[str], *, drop: torch.Tensor | None = None) -> TextEmbedding:  # pragma: no cover
         """`drop` (B,) bool: rows encoded as the null prompt instead (condition dropout)."""
@@ -172,6 +173,8 @@ class WordTokenizer:
 class WordTextEncoder(TextEncoder):
     """Word embeddings + a small pre-norm transformer, trained together with the generator."""
 
+    kind = "word"
+
     def __init__(self, config: WordEncoderConfig):
         super().__init__()
         self.config = config
@@ -219,8 +222,3 @@ class WordTextEncoder(TextEncoder):
         ids, mask = self.tokenizer.null(n)
         return self(ids.to(self._device()), mask.to(self._device()))
 
-
-def build_text_encoder(kind: str, config: dict) -> TextEncoder:
-    if kind == "word":
-        return WordTextEncoder(WordEncoderConfig(**config))
-    raise ValueError(f"unknown text encoder kind '{kind}'; framecast knows: word")

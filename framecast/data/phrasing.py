@@ -1,0 +1,194 @@
+"""Free-text descriptions of Shapes scenes: the caption augmentation that teaches a model plain English.
+
+`describe(objects, rng)` writes one scene the way people might type it: synonyms for sizes, colours,
+shapes and motions, other sentence frames and word orders, connectives between two objects, case
+and punctuation, and sometimes a missing attribute. It returns the text and the canonical caption
+it means (docs/shapes.md), where a missing attribute takes the documented default (`DEFAULTS`).
+It is generated from the world's ground truth (the object attributes), never from a list of
+sentences. The evaluation's rewriter (`framecast.eval.paraphrase`) is separate code with its own
+words, so paraphrase scores measure generalisation rather than recall of this generator.
+"""
+
+from __future__ import annotations
+
+import random
+
+from framecast.data.shapes import COLOURS, DIRECTIONS
+
+SIZE_WORDS = {
+    "big": ["big", "large", "huge", "giant", "bigger", "larger", "great big", "sizeable", "massive", "oversized", "hefty"],
+    "small": ["small", "little", "tiny", "mini", "smaller", "wee", "miniature", "petite", "teeny", "compact"],
+}
+COLOUR_WORDS = {
+    "red": ["red", "crimson", "scarlet", "ruby", "cherry", "bright red"],
+    "green": ["green", "lime", "emerald", "bright green", "grass-green"],
+    "blue": ["blue", "navy", "cobalt", "azure", "royal blue", "deep blue"],
+    "yellow": ["yellow", "golden", "gold", "lemon", "canary"],
+    "cyan": ["cyan", "aqua", "turquoise", "teal", "aquamarine"],
+    "magenta": ["magenta", "pink", "fuchsia", "purple", "violet", "hot pink"],
+    "white": ["white", "snow-white", "ivory", "pure white", "bright white"],
+}
+SHAPE_WORDS = {
+    "circle": ["circle", "ball", "disc", "disk", "dot", "round shape", "sphere", "orb", "round blob", "circular shape"],
+    "square": ["square", "box", "block", "cube", "tile", "square shape", "quadrilateral", "crate"],
+    "triangle": ["triangle", "pyramid", "wedge", "triangular shape", "three-sided shape", "cone"],
+}
+# (phrase, verb form) pairs: "3" for a finite verb (moves), "ing" for a participle (moving), "inf" (move)
+VERBS = {
+    "3": ["moves", "goes", "travels", "slides", "drifts", "glides", "heads", "shifts", "rolls", "floats", "is moving",
+          "is going", "is sliding", "is heading", "zooms", "runs", "is travelling", "makes its way", "wanders", "scoots"],
+    "ing": ["moving", "going", "travelling", "sliding", "drifting", "gliding", "heading", "rolling", "floating", "zooming",
+            "shifting", "making its way", "scooting", "cruising"],
+    "inf": ["move", "go", "travel", "slide", "drift", "glide", "head", "roll", "float"],
+}
+DIRECTION_WORDS = {
+    "right": ["right", "to the right", "rightward", "rightwards", "towards the right", "toward the right side", "to the right edge",
+              "east", "left to right", "across to the right"],
+    "left": ["left", "to the left", "leftward", "leftwards", "towards the left", "toward the left side", "to the left edge",
+             "west", "right to left", "across to the left"],
+    "up": ["up", "upward", "upwards", "towards the top", "to the top", "toward the top edge", "north", "skyward", "up the screen",
+           "bottom to top"],
+    "down": ["down", "downward", "downwards", "towards the bottom", "to the bottom", "toward the bottom edge", "south",
+             "down the screen", "top to bottom"],
+}
+# whole verb phrases that carry the direction themselves
+DIRECTION_VERBS = {
+    "up": ["rises", "climbs", "ascends", "floats up", "lifts off upward"],
+    "down": ["falls", "sinks", "drops", "descends", "slides down"],
+    "right": ["slides right", "drifts right", "heads right"],
+    "left": ["slides left", "drifts left", "heads left"],
+}
+AIMLESS = ["bouncing", "moving around", "in motion", "bouncing around", "moving"]  # motion with no direction
+THINGS = ["shape", "object", "thing", "item"]
+CONNECTIVES = [" and ", ", and ", " while ", " as ", "; ", ", while ", " plus ", ". ", " and also ", ", ", " whereas ",
+               " and meanwhile ", ". Meanwhile, ", " together with ", " alongside ", " next to ", " beside ", " with ", " and then "]
+DEFAULTS = {"size": "big", "shape": "circle", "direction": "right", "colours": ("red", "blue", "green", "yellow", "cyan", "magenta", "white")}
+
+
+def _article(rng: random.Random, next_word: str) -> str:
+    a = "an" if next_word[:1] in "aeiou" else "a"
+    return rng.choice([a, a, a, "the", "one"])
+
+
+def _noun_phrase(obj: dict, rng: random.Random, given: set[str]) -> str:
+    size = rng.choice(SIZE_WORDS[obj["size"]]) if "size" in given else ""
+    colour = rng.choice(COLOUR_WORDS[obj["colour"]]) if "colour" in given else ""
+    shape = rng.choice(SHAPE_WORDS[obj["shape"]]) if "shape" in given else rng.choice(THINGS)
+    style = rng.randrange(6)
+    if style == 0 or not (size and colour):
+        words = " ".join(w for w in (size, colour, shape) if w)
+    elif style == 5:
+        words = f"{colour} {size} {shape}"
+    elif style == 1:
+        words = f"{colour} {shape}, {size},"
+    elif style == 2:
+        words = f"{size} {shape} in {colour}"
+    elif style == 3:
+        words = f"{shape} that is {size} and {colour}"
+    else:
+        words = f"{size} {shape} coloured {colour}" if rng.random() < 0.5 else f"{size} {colour}-coloured {shape}"
+    return f"{_article(rng, words)} {words}" if rng.random() < 0.85 else words
+
+
+def _motion(obj: dict, rng: random.Random, form: str, given: set[str]) -> str:
+    if "direction" not in given:
+        return rng.choice(AIMLESS) if form != "inf" else "move around"
+    d = obj["direction"]
+    if form == "3" and rng.random() < 0.2:
+        return rng.choice(DIRECTION_VERBS[d])
+    return f"{rng.choice(VERBS[form])} {rng.choice(DIRECTION_WORDS[d])}"
+
+
+def _clause(obj: dict, rng: random.Random, given: set[str], form: str) -> str:
+    noun, style = _noun_phrase(obj, rng, given), rng.randrange(6)
+    if form == "ing":
+        return f"{noun} {_motion(obj, rng, 'ing', given)}"
+    if style == 0 and "direction" in given:
+        return f"{rng.choice(DIRECTION_WORDS[obj['direction']])}, {noun} {rng.choice(VERBS['3'])}"
+    if style == 1:
+        return f"there is {noun} {_motion(obj, rng, 'ing', given)}"
+    if style == 2:
+        return f"{rng.choice(['watch', 'see', 'show', 'look at'])} {noun} {_motion(obj, rng, 'inf', given)}"
+    if style == 3:
+        return f"{noun} {_motion(obj, rng, 'ing', given)}"
+    if style == 4 and "direction" in given:
+        return f"{noun} that {_motion(obj, rng, '3', given)}"
+    return f"{noun} {_motion(obj, rng, '3', given)}"
+
+
+def _shared_motion(objects: list[dict], rng: random.Random, given: list[set[str]]) -> str | None:
+    """Two objects moving the same way under one verb ("X and Y both move left"), or, when they
+    are alike but for colour, one plural noun ("two small squares, one red and one blue, ...")."""
+    a, b = objects
+    if a["direction"] != b["direction"] or "direction" not in given[0] or "direction" not in given[1]:
+        return None
+    motion = _motion(a, rng, "ing", given[0])
+    if all(a[k] == b[k] for k in ("size", "shape")) and all({"size", "shape", "colour"} <= g for g in given) and rng.random() < 0.5:
+        size, shape = rng.choice(SIZE_WORDS[a["size"]]), rng.choice(SHAPE_WORDS[a["shape"]])
+        plural = shape + ("es" if shape.endswith(("x", "s")) else "s")
+        c1, c2 = rng.choice(COLOUR_WORDS[a["colour"]]), rng.choice(COLOUR_WORDS[b["colour"]])
+        return rng.choice([f"two {size} {plural}, one {c1} and one {c2}, {motion}", f"a {c1} and a {c2} {size} {shape} {motion}"])
+    x, y = _noun_phrase(a, rng, given[0]), _noun_phrase(b, rng, given[1])
+    return rng.choice([f"{x} and {y} both {motion}", f"{x} and {y}, both {motion}", f"both {x} and {y} {motion}",
+                       f"{x} and {y} {motion} together", f"{x} and {y} {rng.choice(VERBS['inf'])} {rng.choice(DIRECTION_WORDS[a['direction']])}"])
+
+
+def _given(rng: random.Random, drop: float) -> set[str]:
+    given = {"size", "colour", "shape", "direction"}
+    for attr, p in (("size", drop), ("direction", drop / 2), ("colour", drop / 3), ("shape", drop / 3)):
+        if rng.random() < p:
+            given.discard(attr)
+    return given
+
+
+def _case(text: str, rng: random.Random) -> str:
+    r = rng.random()
+    text = text[:1].upper() + text[1:] if r < 0.4 else text.upper() if r < 0.45 else text.title() if r < 0.5 else text
+    return text + rng.choice(["", "", ".", ".", "!", " ...", "?"]) if not text.endswith(".") else text
+
+
+def fill_defaults(objects: list[dict], given: list[set[str]]) -> str:
+    """The canonical caption a description with missing attributes means (`DEFAULTS`): a missing
+    direction follows the other object's (two objects share an axis), a missing colour is the first
+    default colour no other object has."""
+    filled = [dict(o) for o in objects]
+    for obj, g, other in zip(filled, given, reversed(filled)):
+        obj["size"] = obj["size"] if "size" in g else DEFAULTS["size"]
+        obj["shape"] = obj["shape"] if "shape" in g else DEFAULTS["shape"]
+        if "direction" not in g:
+            obj["direction"] = other["direction"] if other is not obj else DEFAULTS["direction"]
+    for obj, g in zip(filled, given):
+        if "colour" not in g:
+            taken = {o["colour"] for o in filled if o is not obj}
+            obj["colour"] = next(c for c in DEFAULTS["colours"] if c not in taken)
+    return " and ".join(f"a {o['size']} {o['colour']} {o['shape']} moves {o['direction']}" for o in filled)
+
+
+def describe(objects: list[dict], rng: random.Random, *, drop: float = 0.12, canonical: float = 0.1) -> tuple[str, str]:
+    """(free text, the canonical caption it means) for a scene's objects, each a dict with size,
+    colour, shape and direction (`parse_caption`'s output). With probability `canonical` the text is
+    the canonical caption itself; each attribute is left out with probability about `drop`."""
+    exact = " and ".join(f"a {o['size']} {o['colour']} {o['shape']} moves {o['direction']}" for o in objects)
+    if rng.random() < canonical:
+        return exact, exact
+    given = [_given(rng, drop) for _ in objects]
+    if len(objects) == 2 and given[0] == given[1] and "direction" not in given[0]:  # an axis must come from somewhere
+        given[0].add("direction")
+    form = "ing" if rng.random() < 0.25 else "3"
+    clauses = [_clause(o, rng, g, form) for o, g in zip(objects, given)]
+    shared = _shared_motion(objects, rng, given) if len(objects) == 2 and rng.random() < 0.5 else None
+    if len(clauses) == 1:
+        text = clauses[0]
+    elif shared:
+        text = shared
+    elif rng.random() < 0.15:
+        text = f"two shapes: {clauses[0]} and {clauses[1]}"
+    else:
+        second = clauses[1].replace(" moving", " also moving", 1) if rng.random() < 0.2 else clauses[1]
+        text = clauses[0] + rng.choice(CONNECTIVES) + second
+    return _case(text, rng), fill_defaults(objects, given)
+
+
+def all_attributes() -> dict[str, list[str]]:
+    """The values of each attribute (for listings such as `framecast prompts`)."""
+    return {"size": list(SIZE_WORDS), "colour": list(COLOURS), "shape": list(SHAPE_WORDS), "direction": list(DIRECTIONS)}
