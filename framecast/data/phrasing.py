@@ -11,13 +11,16 @@ words, so paraphrase scores measure generalisation rather than recall of this ge
 
 from __future__ import annotations
 
+import functools
 import random
 
 from framecast.data.shapes import COLOURS, DIRECTIONS
 
-SIZE_WORDS = {
-    "big": ["big", "large", "huge", "giant", "bigger", "larger", "great big", "sizeable", "massive", "oversized", "hefty"],
-    "small": ["small", "little", "tiny", "mini", "smaller", "wee", "miniature", "petite", "teeny", "compact"],
+SIZE_WORDS = {  # a thesaurus's entries for the two sizes
+    "big": ["big", "large", "huge", "giant", "bigger", "larger", "great big", "sizeable", "massive", "oversized", "hefty",
+            "enormous", "jumbo", "gigantic", "colossal", "immense", "bulky", "king-size", "chunky", "fairly large", "mammoth"],
+    "small": ["small", "little", "tiny", "mini", "smaller", "wee", "miniature", "petite", "teeny", "compact", "minuscule",
+              "itty-bitty", "teeny-tiny", "diminutive", "pocket-size", "baby", "microscopic", "fairly small", "dinky"],
 }
 COLOUR_WORDS = {
     "red": ["red", "crimson", "scarlet", "ruby", "cherry", "bright red"],
@@ -29,9 +32,12 @@ COLOUR_WORDS = {
     "white": ["white", "snow-white", "ivory", "pure white", "bright white"],
 }
 SHAPE_WORDS = {
-    "circle": ["circle", "ball", "disc", "disk", "dot", "round shape", "sphere", "orb", "round blob", "circular shape"],
-    "square": ["square", "box", "block", "cube", "tile", "square shape", "quadrilateral", "crate"],
-    "triangle": ["triangle", "pyramid", "wedge", "triangular shape", "three-sided shape", "cone"],
+    "circle": ["circle", "ball", "disc", "disk", "dot", "round shape", "sphere", "orb", "round blob", "circular shape", "round disc",
+               "round dot", "bubble", "spot", "round thing", "circular disc"],
+    "square": ["square", "box", "block", "cube", "tile", "square shape", "quadrilateral", "crate", "square block", "block shape",
+               "square tile", "box shape"],
+    "triangle": ["triangle", "pyramid", "wedge", "triangular shape", "three-sided shape", "cone", "triangle shape", "pyramid shape",
+                 "triangular block"],
 }
 # (phrase, verb form) pairs: "3" for a finite verb (moves), "ing" for a participle (moving), "inf" (move)
 VERBS = {
@@ -43,9 +49,9 @@ VERBS = {
 }
 DIRECTION_WORDS = {
     "right": ["right", "to the right", "rightward", "rightwards", "towards the right", "toward the right side", "to the right edge",
-              "east", "left to right", "across to the right"],
+              "east", "left to right", "across to the right", "over to the right"],
     "left": ["left", "to the left", "leftward", "leftwards", "towards the left", "toward the left side", "to the left edge",
-             "west", "right to left", "across to the left"],
+             "west", "right to left", "across to the left", "over to the left"],
     "up": ["up", "upward", "upwards", "towards the top", "to the top", "toward the top edge", "north", "skyward", "up the screen",
            "bottom to top"],
     "down": ["down", "downward", "downwards", "towards the bottom", "to the bottom", "toward the bottom edge", "south",
@@ -62,7 +68,37 @@ AIMLESS = ["bouncing", "moving around", "in motion", "bouncing around", "moving"
 THINGS = ["shape", "object", "thing", "item"]
 CONNECTIVES = [" and ", ", and ", " while ", " as ", "; ", ", while ", " plus ", ". ", " and also ", ", ", " whereas ",
                " and meanwhile ", ". Meanwhile, ", " together with ", " alongside ", " next to ", " beside ", " with ", " and then "]
+PREFIXES = ["video of", "a video of", "a clip of", "an animation of", "footage of", "show me", "generate", "render", "make a video of",
+            "animation:", "a short clip showing", "create", "a clip where", "a video where", "a scene where", "in this video,"]
 DEFAULTS = {"size": "big", "shape": "circle", "direction": "right", "colours": ("red", "blue", "green", "yellow", "cyan", "magenta", "white")}
+
+
+@functools.lru_cache(maxsize=1)
+def colour_names() -> dict[str, list[str]]:
+    """Colour names of the XKCD colour survey and CSS (matplotlib's tables) that sit clearly nearest one
+    of the world's seven colours (bright, under 100 RGB levels away, and 30 % nearer than the next),
+    beside the hand-picked `COLOUR_WORDS`; a hand-picked word never moves to another colour."""
+    import numpy as np
+    from matplotlib import colors
+
+    names = list(COLOURS)
+    table = np.array([COLOURS[n] for n in names], dtype=float)
+    picked = {w for words in COLOUR_WORDS.values() for w in words}
+    found = {n: [] for n in names}
+    sources = {**{k.removeprefix("xkcd:"): v for k, v in colors.XKCD_COLORS.items()}, **colors.CSS4_COLORS}
+    for name, value in sorted(sources.items()):
+        rgb = np.array(colors.to_rgb(value)) * 255
+        d = np.sqrt(((table - rgb) ** 2).sum(1))
+        first, second = np.argsort(d)[:2]
+        name = name.replace("/", " ")
+        if rgb.max() >= 180 and d[first] < 100 and d[first] < 0.7 * d[second] and name not in picked:
+            found[names[first]].append(name)
+    return found
+
+
+def _colour(colour: str, rng: random.Random) -> str:
+    named = colour_names()[colour]
+    return rng.choice(named) if named and rng.random() < 0.35 else rng.choice(COLOUR_WORDS[colour])
 
 
 def _article(rng: random.Random, next_word: str) -> str:
@@ -72,13 +108,15 @@ def _article(rng: random.Random, next_word: str) -> str:
 
 def _noun_phrase(obj: dict, rng: random.Random, given: set[str]) -> str:
     size = rng.choice(SIZE_WORDS[obj["size"]]) if "size" in given else ""
-    colour = rng.choice(COLOUR_WORDS[obj["colour"]]) if "colour" in given else ""
+    colour = _colour(obj["colour"], rng) if "colour" in given else ""
     shape = rng.choice(SHAPE_WORDS[obj["shape"]]) if "shape" in given else rng.choice(THINGS)
-    style = rng.randrange(6)
+    style = rng.randrange(7)
     if style == 0 or not (size and colour):
         words = " ".join(w for w in (size, colour, shape) if w)
     elif style == 5:
         words = f"{colour} {size} {shape}"
+    elif style == 6:
+        words = f"{colour} {shape} ({size})"
     elif style == 1:
         words = f"{colour} {shape}, {size},"
     elif style == 2:
@@ -126,7 +164,7 @@ def _shared_motion(objects: list[dict], rng: random.Random, given: list[set[str]
     if all(a[k] == b[k] for k in ("size", "shape")) and all({"size", "shape", "colour"} <= g for g in given) and rng.random() < 0.5:
         size, shape = rng.choice(SIZE_WORDS[a["size"]]), rng.choice(SHAPE_WORDS[a["shape"]])
         plural = shape + ("es" if shape.endswith(("x", "s")) else "s")
-        c1, c2 = rng.choice(COLOUR_WORDS[a["colour"]]), rng.choice(COLOUR_WORDS[b["colour"]])
+        c1, c2 = _colour(a["colour"], rng), _colour(b["colour"], rng)
         return rng.choice([f"two {size} {plural}, one {c1} and one {c2}, {motion}", f"a {c1} and a {c2} {size} {shape} {motion}"])
     x, y = _noun_phrase(a, rng, given[0]), _noun_phrase(b, rng, given[1])
     return rng.choice([f"{x} and {y} both {motion}", f"{x} and {y}, both {motion}", f"both {x} and {y} {motion}",
@@ -186,6 +224,8 @@ def describe(objects: list[dict], rng: random.Random, *, drop: float = 0.12, can
     else:
         second = clauses[1].replace(" moving", " also moving", 1) if rng.random() < 0.2 else clauses[1]
         text = clauses[0] + rng.choice(CONNECTIVES) + second
+    if rng.random() < 0.15:
+        text = f"{rng.choice(PREFIXES)} {text}"
     return _case(text, rng), fill_defaults(objects, given)
 
 

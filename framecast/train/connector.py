@@ -40,9 +40,11 @@ POOL_SEED = 10**7  # scenes of the training pool: far from the evaluation's seed
 
 def encode_pool(frozen: FrozenEncoder, texts: list[str], batch: int = 256, desc: str = "encode") -> tuple[torch.Tensor, torch.Tensor]:
     """Encoder states of every text, padded: (N, T, D) in bfloat16 and the mask (N, T)."""
-    rows = []
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # batches of like lengths: little padding
+    rows = [None] * len(texts)
     for i in tqdm(range(0, len(texts), batch), desc=desc, unit="batch"):
-        rows += frozen._run(texts[i : i + batch])
+        for j, row in zip(order[i : i + batch], frozen._run([texts[j] for j in order[i : i + batch]])):
+            rows[j] = row
     T = max(s.shape[0] for s, _ in rows)
     states = torch.zeros(len(rows), T, frozen.width, dtype=torch.bfloat16)
     mask = torch.zeros(len(rows), T, dtype=torch.bool)
