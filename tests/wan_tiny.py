@@ -5,8 +5,8 @@ transformers' own classes: the reference the Wan parity and folder tests compare
     pipe = tiny_wan_pipeline(scheduler="unipc")  # the diffusers WanPipeline itself
 
 Shapes: transformer width 24 (2 heads of 12), 2 layers, patch (1, 2, 2), 16 latent channels, text
-width 32; VAE base width 3, 16 latent channels, 4x spatial and 4x temporal compression (9 frames
--> 3 latent frames, 64x64 -> 16x16 latents); UMT5 encoder width 32, 2 layers; a word-piece
+width 32; VAE base width 3, 16 latent channels, 8x spatial and 4x temporal compression (9 frames
+-> 3 latent frames, 64x64 -> 8x8 latents); UMT5 encoder width 32, 2 layers; a word-piece
 vocabulary of 64 pieces built here (no tokenizer is downloaded). Everything is seeded.
 """
 
