@@ -64,6 +64,8 @@ def test_diffusers_folder_reads_every_part(folders, reference, which):
     state, layout = wan.vae_weights()
     assert layout == "diffusers"
     assert_same_state(state, reference.vae)
+    assert wan.scheduler().native == (which == 0) and wan.scheduler().shift == 3.0
+    assert wan.text_encoder().width == 32
 
 
 def test_describe_names_parts_sizes_and_scheduler(folders, reference):
@@ -111,6 +113,11 @@ def test_wan_repository_folder(tmp_path):
     assert layout == "wan-original" and set(state) == set(ORIGINAL_VAE)
     assert wan.part("tokenizer") == folder / "google" / "umt5-xxl"
     assert "the Wan repository's layout" in describe(folder)
+    (folder / "models_t5_umt5-xxl-enc-bf16.pth").write_bytes(b"")
+    with pytest.raises(ValueError, match="T5 encoder in the Wan repository's own layout"):
+        find_wan(folder).text_encoder()
+    with pytest.raises(ValueError, match="has no scheduler"):
+        find_wan(folder).scheduler()
 
 
 class Payload:
@@ -123,6 +130,7 @@ class Payload:
         return (open, (str(self.marker), "w"))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 @pytest.mark.parametrize("writer", ["torch.save", "pickle.dump"])
 def test_a_malicious_pickle_is_refused_and_runs_nothing(tmp_path, writer):
     marker = tmp_path / "pwned"

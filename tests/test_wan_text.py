@@ -84,10 +84,25 @@ def test_a_broken_folder_is_refused_in_one_sentence(tmp_path, config, match):
     assert "\n" not in str(e.value) and len(str(e.value)) < 300
 
 
-def test_importing_framecast_does_not_import_transformers():
+def test_transformers_and_diffusers_stay_optional(tmp_path):
+    """Importing framecast imports neither; without them, using a Wan part is one sentence naming the extra."""
     import subprocess
     import sys
 
-    code = "import sys, framecast, framecast.text.umt5, framecast.sampling.external; print('transformers' in sys.modules, 'diffusers' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["False", "False"]
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "umt5"}))
+    code = f"""
+import sys, framecast, framecast.text.umt5, framecast.sampling.external, framecast.generators.wan_describe
+print('transformers' in sys.modules, 'diffusers' in sys.modules)
+sys.modules['transformers'] = sys.modules['diffusers'] = None
+from framecast.sampling.external import build_scheduler, read_scheduler_config
+for run in (lambda: framecast.text.umt5.HFTextEncoder.from_folder({str(tmp_path)!r}),
+            lambda: build_scheduler(read_scheduler_config({{"_class_name": "UniPCMultistepScheduler"}}))):
+    try:
+        run()
+    except ValueError as e:
+        print(e)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out[0].split() == ["False", "False"]
+    assert out[1] == "'transformers' is not installed (it runs the text encoder); run `pip install framecast[wan]`"
+    assert out[2].startswith("'diffusers' is not installed") and out[2].endswith("run `pip install framecast[wan]`")

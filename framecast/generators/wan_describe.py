@@ -94,9 +94,7 @@ def _part_lines(wan: WanSource) -> list[str]:
         elif part == "text_encoder_original":
             head += " (the Wan repository's own T5 layout: framecast reads a transformers text_encoder/ folder instead)"
         elif part == "scheduler":
-            from framecast.sampling.external import read_scheduler_config
-
-            head = f"  scheduler: {read_scheduler_config(wan.configs['scheduler']).describe()}"
+            head = f"  scheduler: {wan.scheduler().describe()}"
         lines.append(head + (_config_line(part, config) if part != "scheduler" else ""))
     return lines
 

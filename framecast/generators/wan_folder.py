@@ -24,6 +24,8 @@ from pathlib import Path
 import torch
 
 from framecast.generators.wan_weights import PICKLE_SUFFIXES, read_wan_weights
+from framecast.sampling.external import SchedulerSpec, read_scheduler_config
+from framecast.text.umt5 import HFTextEncoder
 
 WAN_PIPELINES = ("WanPipeline",)
 CLASSES = {"transformer": ("WanTransformer3DModel",), "vae": ("AutoencoderKLWan",)}
@@ -68,6 +70,17 @@ class WanSource:
 
     def vae_weights(self) -> tuple[dict[str, torch.Tensor], str]:
         return read_wan_weights(self.part("vae"), "vae")
+
+    def text_encoder(self, *, dtype: torch.dtype | None = None, device: str | torch.device = "cpu", **kw) -> HFTextEncoder:
+        """The folder's transformers text encoder and tokenizer (keywords as HFTextEncoder.from_folder)."""
+        if "text_encoder" not in self.parts and "text_encoder_original" in self.parts:
+            raise ValueError(f"'{self.parts['text_encoder_original']}' is a T5 encoder in the Wan repository's own layout, "
+                             "which framecast does not read; use the text_encoder/ and tokenizer/ of a diffusers-format Wan folder")
+        return HFTextEncoder.from_folder(self.part("text_encoder"), self.part("tokenizer"), dtype=dtype, device=device, **kw)
+
+    def scheduler(self) -> SchedulerSpec:
+        """The default sampling of a diffusers folder (scheduler/scheduler_config.json)."""
+        return read_scheduler_config(self.configs.get("scheduler") or self.part("scheduler"))
 
 
 def _check_class(config: dict, part: str, where: Path) -> None:
