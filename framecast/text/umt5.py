@@ -90,11 +90,17 @@ class HFTextEncoder(TextEncoder):
             raise ValueError(f"'{model_dir}' holds a model of type '{shorten(kind, 40)}', which transformers "
                              f"{transformers.__version__} does not know; it is not a text encoder framecast can run")
         model_class = getattr(transformers, ENCODER_CLASSES.get(kind, "AutoModel"))
+        bars = transformers.utils.logging
+        shown = bars.is_progress_bar_enabled()
+        bars.disable_progress_bar()  # framecast reports its own progress; transformers' bar is restored below
         try:
             model = model_class.from_pretrained(model_dir, local_files_only=True, use_safetensors=True, dtype=dtype)
             tokenizer = transformers.AutoTokenizer.from_pretrained(tokenizer_dir or model_dir, local_files_only=True)
         except (OSError, ValueError, KeyError) as e:
             raise ValueError(f"the text encoder in '{model_dir}' does not load ({shorten(str(e).splitlines()[0], 120)})") from None
+        finally:
+            if shown:
+                bars.enable_progress_bar()
         return cls(model.to(device), tokenizer, max_length=max_length, cache_size=cache_size)
 
     def train(self, mode: bool = True) -> "HFTextEncoder":
