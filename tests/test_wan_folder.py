@@ -81,7 +81,8 @@ def test_describe_names_parts_sizes_and_scheduler(folders, reference):
 def test_original_layout_nested_pt_checkpoint(tmp_path):
     ema, plain = random_state(ORIGINAL_TRANSFORMER, 1), random_state(ORIGINAL_TRANSFORMER, 2)
     path = tmp_path / "self_forcing_dmd.pt"
-    torch.save({"generator_ema": {f"model.{k}": v for k, v in ema.items()},
+    wrapped = {f"model.{k}".replace("blocks.0.", "blocks.0._fsdp_wrapped_module."): v for k, v in ema.items()}
+    torch.save({"generator_ema": wrapped,
                 "generator": {f"model.{k}": v for k, v in plain.items()}, "step": 600}, path)
     wan = find_wan(path)
     assert wan.kind == "checkpoint" and wan.layout is None
@@ -184,6 +185,9 @@ def test_other_inputs_are_refused(tmp_path):
         find_wan(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": 8}))
     with pytest.raises(ValueError, match="describes a model of type 'llama', not a Wan transformer"):
+        find_wan(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"_class_name": "WanModel", "model_type": "i2v"}))
+    with pytest.raises(ValueError, match="holds a Wan 'i2v' model .*text-to-video"):
         find_wan(tmp_path)
     save_file({"layers.0.weight": torch.zeros(2)}, tmp_path / "other.safetensors")
     with pytest.raises(ValueError, match="are not a Wan transformer .* \\(e.g. 'layers.0.weight'\\)"):

@@ -7,7 +7,10 @@ transformers' own classes: the reference the Wan parity and folder tests compare
 Shapes: transformer width 24 (2 heads of 12), 2 layers, patch (1, 2, 2), 16 latent channels, text
 width 32; VAE base width 3, 16 latent channels, 8x spatial and 4x temporal compression (9 frames
 -> 3 latent frames, 64x64 -> 8x8 latents); UMT5 encoder width 32, 2 layers; a word-piece
-vocabulary of 64 pieces built here (no tokenizer is downloaded). Everything is seeded.
+vocabulary of 80 pieces built here (no tokenizer is downloaded). Everything is seeded: the same seed
+gives the same weights, so `tiny_wan_pipeline(seed)` is the reference for a folder saved with it
+(diffusers' own `WanPipeline.from_pretrained` of the folder needs `accelerate`, which the tests
+do not install).
 """
 
 from __future__ import annotations

@@ -31,6 +31,8 @@ WAN_PIPELINES = ("WanPipeline",)
 CLASSES = {"transformer": ("WanTransformer3DModel",), "vae": ("AutoencoderKLWan",)}
 PARTS = ("transformer", "vae", "text_encoder", "tokenizer", "scheduler")
 ORIGINAL_CLASS = "WanModel"  # the Wan repository's config.json names its transformer so
+IMAGE_MODEL_TYPES = ("i2v", "flf2v", "vace", "ti2v")  # its model_type values with image inputs framecast lacks
+WAN_MODEL_TYPES = ("t2v", *IMAGE_MODEL_TYPES)
 
 
 def read_json(path: Path) -> dict:
@@ -116,12 +118,13 @@ def _diffusers_folder(path: Path) -> WanSource:
 def _wan_repository_folder(path: Path, config: dict) -> WanSource:
     """The Wan repository's layout: the transformer's files at the top, the others by their names."""
     name, model_type = config.get("_class_name"), config.get("model_type")
-    if name != ORIGINAL_CLASS and not (name is None and model_type == "t2v" and {"dim", "num_layers"} <= set(config)):
+    if name != ORIGINAL_CLASS and not (name is None and model_type in WAN_MODEL_TYPES and {"dim", "num_layers"} <= set(config)):
         what = name or (f"model of type '{model_type}'" if model_type else "model of unknown class")
         raise ValueError(f"'{path / 'config.json'}' describes a {what}, not a Wan transformer "
                          f"({ORIGINAL_CLASS}); framecast reads Wan-architecture models only")
-    if model_type not in (None, "t2v"):
-        raise ValueError(f"'{path}' holds a Wan '{model_type}' model; framecast runs the text-to-video (t2v) models only")
+    if model_type in IMAGE_MODEL_TYPES:
+        raise ValueError(f"'{path}' holds a Wan '{model_type}' model (conditioned on images); "
+                         "framecast runs the text-to-video (t2v) models only")
     wan = WanSource(path=path, kind="wan-folder", layout="wan-original", parts={"transformer": path},
                     configs={"transformer": config})
     vae = sorted(p for p in path.iterdir() if "vae" in p.name.lower() and p.suffix in (*PICKLE_SUFFIXES, ".safetensors"))

@@ -29,7 +29,8 @@ PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 # generator (Self-Forcing's and CausVid's inference uses it), the generator, then common wrappers
 NEST_KEYS = ("generator_ema", "generator", "ema", "model_ema", "state_dict", "model", "module", "net")
 # prefixes that wrappers add to every key (DDP, torch.compile, FSDP, the causal models' wrapper)
-PREFIXES = ("module.", "_orig_mod.", "_fsdp_wrapped_module.", "model.", "generator.")
+PREFIXES = ("module.", "_orig_mod.", "model.", "generator.")
+INNER_WRAPPERS = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.")
 # one key that only each layout of each part has
 MARKERS = {
     ("transformer", "diffusers"): ("attn1.to_q.weight", "condition_embedder."),
@@ -52,7 +53,11 @@ def detect_layout(keys, part: str = "transformer", where: str = "the weights") -
 
 
 def strip_wrappers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Drop prefixes that every key shares (`module.`, `model.`, ...), repeatedly."""
+    """Drop the names FSDP and activation checkpointing insert inside keys, then prefixes that
+    every key shares (`module.`, `model.`, ...), repeatedly."""
+    for inner in INNER_WRAPPERS:
+        if any(inner in k for k in state):
+            state = {k.replace(inner, ""): v for k, v in state.items()}
     while state:
         prefix = next((p for p in PREFIXES if all(k.startswith(p) for k in state)), None)
         if prefix is None:
