@@ -155,3 +155,16 @@ def test_bad_inputs_are_refused(reference):
     big = WanTransformer(wan_tiny(num_attention_heads=3))
     with pytest.raises(ValueError, match="do not fit this config"):
         load_wan_weights(big, reference.state_dict())
+
+
+@torch.no_grad()
+def test_bf16_weights_keep_wan_float32_parts(reference):
+    model = _framecast(reference.state_dict())
+    x, text = _inputs()
+    t = torch.tensor([900.0, 100.0])
+    want = model(x, t, text)
+    model.cast(torch.bfloat16)
+    assert model.blocks[0].attn.q.weight.dtype == torch.bfloat16
+    assert model.time_embed[0].weight.dtype == model.blocks[0].modulation.dtype == torch.float32
+    got = model(x, t, text)
+    assert got.dtype == torch.bfloat16 and (got.float() - want).abs().max() < 0.1 * want.abs().max()

@@ -188,6 +188,17 @@ class WanTransformer(nn.Module):
         self.head = nn.Linear(D, c.out_channels * math.prod(c.patch_size))
         self.head_modulation = nn.Parameter(torch.randn(1, 2, D) / D**0.5)
 
+    def cast(self, dtype: torch.dtype) -> "WanTransformer":
+        """Weights in `dtype` (bf16 on GPUs) but for what Wan keeps in float32: the time embedding,
+        the modulation tables and the LayerNorms (diffusers' `_keep_in_fp32_modules`)."""
+        self.to(dtype)
+        keep = [self.time_embed, *(b.norm2 for b in self.blocks)]
+        for module in keep:
+            module.float()
+        for p in [self.head_modulation, *(b.modulation for b in self.blocks)]:
+            p.data = p.data.float()
+        return self
+
     def grid(self, F_: int, H: int, W: int) -> tuple[int, int, int]:
         pt, ph, pw = self.config.patch_size
         if F_ % pt or H % ph or W % pw:
@@ -227,9 +238,10 @@ class WanTransformer(nn.Module):
 
         weight = self.patch_embed.weight
         h = self.patch_embed(x_BCFHW.to(weight.dtype)).flatten(2).transpose(1, 2).contiguous()  # (B, N, D)
-        temb_BGD = self.time_embed(timestep_embedding(t_BG, self.config.freq_dim, scale=1.0).to(weight.dtype)).float()
-        mod_BG16D = rearrange(self.time_proj(temb_BGD.to(weight.dtype)).float(), "b g (one six d) -> b g one six d",
-                              one=1, six=6)
+        sinusoid = timestep_embedding(t_BG, self.config.freq_dim, scale=1.0)
+        temb_BGD = self.time_embed(sinusoid.to(self.time_embed[0].weight.dtype)).float()
+        mod_BG16D = rearrange(self.time_proj(temb_BGD.to(self.time_proj[1].weight.dtype)).float(),
+                              "b g (one six d) -> b g one six d", one=1, six=6)
         context = self.embed_text(text_BLC)
         for i, block in enumerate(self.blocks):
             h = block(h, mod_BG16D, rot_q, rot_k, attn_mask, context, cache, i)
