@@ -41,10 +41,14 @@ def _inputs(B=2, F=3, side=8, L=7):
     return torch.randn(B, 16, F, side, side, generator=g), torch.randn(B, L, 32, generator=g)
 
 
-def _framecast(state_dict, layout=None) -> WanTransformer:
-    model = WanTransformer(WanTransformerConfig.from_diffusers({**TINY, "_class_name": "WanTransformer3DModel"})).eval()
+def _framecast_from(state_dict, config: dict, layout=None) -> WanTransformer:
+    model = WanTransformer(WanTransformerConfig.from_diffusers(config)).eval()
     load_wan_weights(model, state_dict, layout)
     return model
+
+
+def _framecast(state_dict, layout=None) -> WanTransformer:
+    return _framecast_from(state_dict, {**TINY, "_class_name": "WanTransformer3DModel"}, layout)
 
 
 @torch.no_grad()
@@ -69,7 +73,9 @@ def _to_original(key: str) -> str:
            "condition_embedder.time_proj": "time_projection.1",
            "condition_embedder.text_embedder.linear_1": "text_embedding.0",
            "condition_embedder.text_embedder.linear_2": "text_embedding.2",
-           "proj_out": "head.head", "scale_shift_table": "head.modulation", "patch_embedding": "patch_embedding"}
+           "proj_out": "head.head", "scale_shift_table": "head.modulation", "patch_embedding": "patch_embedding",
+           "fps_embedding": "fps_embedding", "fps_projection.net.0.proj": "fps_projection.0",  # SkyReels-V2
+           "fps_projection.net.2": "fps_projection.2"}
     for a, b in top.items():
         if key == a or key.startswith(a + "."):
             return b + key[len(a):]
@@ -168,3 +174,24 @@ def test_bf16_weights_keep_wan_float32_parts(reference):
     assert model.time_embed[0].weight.dtype == model.blocks[0].modulation.dtype == torch.float32
     got = model(x, t, text)
     assert got.dtype == torch.bfloat16 and (got.float() - want).abs().max() < 0.1 * want.abs().max()
+
+
+@pytest.mark.parametrize("per_frame", [False, True])
+@torch.no_grad()
+def test_parity_with_skyreels_v2_diffusion_forcing(per_frame):
+    """SkyReels-V2-DF: the frame-rate embedding and the block-causal mask (num_frame_per_block)
+    against diffusers' SkyReelsV2Transformer3DModel (which takes one clip per batch here)."""
+    config = {**TINY, "inject_sample_info": True, "num_frame_per_block": 2}
+    torch.manual_seed(5)
+    ref = diffusers.SkyReelsV2Transformer3DModel(**config).eval()
+    _perturb(ref, 6)
+    ours = _framecast_from(ref.state_dict(), config)
+    x, text = _inputs(B=1, F=4)
+    t = torch.tensor([[990.0, 640.0, 250.0, 3.0]]) if per_frame else torch.tensor([640.0])
+    for fps_id in (0, 1):
+        want = ref(x, t, text, enable_diffusion_forcing=per_frame, fps=[fps_id], return_dict=False)[0]
+        assert (ours(x, t, text, fps_id=fps_id) - want).abs().max() <= 1e-4
+    original = _framecast_from({_to_original(k): v for k, v in ref.state_dict().items()}, config)
+    assert torch.equal(original(x, t, text, fps_id=1), ours(x, t, text, fps_id=1))
+    full = ours(x, t, text, mask=MaskSpec(), fps_id=1)
+    assert (full - want).abs().max() > 1e-3  # the block-causal mask is in force

@@ -40,7 +40,8 @@ _IGNORED = ("qk_norm",)  # diffusers always builds the across-heads RMSNorm; val
 
 @dataclass(kw_only=True)
 class WanTransformerConfig:
-    """The fields of a diffusers `transformer/config.json` (WanTransformer3DModel); defaults: 1.3B."""
+    """The fields of a diffusers `transformer/config.json` (WanTransformer3DModel, and
+    SkyReelsV2Transformer3DModel's text-to-video ones); defaults: Wan 2.1 T2V 1.3B."""
 
     patch_size: tuple[int, int, int] = (1, 2, 2)  # (frames, height, width) per token
     num_attention_heads: int = 12
@@ -58,6 +59,8 @@ class WanTransformerConfig:
     image_dim: int | None = None
     added_kv_proj_dim: int | None = None
     pos_embed_seq_len: int | None = None
+    inject_sample_info: bool = False  # SkyReels-V2: a frame-rate embedding added to the modulation
+    num_frame_per_block: int = 1  # > 1: block-causal over latent frames (CausVid, Self-Forcing, SkyReels-V2-DF)
 
     def __post_init__(self):
         self.patch_size = tuple(int(p) for p in self.patch_size)
@@ -69,6 +72,12 @@ class WanTransformerConfig:
             raise ValueError(f"Wan qk_norm '{self.qk_norm}' is not supported; only 'rms_norm_across_heads' is")
         if len(self.patch_size) != 3 or self.attention_head_dim % 2:
             raise ValueError("a Wan config needs a 3-D patch_size and an even attention_head_dim")
+        if self.num_frame_per_block < 1:
+            raise ValueError(f"num_frame_per_block must be >= 1, got {self.num_frame_per_block}")
+
+    def mask_spec(self) -> MaskSpec:
+        """The attention the model was trained with: full, or block-causal in chunks of latent frames."""
+        return MaskSpec("block-causal", block=self.num_frame_per_block) if self.num_frame_per_block > 1 else MaskSpec()
 
     @property
     def width(self) -> int:
@@ -187,6 +196,9 @@ class WanTransformer(nn.Module):
         self.norm_out = LayerNorm32(D, eps=c.eps, elementwise_affine=False)
         self.head = nn.Linear(D, c.out_channels * math.prod(c.patch_size))
         self.head_modulation = nn.Parameter(torch.randn(1, 2, D) / D**0.5)
+        if c.inject_sample_info:  # SkyReels-V2: id 0 = 16 fps, 1 = 24 fps
+            self.fps_embed = nn.Embedding(2, D)
+            self.fps_proj = nn.Sequential(nn.Linear(D, D), nn.SiLU(), nn.Linear(D, 6 * D))
 
     def cast(self, dtype: torch.dtype) -> "WanTransformer":
         """Weights in `dtype` (bf16 on GPUs) but for what Wan keeps in float32: the time embedding,
@@ -221,33 +233,45 @@ class WanTransformer(nn.Module):
         return self.text_embed(text_BLC.to(w.dtype))
 
     def forward(self, x_BCFHW: torch.Tensor, timestep: torch.Tensor, text_BLC: torch.Tensor, *,
-                mask: MaskSpec = MaskSpec(), cache: KVCache | None = None, frame_offset: int = 0,
-                attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+                mask: MaskSpec | None = None, cache: KVCache | None = None, frame_offset: int = 0,
+                attn_mask: torch.Tensor | None = None, fps_id: int | torch.Tensor | None = None) -> torch.Tensor:
         """`timestep`: Wan's, in [0, 1000], (B,) or (B, F / patch frames). `mask`: over latent
-        (token-)frames, e.g. MaskSpec("block-causal", block=3) for CausVid / Self-Forcing.
+        (token-)frames; None is the config's (`mask_spec()`: block-causal in chunks of
+        `num_frame_per_block` for CausVid / Self-Forcing / SkyReels-V2-DF, else full).
         `frame_offset`: the (token-)frame index of x's first frame; with a `cache`, x follows the
         cached frames (framecast.nn.attention.KVCache; `WanStream` drives it). `attn_mask` (N, N)
-        bool replaces the mask built from `mask`."""
+        bool replaces the mask built from `mask`. `fps_id` (SkyReels-V2 with `inject_sample_info`):
+        0 for 16 fps, 1 for 24 fps (the default, as SkyReels-V2's pipelines)."""
         B, C, F_, H, W = x_BCFHW.shape
         if C != self.config.in_channels:
             raise ValueError(f"the Wan transformer expects {self.config.in_channels} latent channels, got {C}")
         grid = self.grid(F_, H, W)
         t_BG = self.timesteps(timestep, B, grid[0], x_BCFHW.device)
         pos = grid_positions(grid, frame_offset, x_BCFHW.device)
+        mask = self.config.mask_spec() if mask is None else mask
         rot_q, rot_k, attn_mask, q_pos = attention_inputs(self.rope, pos, mask, cache, None, attn_mask)
 
         weight = self.patch_embed.weight
         h = self.patch_embed(x_BCFHW.to(weight.dtype)).flatten(2).transpose(1, 2).contiguous()  # (B, N, D)
         sinusoid = timestep_embedding(t_BG, self.config.freq_dim, scale=1.0)
         temb_BGD = self.time_embed(sinusoid.to(self.time_embed[0].weight.dtype)).float()
-        mod_BG16D = rearrange(self.time_proj(temb_BGD.to(self.time_proj[1].weight.dtype)).float(),
-                              "b g (one six d) -> b g one six d", one=1, six=6)
+        proj_BG6D = self.time_proj(temb_BGD.to(self.time_proj[1].weight.dtype)).float()
+        if self.config.inject_sample_info:
+            proj_BG6D = proj_BG6D + self.fps_modulation(fps_id, B, x_BCFHW.device)[:, None]
+        mod_BG16D = rearrange(proj_BG6D, "b g (one six d) -> b g one six d", one=1, six=6)
         context = self.embed_text(text_BLC)
         for i, block in enumerate(self.blocks):
             h = block(h, mod_BG16D, rot_q, rot_k, attn_mask, context, cache, i)
         if cache is not None:
             cache.commit(pos, q_pos)
         return self.unpatchify(self.readout(h, temb_BGD), grid)
+
+    def fps_modulation(self, fps_id, B: int, device) -> torch.Tensor:
+        """(B, 6 * width): SkyReels-V2's frame-rate term, added to every frame's modulation."""
+        ids = torch.as_tensor(1 if fps_id is None else fps_id, dtype=torch.long, device=device).expand(B)
+        if not bool(((ids == 0) | (ids == 1)).all()):
+            raise ValueError(f"fps_id must be 0 (16 fps) or 1 (24 fps), got {ids.tolist()}")
+        return self.fps_proj(self.fps_embed(ids)).float()
 
     def readout(self, h_BND: torch.Tensor, temb_BGD: torch.Tensor) -> torch.Tensor:
         """Final norm, modulation by the time embedding plus the head's offsets, linear head."""
@@ -287,10 +311,11 @@ class WanStream:
     MaskSpec("block-causal", block=chunk, window=window, sinks=sinks). Frames are latent
     (token-)frames; chunks must follow one another."""
 
-    def __init__(self, model: WanTransformer, text_BLC: torch.Tensor, *, sinks: int = 0, window: int = 0):
+    def __init__(self, model: WanTransformer, text_BLC: torch.Tensor, *, sinks: int = 0, window: int = 0,
+                 fps_id: int | None = None):
         if window < 0 or sinks < 0:
             raise ValueError("the rolling window and the sink frames must be >= 0 latent frames")
-        self.model, self.text = model, text_BLC
+        self.model, self.text, self.fps_id = model, text_BLC, fps_id
         self.sinks, self.window = sinks, window
         self.cache = KVCache(len(model.blocks), renumber=False)
         self.frames = 0  # latent (token-)frames committed to the cache
@@ -298,7 +323,7 @@ class WanStream:
     def _run(self, x_BCFHW: torch.Tensor, timestep, writing: bool) -> torch.Tensor:
         self.cache.writing = writing
         try:
-            return self.model(x_BCFHW, timestep, self.text, cache=self.cache, frame_offset=self.frames)
+            return self.model(x_BCFHW, timestep, self.text, cache=self.cache, frame_offset=self.frames, fps_id=self.fps_id)
         finally:
             self.cache.writing = False
 

@@ -29,6 +29,9 @@ ORIGINAL_TOP = {
     "text_embedding.2": "text_embed.2",
     "head.head": "head",
     "head.modulation": "head_modulation",
+    "fps_embedding": "fps_embed",  # SkyReels-V2
+    "fps_projection.0": "fps_proj.0",
+    "fps_projection.2": "fps_proj.2",
 }
 ORIGINAL_BLOCK = {
     **{f"self_attn.{a}": f"attn.{b}" for a, b in _ATTN.items()},
@@ -47,6 +50,9 @@ DIFFUSERS_TOP = {
     "condition_embedder.text_embedder.linear_2": "text_embed.2",
     "proj_out": "head",
     "scale_shift_table": "head_modulation",
+    "fps_embedding": "fps_embed",
+    "fps_projection.net.0.proj": "fps_proj.0",
+    "fps_projection.net.2": "fps_proj.2",
 }
 DIFFUSERS_BLOCK = {
     **{f"attn1.{a}": f"attn.{b}" for a, b in _DIFFUSERS_ATTN.items()},
