@@ -195,3 +195,11 @@ def test_parity_with_skyreels_v2_diffusion_forcing(per_frame):
     assert torch.equal(original(x, t, text, fps_id=1), ours(x, t, text, fps_id=1))
     full = ours(x, t, text, mask=MaskSpec(), fps_id=1)
     assert (full - want).abs().max() > 1e-3  # the block-causal mask is in force
+
+
+def test_original_config_reads_like_the_diffusers_one():
+    original = {"_class_name": "WanModel", "dim": 1536, "eps": 1e-06, "ffn_dim": 8960, "freq_dim": 256, "in_dim": 16,
+                "model_type": "t2v", "num_heads": 12, "num_layers": 30, "out_dim": 16, "text_len": 512}
+    assert WanTransformerConfig.from_original(original) == WanTransformerConfig()
+    with pytest.raises(ValueError, match="'i2v' model"):
+        WanTransformerConfig.from_original({**original, "model_type": "i2v"})

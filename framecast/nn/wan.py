@@ -92,6 +92,22 @@ class WanTransformerConfig:
             raise ValueError(f"unknown Wan transformer config keys: {', '.join(unknown)}")
         return cls(**{k: v for k, v in config.items() if k in known})
 
+    @classmethod
+    def from_original(cls, config: dict) -> "WanTransformerConfig":
+        """From the Wan repository's `config.json` (`WanModel`: dim, num_heads, in_dim, ...)."""
+        if config.get("model_type", "t2v") != "t2v":
+            raise ValueError(f"this Wan config is a '{config['model_type']}' model; only text-to-video ('t2v') is supported")
+        if tuple(config.get("window_size", (-1, -1))) != (-1, -1):
+            raise ValueError("Wan's local attention window (window_size) is not supported")
+        names = {"in_dim": "in_channels", "out_dim": "out_channels", "num_heads": "num_attention_heads"}
+        known = {"patch_size", "ffn_dim", "freq_dim", "text_dim", "num_layers", "eps", "cross_attn_norm", "qk_norm",
+                 "inject_sample_info", "num_frame_per_block", *names}
+        fields_ = {names.get(k, k): v for k, v in config.items() if k in known}
+        fields_["attention_head_dim"] = int(config["dim"]) // int(config["num_heads"])
+        if fields_.get("qk_norm") is True:
+            fields_["qk_norm"] = "rms_norm_across_heads"
+        return cls(**fields_)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
