@@ -35,7 +35,6 @@ _UNSUPPORTED = {
     "added_kv_proj_dim": "image-to-video (image keys and values in cross-attention)",
     "pos_embed_seq_len": "first-last-frame-to-video (image position embeddings)",
 }
-_IGNORED = ("qk_norm",)  # diffusers always builds the across-heads RMSNorm; validated below
 
 
 @dataclass(kw_only=True)
