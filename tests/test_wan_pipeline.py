@@ -1,0 +1,117 @@
+"""A Wan folder end to end: `framecast.load(folder)` samples what diffusers' WanPipeline samples
+(FlowMatchEuler with shift through framecast's Euler sampler, UniPC through diffusers), from
+either key layout; diffusion-forcing matrices; block-causal streaming with the KV cache equals the
+uncached block-causal run."""
+
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+pytest.importorskip("diffusers")
+pytest.importorskip("transformers")
+
+from test_wan_transformer import _to_original  # noqa: E402
+from wan_tiny import save_tiny_wan, tiny_wan_pipeline  # noqa: E402
+
+import framecast  # noqa: E402
+
+PROMPT = "a red circle moves left"
+CALL = dict(negative_prompt="", height=64, width=64, num_frames=9, num_inference_steps=4, guidance_scale=5.0)
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("wan-pipe")
+    return {kind: save_tiny_wan(root / kind, scheduler=kind) for kind in ("flow-euler", "unipc")}
+
+
+def _latents(seed=0):
+    return torch.randn(1, 16, 3, 8, 8, generator=torch.Generator().manual_seed(seed))  # diffusers' (B, C, F, h, w)
+
+
+@pytest.mark.parametrize("kind", ["flow-euler", "unipc"])
+def test_pipeline_equals_diffusers_wan_pipeline(folders, kind):
+    pipe, ref = framecast.load(folders[kind], device="cpu"), tiny_wan_pipeline(kind)
+    L = _latents()
+    ours = pipe(PROMPT, latents=L.transpose(1, 2), output_type="latent", **CALL).frames
+    theirs = ref(PROMPT, latents=L, output_type="latent", **CALL).frames
+    assert (ours.transpose(1, 2) - theirs).abs().max() <= 1e-3
+    frames = pipe(PROMPT, latents=L.transpose(1, 2), output_type="pt", **CALL).frames  # (B, T, 3, H, W) in [0, 1]
+    want = torch.as_tensor(ref(PROMPT, latents=L, output_type="np", **CALL).frames)  # (B, T, H, W, 3) in [0, 1]
+    assert (frames.permute(0, 1, 3, 4, 2) - want).abs().max() <= 1e-3
+    uint8 = pipe(PROMPT, latents=L.transpose(1, 2), **CALL).frames[0]
+    assert uint8.shape == (9, 64, 64, 3) and (torch.as_tensor(uint8).float() - want[0] * 255).abs().max() <= 1.0
+
+
+def test_original_layout_transformer_loads_to_the_same_outputs(folders, tmp_path):
+    base = folders["flow-euler"]
+    L = _latents(1).transpose(1, 2)
+    want = framecast.load(base, device="cpu")(PROMPT, latents=L, output_type="latent", **CALL).frames
+    folder = shutil.copytree(base, tmp_path / "original-keys")
+    weights = folder / "transformer" / "diffusion_pytorch_model.safetensors"
+    original = {_to_original(k): v for k, v in load_file(weights).items()}
+    save_file(original, weights)
+    got = framecast.load(folder, device="cpu")(PROMPT, latents=L, output_type="latent", **CALL).frames
+    assert torch.equal(got, want)
+    ckpt = tmp_path / "generator.pt"  # CausVid / Self-Forcing: {"generator_ema": {"model.blocks...": ...}}
+    torch.save({"generator_ema": {f"model.{k}": v for k, v in original.items()}, "step": 7}, ckpt)
+    got = framecast.load(base, device="cpu", transformer=ckpt)(PROMPT, latents=L, output_type="latent", **CALL).frames
+    assert torch.equal(got, want)
+
+
+def test_diffusion_forcing_matrices(folders):
+    pipe = framecast.load(folders["flow-euler"], device="cpu", block=2, ar_step=1)
+    call = dict(height=64, width=96, num_frames=13, num_inference_steps=3)  # 4 latent frames of 8x12, blocks of 2
+    K = pipe.noise_matrix(PROMPT, schedule="pyramid", **call).levels
+    assert K.shape == (3 + 1 + 1, 4) and torch.equal(K[:, 0], K[:, 1]) and torch.equal(K[1:, 2], K[:-1, 0])
+    assert pipe.total_steps(PROMPT, schedule="autoregressive", **call) == 6
+    out = pipe(PROMPT, schedule="pyramid", generator=torch.Generator().manual_seed(0), **call)
+    assert out.frames[0].shape == (13, 64, 96, 3)
+    chunks = list(pipe.stream(PROMPT, schedule="autoregressive", generator=torch.Generator().manual_seed(0), **call))
+    assert [c.shape[0] for c in chunks] == [5, 8]  # each block decoded as soon as it is clean
+    with pytest.raises(ValueError, match="not a multiple of 16"):
+        pipe(PROMPT, height=60, width=64, num_frames=9)
+    with pytest.raises(ValueError, match="num_frames=10"):
+        pipe(PROMPT, height=64, width=64, num_frames=10)
+
+
+@pytest.fixture(scope="module")
+def causal_folder(folders, tmp_path_factory):
+    """The tiny model as a block-causal few-step one (Self-Forcing's shape of config)."""
+    folder = shutil.copytree(folders["flow-euler"], tmp_path_factory.mktemp("causal") / "causal")
+    config = json.loads((folder / "transformer" / "config.json").read_text())
+    (folder / "transformer" / "config.json").write_text(json.dumps({**config, "num_frame_per_block": 2}))
+    index = json.loads((folder / "model_index.json").read_text())
+    index["framecast"] = {"denoising_steps": [1000, 750, 500, 250], "shift": 5.0, "guidance": 1.0}
+    (folder / "model_index.json").write_text(json.dumps(index))
+    return folder
+
+
+@pytest.mark.parametrize("options", [{}, {"sinks": 1, "window": 2}], ids=["whole-cache", "rolling"])
+def test_causal_streaming_with_kv_cache_equals_uncached(causal_folder, options):
+    pipe = framecast.load(causal_folder, device="cpu", **options)
+    assert pipe.model.config.schedule == "causal" and pipe.model.config.steps == 4
+    call = dict(height=64, width=64, num_frames=21)  # 6 latent frames: 3 chunks of 2
+    for guidance in (1.0, 3.0):
+        cached = pipe(PROMPT, generator=torch.Generator().manual_seed(1), output_type="latent", guidance_scale=guidance, **call)
+        uncached = pipe(PROMPT, generator=torch.Generator().manual_seed(1), output_type="latent", guidance_scale=guidance,
+                        use_cache=False, **call)
+        assert (cached.frames - uncached.frames).abs().max() <= 1e-5
+    chunks = list(pipe.stream(PROMPT, generator=torch.Generator().manual_seed(1), **call))
+    assert [c.shape[0] for c in chunks] == [5, 8, 8]
+    whole = pipe(PROMPT, generator=torch.Generator().manual_seed(1), **call).frames[0]
+    assert (torch.as_tensor(whole).int() - torch.as_tensor(chunks[0].tolist() + chunks[1].tolist() + chunks[2].tolist()).int()
+            ).abs().max() <= 1
+
+
+def test_word_encoder_empty_negative_prompt_is_the_null_prompt(tiny_model_dir):
+    pipe = framecast.load(tiny_model_dir, device="cpu", precision="fp32")
+    call = dict(num_inference_steps=2, guidance_scale=3.0, output_type="latent")
+    a = pipe("a big red circle moves right", negative_prompt="", generator=torch.Generator().manual_seed(0), **call).frames
+    b = pipe("a big red circle moves right", generator=torch.Generator().manual_seed(0), **call).frames
+    assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="mixes empty"):
+        pipe("a big red circle moves right", negative_prompt=["", "red"], num_videos_per_prompt=2)
