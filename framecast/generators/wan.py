@@ -23,7 +23,7 @@ from framecast.generators.wan_sampling import (
     CausalRun, attention_mask_for, causal_chunks, causal_matrix, few_step_sigmas, guided_velocity, levels_for, transformer_run,
 )
 from framecast.generators.wan_settings import SCHEDULES, WanSettings
-from framecast.nn.wan import WanTransformer
+from framecast.nn.wan import WanText, WanTransformer
 from framecast.sampling.external import SchedulerSpec, diffusers_steps, velocity_denoiser
 from framecast.sampling.noise_matrix import NoiseMatrix
 from framecast.sampling.samplers import get_steps
@@ -114,15 +114,16 @@ class WanGenerator(nn.Module):
     def device(self) -> torch.device:
         return next(self.transformer.parameters()).device
 
-    def _text(self, r: GenerationRequest) -> torch.Tensor:
+    def _text(self, r: GenerationRequest) -> WanText:
         """[prompt; negative prompt] states when guided (the negative prompt "" by default, as
-        WanPipeline), then the text encoder released if the settings ask."""
+        WanPipeline), then the text encoder released if the settings ask; embedded once, with each
+        block's cross-attention keys and values, for every step."""
         text, _ = guidance_text(self.text, r)
         if self.config.release_text_encoder and hasattr(self.text, "release"):
             self.text.release()
-        return text.tokens_BLD.to(self.device)
+        return self.transformer.prepare_text(text.tokens_BLD.to(self.device))
 
-    def _steps(self, p: WanPlan, x: torch.Tensor, text_BLC: torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
+    def _steps(self, p: WanPlan, x: torch.Tensor, text_BLC: WanText) -> Iterator[tuple[int, torch.Tensor]]:
         """(step, x) after every step of the matrix or diffusers routes."""
         r, s = p.request, self.config
         mask = attention_mask_for(s.block)
@@ -133,13 +134,13 @@ class WanGenerator(nn.Module):
         return get_steps(p.sampler)(denoise, x, p.levels.to(x.device), callback=r.callback, generator=r.generator,
                                     causal=s.block > 1)
 
-    def _causal(self, p: WanPlan, x: torch.Tensor, text_BLC: torch.Tensor) -> Iterator[torch.Tensor]:
+    def _causal(self, p: WanPlan, x: torch.Tensor, text_BLC: WanText) -> Iterator[torch.Tensor]:
         r, s = p.request, self.config
         run = CausalRun(self.transformer, text_BLC, r.guidance, block=s.block, sinks=s.sinks, window=s.window,
                         use_cache=r.use_cache, fps_id=s.fps_id)
         return causal_chunks(run, x, p.levels, block=s.block, sampler=p.sampler, generator=r.generator, callback=r.callback)
 
-    def _start(self, request: GenerationRequest) -> tuple[WanPlan, torch.Tensor, torch.Tensor]:
+    def _start(self, request: GenerationRequest) -> tuple[WanPlan, torch.Tensor, WanText]:
         p = self.plan(request)
         x = starting_noise(p.request, p.latent_shape).to(self.device)
         return p, x, self._text(p.request)

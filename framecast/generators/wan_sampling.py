@@ -23,7 +23,7 @@ from typing import Callable, Iterator
 import torch
 
 from framecast.nn.attention import MaskSpec
-from framecast.nn.wan import WanStream, WanTransformer
+from framecast.nn.wan import WanStream, WanText, WanTransformer
 from framecast.sampling.external import Velocity, flow_match_sigmas, velocity_denoiser
 from framecast.sampling.guidance import guided
 from framecast.sampling.noise_matrix import build_matrix
@@ -45,7 +45,7 @@ def guided_velocity(run: Run, scale: float) -> Velocity:
     return lambda x, t: g(x, batch_timesteps(t, x))
 
 
-def transformer_run(model: WanTransformer, text_BLC: torch.Tensor, mask: MaskSpec, fps_id=None) -> Run:
+def transformer_run(model: WanTransformer, text_BLC: torch.Tensor | WanText, mask: MaskSpec, fps_id=None) -> Run:
     """One pass of the transformer over latents in framecast's layout."""
     return lambda x, t: model(x.transpose(1, 2), t, text_BLC, mask=mask, fps_id=fps_id).transpose(1, 2)
 
@@ -94,7 +94,7 @@ class CausalRun:
     the context's keys and values computed once, clean, at timestep 0) or recomputed every step
     under the same block-causal mask (rolling window and sinks included)."""
 
-    def __init__(self, model: WanTransformer, text_BLC: torch.Tensor, scale: float, *, block: int, sinks: int, window: int,
+    def __init__(self, model: WanTransformer, text_BLC: torch.Tensor | WanText, scale: float, *, block: int, sinks: int, window: int,
                  use_cache: bool, fps_id=None):
         self.model, self.text, self.scale, self.fps_id = model, text_BLC, scale, fps_id
         self.rows = 2 if scale != 1.0 else 1  # [cond; uncond] when guided

@@ -140,6 +140,17 @@ class LayerNorm32(nn.LayerNorm):
         return F.layer_norm(x.float(), self.normalized_shape, w, b, self.eps)
 
 
+@dataclass
+class WanText:
+    """Text prepared once for many passes (`WanTransformer.prepare_text`): each block's
+    cross-attention keys and values, (B, heads, L, head dim) each."""
+
+    kv: list[tuple[torch.Tensor, torch.Tensor]]
+
+    def __len__(self) -> int:
+        return self.kv[0][0].shape[0]
+
+
 class WanAttention(nn.Module):
     """Projections of Wan's attention: q, k, v, out, and RMSNorm on q and k across all heads."""
 
@@ -160,11 +171,14 @@ class WanAttention(nn.Module):
         q, k = self.heads_of(self.norm_q(self.q(x_BND))), self.heads_of(self.norm_k(self.k(x_BND)))
         return self.out(attend(q, k, self.heads_of(self.v(x_BND)), rot_q, rot_k, mask, cache, layer))
 
-    def cross(self, x_BND: torch.Tensor, context_BLD: torch.Tensor) -> torch.Tensor:
+    def context_kv(self, context_BLD: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values of the context, (B, heads, L, d) each: the same at every denoising step."""
+        return self.heads_of(self.norm_k(self.k(context_BLD))), self.heads_of(self.v(context_BLD))
+
+    def cross(self, x_BND: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """Cross-attention to every context token (Wan's text is padded with zeros, unmasked)."""
         q = self.heads_of(self.norm_q(self.q(x_BND)))
-        k, v = self.heads_of(self.norm_k(self.k(context_BLD))), self.heads_of(self.v(context_BLD))
-        return self.out(F.scaled_dot_product_attention(q, k, v))
+        return self.out(F.scaled_dot_product_attention(q, *kv))
 
 
 class WanBlock(nn.Module):
@@ -179,7 +193,7 @@ class WanBlock(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(D, c.ffn_dim), nn.GELU(approximate="tanh"), nn.Linear(c.ffn_dim, D))
         self.modulation = nn.Parameter(torch.randn(1, 6, D) / D**0.5)  # per-block offsets of adaLN-single
 
-    def forward(self, x_BND, mod_BG16D, rot_q, rot_k, mask, context_BLD, cache: KVCache | None, layer: int):
+    def forward(self, x_BND, mod_BG16D, rot_q, rot_k, mask, text_kv, cache: KVCache | None, layer: int):
         """Modulation per group of tokens (G = 1, or one per latent frame), in float32 as Wan."""
         B, N, D = x_BND.shape
         G, dtype = mod_BG16D.shape[1], x_BND.dtype
@@ -188,7 +202,7 @@ class WanBlock(nn.Module):
         h = modulate(per_group(self.norm1(x_BND)), shift1, scale1).view(B, N, D).to(dtype)
         a = self.attn(h, rot_q, rot_k, mask, cache, layer)
         x_BND = (x_BND.float() + (per_group(a) * gate1).view(B, N, D)).to(dtype)
-        x_BND = x_BND + self.cross.cross(self.norm2(x_BND).to(dtype), context_BLD)
+        x_BND = x_BND + self.cross.cross(self.norm2(x_BND).to(dtype), text_kv)
         h = modulate(per_group(self.norm3(x_BND)), shift2, scale2).view(B, N, D).to(dtype)
         m = self.mlp(h)
         return (x_BND.float() + (per_group(m.float()) * gate2).view(B, N, D)).to(dtype)
@@ -247,14 +261,23 @@ class WanTransformer(nn.Module):
         w = self.text_embed[0].weight
         return self.text_embed(text_BLC.to(w.dtype))
 
-    def forward(self, x_BCFHW: torch.Tensor, timestep: torch.Tensor, text_BLC: torch.Tensor, *,
+    @torch.no_grad()
+    def prepare_text(self, text_BLC: torch.Tensor) -> "WanText":
+        """The text embedded and every block's cross-attention keys and values, computed once for
+        all the passes of a generation (the text does not change between steps; CausVid keeps the
+        same cross-attention cache). Pass it to `forward` in place of the text states."""
+        context = self.embed_text(text_BLC)
+        return WanText(kv=[block.cross.context_kv(context) for block in self.blocks])
+
+    def forward(self, x_BCFHW: torch.Tensor, timestep: torch.Tensor, text_BLC: "torch.Tensor | WanText", *,
                 mask: MaskSpec | None = None, cache: KVCache | None = None, frame_offset: int = 0,
                 attn_mask: torch.Tensor | None = None, fps_id: int | torch.Tensor | None = None) -> torch.Tensor:
         """`timestep`: Wan's, in [0, 1000], (B,) or (B, F / patch frames). `mask`: over latent
         (token-)frames; None is the config's (`mask_spec()`: block-causal in chunks of
         `num_frame_per_block` for CausVid / Self-Forcing / SkyReels-V2-DF, else full).
         `frame_offset`: the (token-)frame index of x's first frame; with a `cache`, x follows the
-        cached frames (framecast.nn.attention.KVCache; `WanStream` drives it). `attn_mask` (N, N)
+        cached frames (framecast.nn.attention.KVCache; `WanStream` drives it). `text_BLC`: the text
+        encoder's states, or the same prepared once (`prepare_text`) for the steps of a generation. `attn_mask` (N, N)
         bool replaces the mask built from `mask`. `fps_id` (SkyReels-V2 with `inject_sample_info`):
         0 for 16 fps, 1 for 24 fps (the default, as SkyReels-V2's pipelines)."""
         B, C, F_, H, W = x_BCFHW.shape
@@ -274,9 +297,11 @@ class WanTransformer(nn.Module):
         if self.config.inject_sample_info:
             proj_BG6D = proj_BG6D + self.fps_modulation(fps_id, B, x_BCFHW.device)[:, None]
         mod_BG16D = rearrange(proj_BG6D, "b g (one six d) -> b g one six d", one=1, six=6)
-        context = self.embed_text(text_BLC)
+        text = text_BLC if isinstance(text_BLC, WanText) else None
+        context = None if text is not None else self.embed_text(text_BLC)
         for i, block in enumerate(self.blocks):
-            h = block(h, mod_BG16D, rot_q, rot_k, attn_mask, context, cache, i)
+            kv = text.kv[i] if text is not None else block.cross.context_kv(context)
+            h = block(h, mod_BG16D, rot_q, rot_k, attn_mask, kv, cache, i)
         if cache is not None:
             cache.commit(pos, q_pos)
         return self.unpatchify(self.readout(h, temb_BGD), grid)
