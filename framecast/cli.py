@@ -369,6 +369,7 @@ def generate(
     height: Optional[int] = typer.Option(None, "--height", help="frame height in pixels (Wan models; bundled models make one size)"),
     width: Optional[int] = typer.Option(None, "--width", help="frame width in pixels (Wan models; bundled models make one size)"),
     transformer: Optional[Path] = typer.Option(None, "--transformer", help="Wan models: a checkpoint to use as the transformer (CausVid, Self-Forcing, SkyReels-V2)"),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Wan models: a known model's sampling settings: self-forcing or skyreels-v2-df"),
     negative_prompt: Optional[str] = typer.Option(None, "--negative-prompt", help="steer away from this prompt"),
     sampler: Optional[str] = typer.Option(None, "--sampler", help="euler, euler-ancestral, euler-stochastic, heun or dpmpp-2m (default: the model's)"),
     image: Optional[Path] = typer.Option(None, "--image", help="first frame to start from (image to video); resized to the model's canvas"),
@@ -426,7 +427,7 @@ def _loaded(a):
     """The pipeline, the request checked against memory, the card's warning printed, the start frames read."""
     from framecast.pipeline import load
 
-    options = {"transformer": a.transformer} if a.transformer is not None else {}
+    options = _given(transformer=a.transformer, preset=a.preset)
     pipe = load(a.model, precision=a.precision, device=a.device, **options)
     if pipe.model.family == "wan":  # any size; memory is measured, not estimated
         return pipe, start_frames(pipe, a.image, a.video)

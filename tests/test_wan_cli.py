@@ -26,8 +26,9 @@ def folder(tmp_path_factory):
     return save_tiny_wan(tmp_path_factory.mktemp("wan-cli") / "tiny-wan", scheduler="unipc")
 
 
-@pytest.mark.parametrize("extra", [[], ["--schedule", "autoregressive"], ["--stream"], ["--schedule", "causal", "--stream"]],
-                         ids=["full", "autoregressive", "stream", "causal-stream"])
+@pytest.mark.parametrize("extra", [[], ["--schedule", "autoregressive"], ["--stream"], ["--schedule", "causal", "--stream"],
+                                   ["--preset", "self-forcing", "--stream"]],
+                         ids=["full", "autoregressive", "stream", "causal-stream", "self-forcing-preset"])
 def test_generate_from_a_wan_folder(folder, tmp_path, extra):
     out = tmp_path / "clip.npy"
     r = _run("generate", "a red circle moves left", "--model", folder, "--height", 64, "--width", 96, "--frames", 9, "--steps", 2,

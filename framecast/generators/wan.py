@@ -10,7 +10,7 @@ in framecast.generators.wan_sampling; defaults in framecast.generators.wan_setti
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Iterator
 
 import torch
@@ -169,8 +169,7 @@ class WanGenerator(nn.Module):
     def stream(self, request: GenerationRequest) -> Iterator[torch.Tensor]:
         """Yield decoded frames (B, k, 3, H, W) in order as their latent frames are final, each chunk
         decoded as it comes (WanStreamDecoder). The request is checked here, at the call."""
-        p = self.plan(request)
-        return self._stream(replace(p.request))
+        return self._stream(self.plan(request).request)
 
     @torch.no_grad()
     def _stream(self, request: GenerationRequest) -> Iterator[torch.Tensor]:

@@ -27,8 +27,9 @@ from framecast.generators.wan_weights import PICKLE_SUFFIXES, read_wan_weights
 from framecast.sampling.external import SchedulerSpec, read_scheduler_config
 from framecast.text.umt5 import HFTextEncoder
 
-WAN_PIPELINES = ("WanPipeline",)
-CLASSES = {"transformer": ("WanTransformer3DModel",), "vae": ("AutoencoderKLWan",)}
+# SkyReels-V2's text-to-video pipelines are Wan 2.1's transformer with a frame-rate embedding
+WAN_PIPELINES = ("WanPipeline", "SkyReelsV2DiffusionForcingPipeline", "SkyReelsV2Pipeline")
+CLASSES = {"transformer": ("WanTransformer3DModel", "SkyReelsV2Transformer3DModel"), "vae": ("AutoencoderKLWan",)}
 PARTS = ("transformer", "vae", "text_encoder", "tokenizer", "scheduler")
 ORIGINAL_CLASS = "WanModel"  # the Wan repository's config.json names its transformer so
 IMAGE_MODEL_TYPES = ("i2v", "flf2v", "vace", "ti2v")  # its model_type values with image inputs framecast lacks

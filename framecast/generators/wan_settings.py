@@ -12,7 +12,9 @@ Defaults are Wan 2.1 T2V's (WanPipeline's): 81 frames of 480x832, 50 steps, guid
   "shift": 5.0, "guidance": 1.0}}` for Self-Forcing, or `{"schedule": "pyramid", "block": 5,
   "ar_step": 5}` for SkyReels-V2-DF.
 
-`framecast.load(path, **settings)` overrides both (e.g. `schedule="causal", block=3`).
+`framecast.load(path, preset=NAME)` applies the published settings of a known model (`PRESETS`:
+self-forcing, skyreels-v2-df), and `framecast.load(path, **settings)` overrides all of these (e.g.
+`schedule="causal", block=3, sinks=1, window=12`).
 """
 
 from __future__ import annotations
@@ -65,15 +67,34 @@ class WanSettings:
             self.steps = len(self.denoising_steps)
 
 
+# The published inference settings of models built on Wan 2.1, for checkpoints whose folder does
+# not carry them (`preset=` / --preset).
+PRESETS = {
+    # Self-Forcing (Huang et al. 2025), configs/self_forcing_dmd.yaml: chunks of 3 latent frames,
+    # denoising_step_list [1000, 750, 500, 250] warped with timestep_shift 5, no guidance (DMD)
+    "self-forcing": dict(schedule="causal", block=3, denoising_steps=[1000, 750, 500, 250], shift=5.0, guidance=1.0),
+    # SkyReels-V2-DF's asynchronous generation (its README): ar_step 5, causal_block_size 5,
+    # 30 steps, guidance 6, shift 8
+    "skyreels-v2-df": dict(schedule="pyramid", block=5, ar_step=5, steps=30, guidance=6.0, shift=8.0),
+}
+
+
 def settings_for(transformer_config, section: dict | None, overrides: dict) -> WanSettings:
-    """The folder's defaults: block-causal configs stream, then the `framecast` section, then the
-    caller's `overrides` (load keywords; None values are left out)."""
+    """The folder's defaults: block-causal configs stream, then the `framecast` section, then a
+    preset (`overrides["preset"]`), then the caller's other `overrides` (load keywords; None
+    values are left out)."""
     known = {f.name for f in fields(WanSettings)}
     settings = WanSettings()
     block = int(getattr(transformer_config, "num_frame_per_block", 1) or 1)
     if block > 1:
         settings = replace(settings, schedule="causal", block=block)
-    for where, values in (("the folder's framecast section", section or {}), ("framecast.load", overrides)):
+    overrides = dict(overrides)
+    preset = overrides.pop("preset", None)
+    if preset is not None and preset not in PRESETS:
+        raise ValueError(f"unknown Wan preset '{preset}'; choose one of {', '.join(PRESETS)}")
+    named = PRESETS.get(preset, {})
+    for where, values in (("the folder's framecast section", section or {}), (f"preset {preset}", named),
+                          ("framecast.load", overrides)):
         if not isinstance(values, dict):
             raise ValueError(f"{where} must be a JSON object of WanSettings fields")
         unknown = sorted(set(values) - known)
