@@ -115,3 +115,15 @@ def test_word_encoder_empty_negative_prompt_is_the_null_prompt(tiny_model_dir):
     assert torch.equal(a, b)
     with pytest.raises(ValueError, match="mixes empty"):
         pipe("a big red circle moves right", negative_prompt=["", "red"], num_videos_per_prompt=2)
+
+
+def test_memory_options_give_the_same_frames(folders):
+    L = _latents(2).transpose(1, 2)
+    want = framecast.load(folders["flow-euler"], device="cpu")(PROMPT, latents=L, **CALL).frames[0]
+    pipe = framecast.load(folders["flow-euler"], device="cpu", release_text_encoder=True, decode_chunk=1)
+    out = pipe(PROMPT, latents=L, **CALL)
+    assert (out.frames[0] == want).all() and out.info["peak_rss_gib"] > 0
+    assert pipe.model.text.model is None  # freed once the prompts were encoded; they stay cached
+    assert (pipe(PROMPT, latents=L, **CALL).frames[0] == want).all()
+    with pytest.raises(ValueError, match="released"):
+        pipe("a green square", latents=L, **CALL)
