@@ -137,6 +137,9 @@ def _wan_repository_folder(path: Path, config: dict) -> WanSource:
     for tok in (path / "google" / "umt5-xxl", path / "tokenizer"):
         if tok.is_dir():
             wan.parts["tokenizer"] = tok
+    for part in ("text_encoder", "scheduler"):  # diffusers-format parts copied beside the Wan layout
+        if (path / part).is_dir():
+            wan.parts[part] = path / part
     return wan
 
 
