@@ -50,6 +50,7 @@ def test_models_describes_a_wan_folder(folder):
     assert r.exit_code == 0
     assert "Wan 2.1 model folder in diffusers format" in r.output and "UniPCMultistepScheduler" in r.output
     assert "WanTransformer3DModel" in r.output and "AutoencoderKLWan" in r.output
+    assert "sampling: 81 frames of 832x480, 50 steps, guidance 5, the full schedule" in r.output
 
 
 def test_another_architecture_is_refused(tmp_path):

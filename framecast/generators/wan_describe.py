@@ -12,6 +12,8 @@ from pathlib import Path
 from safetensors import SafetensorError, safe_open
 
 from framecast.generators.wan_folder import WanSource, find_wan, read_json
+from framecast.generators.wan_build import framecast_section, transformer_config
+from framecast.generators.wan_settings import settings_for
 from framecast.generators.wan_weights import PICKLE_SUFFIXES, detect_layout, index_file, read_state_dict
 from framecast.generators.weights import tensor_shapes
 
@@ -111,7 +113,19 @@ def describe(path: str | Path) -> str:
     missing = [p for p in ("vae", "tokenizer") if wan.kind == "wan-folder" and p not in wan.parts]
     if missing:
         lines.append(f"  not found: {', '.join(missing)}")
+    if wan.kind != "checkpoint":
+        lines.append(f"  sampling: {sampling_line(wan)}")
     return "\n".join(lines)
+
+
+def sampling_line(wan: WanSource) -> str:
+    """The defaults a load of this folder samples with (docs/wan.md: how a folder says so)."""
+    config = transformer_config(wan)
+    s = settings_for(config, framecast_section(wan), {})
+    how = {"causal": f"causal chunks of {s.block} latent frames with the KV cache",
+           "pyramid": f"the pyramid matrix (blocks of {s.block}, ar_step {s.ar_step})"}.get(s.schedule, f"the {s.schedule} schedule")
+    steps = f"timesteps {s.denoising_steps}" if s.denoising_steps else f"{s.steps} steps"
+    return f"{s.frames} frames of {s.width}x{s.height}, {steps}, guidance {s.guidance:g}, {how}"
 
 
 __all__ = ["describe", "weights_summary", "PICKLE_SUFFIXES"]
