@@ -120,8 +120,10 @@ def describe(path: str | Path) -> str:
 
 def sampling_line(wan: WanSource) -> str:
     """The defaults a load of this folder samples with (docs/wan.md: how a folder says so)."""
-    config = transformer_config(wan)
-    s = settings_for(config, framecast_section(wan), {})
+    try:
+        s = settings_for(transformer_config(wan), framecast_section(wan), {})
+    except (ValueError, KeyError, TypeError) as e:  # a partial or foreign config: describe the rest anyway
+        return f"not known: the transformer config does not read ({e})"
     how = {"causal": f"causal chunks of {s.block} latent frames with the KV cache",
            "pyramid": f"the pyramid matrix (blocks of {s.block}, ar_step {s.ar_step})"}.get(s.schedule, f"the {s.schedule} schedule")
     steps = f"timesteps {s.denoising_steps}" if s.denoising_steps else f"{s.steps} steps"
