@@ -127,3 +127,37 @@ def test_memory_options_give_the_same_frames(folders):
     assert (pipe(PROMPT, latents=L, **CALL).frames[0] == want).all()
     with pytest.raises(ValueError, match="released"):
         pipe("a green square", latents=L, **CALL)
+
+
+def test_skyreels_v2_diffusion_forcing_folder(tmp_path, monkeypatch):
+    """A SkyReels-V2-DF folder (its transformer with the frame-rate embedding) samples what diffusers'
+    SkyReelsV2DiffusionForcingPipeline samples in its synchronous mode (ar_step 0). That pipeline
+    steps each latent frame with its own UniPC copy on a view of its latents (`latents[:, :, idx]`),
+    which UniPC keeps as `last_sample` for its corrector and the pipeline then overwrites in place;
+    from 3 steps on this moves its result by about 0.2. The reference here gives UniPC a copy."""
+    from diffusers import SkyReelsV2DiffusionForcingPipeline, SkyReelsV2Transformer3DModel, UniPCMultistepScheduler
+    from diffusers.pipelines.skyreels_v2 import pipeline_skyreels_v2_diffusion_forcing as df
+    from wan_tiny import TEXT_WIDTH, tiny_scheduler, tiny_text_encoder, tiny_tokenizer, tiny_vae
+
+    monkeypatch.setattr(df, "ftfy", type("NoFtfy", (), {"fix_text": staticmethod(lambda t: t)}), raising=False)
+    step = UniPCMultistepScheduler.step
+    monkeypatch.setattr(UniPCMultistepScheduler, "step", lambda self, v, t, sample, *a, **k: step(self, v, t, sample.clone(), *a, **k))
+    torch.manual_seed(0)
+    transformer = SkyReelsV2Transformer3DModel(
+        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=16, out_channels=16, text_dim=TEXT_WIDTH,
+        freq_dim=256, ffn_dim=32, num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads", rope_max_seq_len=32,
+        inject_sample_info=True).eval()
+    with torch.no_grad():
+        for p in transformer.parameters():  # the frame-rate projection starts at zero: give it weight
+            if p.abs().sum() == 0:
+                p.normal_(0, 0.1)
+    tokenizer = tiny_tokenizer()
+    ref = SkyReelsV2DiffusionForcingPipeline(tokenizer=tokenizer, text_encoder=tiny_text_encoder(len(tokenizer)),
+                                             transformer=transformer, vae=tiny_vae(), scheduler=tiny_scheduler("unipc"))
+    ref.save_pretrained(tmp_path / "skyreels", safe_serialization=True)
+    call = CALL
+    # the reference draws its latents from the generator (it ignores given ones in this version)
+    theirs = ref(PROMPT, generator=torch.Generator().manual_seed(0), output_type="latent", ar_step=0, **call).frames
+    L = torch.randn(1, 16, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    ours = framecast.load(tmp_path / "skyreels", device="cpu")(PROMPT, latents=L.transpose(1, 2), output_type="latent", **call)
+    assert (ours.frames.transpose(1, 2) - theirs).abs().max() <= 1e-3
