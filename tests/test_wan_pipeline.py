@@ -161,3 +161,23 @@ def test_skyreels_v2_diffusion_forcing_folder(tmp_path, monkeypatch):
     L = torch.randn(1, 16, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     ours = framecast.load(tmp_path / "skyreels", device="cpu")(PROMPT, latents=L.transpose(1, 2), output_type="latent", **call)
     assert (ours.frames.transpose(1, 2) - theirs).abs().max() <= 1e-3
+
+
+def test_wan_repository_layout_folder(folders, tmp_path):
+    """The Wan repository's layout (config.json of a WanModel, the transformer's weights in its key
+    layout at the top) with the diffusers text encoder, tokenizer, VAE and scheduler copied beside it."""
+    base = folders["flow-euler"]
+    L = _latents(3).transpose(1, 2)
+    want = framecast.load(base, device="cpu")(PROMPT, latents=L, output_type="latent", **CALL).frames
+    folder = tmp_path / "Wan2.1-T2V-tiny"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({
+        "_class_name": "WanModel", "model_type": "t2v", "dim": 24, "num_heads": 2, "ffn_dim": 32, "freq_dim": 256, "in_dim": 16,
+        "out_dim": 16, "num_layers": 2, "text_dim": 32, "eps": 1e-6, "patch_size": [1, 2, 2], "text_len": 512}))
+    weights = load_file(base / "transformer" / "diffusion_pytorch_model.safetensors")
+    save_file({_to_original(k): v for k, v in weights.items()}, folder / "diffusion_pytorch_model.safetensors")
+    for part in ("text_encoder", "tokenizer", "vae", "scheduler"):
+        shutil.copytree(base / part, folder / part)
+    pipe = framecast.load(folder, device="cpu")
+    assert pipe.model.scheduler.native and pipe.model.transformer.config.num_layers == 2
+    assert torch.equal(pipe(PROMPT, latents=L, output_type="latent", **CALL).frames, want)

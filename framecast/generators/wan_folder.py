@@ -132,6 +132,8 @@ def _wan_repository_folder(path: Path, config: dict) -> WanSource:
     t5 = sorted(p for p in path.iterdir() if "t5" in p.name.lower() and p.suffix in PICKLE_SUFFIXES)
     if vae:
         wan.parts["vae"] = vae[0]
+    elif (path / "vae" / "config.json").is_file():  # a diffusers vae/ folder copied beside the Wan layout
+        wan.parts["vae"], wan.configs["vae"] = path / "vae", read_json(path / "vae" / "config.json")
     if t5:
         wan.parts["text_encoder_original"] = t5[0]  # the Wan repository's own T5 layout, not a transformers folder
     for tok in (path / "google" / "umt5-xxl", path / "tokenizer"):
@@ -140,6 +142,8 @@ def _wan_repository_folder(path: Path, config: dict) -> WanSource:
     for part in ("text_encoder", "scheduler"):  # diffusers-format parts copied beside the Wan layout
         if (path / part).is_dir():
             wan.parts[part] = path / part
+    if "scheduler" in wan.parts:
+        wan.configs["scheduler"] = read_json(path / "scheduler" / "scheduler_config.json")
     return wan
 
 
