@@ -74,8 +74,9 @@ PRESETS = {
     # denoising_step_list [1000, 750, 500, 250] warped with timestep_shift 5, no guidance (DMD)
     "self-forcing": dict(schedule="causal", block=3, denoising_steps=[1000, 750, 500, 250], shift=5.0, guidance=1.0),
     # SkyReels-V2-DF's asynchronous generation (its README): ar_step 5, causal_block_size 5,
-    # 30 steps, guidance 6, shift 8
-    "skyreels-v2-df": dict(schedule="pyramid", block=5, ar_step=5, steps=30, guidance=6.0, shift=8.0),
+    # 30 steps, guidance 6, shift 8, 97 frames of 544x960 (the 540P models)
+    "skyreels-v2-df": dict(schedule="pyramid", block=5, ar_step=5, steps=30, guidance=6.0, shift=8.0, frames=97, height=544,
+                           width=960),
 }
 
 
