@@ -5,12 +5,10 @@ __version__ = "0.1.0"
 
 def load(name_or_path: str, **kwargs):
     """A bundled model name (see `framecast models`) or a model folder -> a callable pipeline.
-    Keywords: device ("auto", "cpu", "cuda", "cuda:N") and precision ("auto", "bf16", "fp32")."""
+    Keywords: device ("auto", "cpu", "cuda", "cuda:N") and precision ("auto", "bf16", "fp32"); a Wan
+    model folder also takes its settings and `transformer=` (docs/wan.md)."""
     from framecast.pipeline import load as _load
 
-    unknown = sorted(set(kwargs) - {"device", "precision"})
-    if unknown:
-        raise ValueError(f"unknown argument '{unknown[0]}'; framecast.load takes a model name or folder, device and precision")
     return _load(name_or_path, **kwargs)
 
 

@@ -323,8 +323,10 @@ def start_frames(pipe, image: Path | None, video: Path | None) -> dict:
     so a clip framecast wrote (upscaled for viewing) can be continued."""
     from framecast.video import read_image, read_video, resize_frames
 
-    side = pipe.model.config.size
     given = {}
+    if image is None and video is None:
+        return given
+    side = pipe.model.config.size
     for name, path, read in (("image", image, lambda p: read_image(p)[None]), ("video", video, read_video)):
         if path is None:
             continue
@@ -364,6 +366,10 @@ def generate(
     steps: Optional[int] = typer.Option(None, "--steps", help=f"sampling steps, at most {MAX_STEPS} (default: the model's)"),
     guidance: Optional[float] = typer.Option(None, "--guidance", help="classifier-free guidance scale (default: the model's)"),
     frames: Optional[int] = typer.Option(None, "--frames", help="clip length (default: the model's training length; bounded by memory)"),
+    height: Optional[int] = typer.Option(None, "--height", help="frame height in pixels (Wan models; bundled models make one size)"),
+    width: Optional[int] = typer.Option(None, "--width", help="frame width in pixels (Wan models; bundled models make one size)"),
+    transformer: Optional[Path] = typer.Option(None, "--transformer", help="Wan models: a checkpoint to use as the transformer (CausVid, Self-Forcing, SkyReels-V2)"),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Wan models: a known model's sampling settings: self-forcing or skyreels-v2-df"),
     negative_prompt: Optional[str] = typer.Option(None, "--negative-prompt", help="steer away from this prompt"),
     sampler: Optional[str] = typer.Option(None, "--sampler", help="euler, euler-ancestral, euler-stochastic, heun or dpmpp-2m (default: the model's)"),
     image: Optional[Path] = typer.Option(None, "--image", help="first frame to start from (image to video); resized to the model's canvas"),
@@ -372,7 +378,7 @@ def generate(
     fps: float = typer.Option(8.0, "--fps", help="frames per second of .mp4/.gif"),
     precision: str = typer.Option("auto", "--precision", help="auto (bf16 where the hardware has it, else fp32), bf16 or fp32"),
     device: str = typer.Option("auto", "--device", help="auto (the GPU when PyTorch sees one), cpu, cuda or cuda:N"),
-    schedule: Optional[str] = typer.Option(None, "--schedule", help="hybrid models: autoregressive, pyramid or full"),
+    schedule: Optional[str] = typer.Option(None, "--schedule", help="hybrid and Wan models: autoregressive, pyramid or full; Wan: causal (chunks with the KV cache)"),
     stream: bool = typer.Option(False, "--stream", help="hybrid and AR models: write frames as they are made"),
     no_cache: bool = typer.Option(False, "--no-cache", help="hybrid and AR models: recompute the context at every step"),
     context_level: Optional[float] = typer.Option(None, "--context-level", help="hybrid models: noise level of finished frames seen as context"),
@@ -406,6 +412,8 @@ def _check_generate(a) -> None:
                      context_level=a.context_level, refine=a.refine)
     count("--best-of", a.best_of, hi=MAX_CANDIDATES, why=" (candidates are drawn in one batch)")
     count("--context-frames", a.context_frames)
+    count("--height", a.height)
+    count("--width", a.width)
     count("--chunk", a.chunk)
     seed_range(a.seed, seeds_used(1, a.best_of, a.chunk))
     check_fps(real("--fps", a.fps, lo=0.0, hi=1000.0, above=True))
@@ -420,7 +428,10 @@ def _loaded(a):
     """The pipeline, the request checked against memory, the card's warning printed, the start frames read."""
     from framecast.pipeline import load
 
-    pipe = load(a.model, precision=a.precision, device=a.device)
+    options = _given(transformer=a.transformer, preset=a.preset)
+    pipe = load(a.model, precision=a.precision, device=a.device, **options)
+    if pipe.model.family == "wan":  # any size; memory is measured, not estimated
+        return pipe, start_frames(pipe, a.image, a.video)
     check_size(pipe, a.frames, a.steps, max(1, a.best_of), schedule=a.schedule, use_cache=not a.no_cache)
     warning = card_warning(pipe, decode=a.decode, schedule=a.schedule, sampler=a.sampler)
     if warning:
@@ -453,7 +464,7 @@ def _write_all(clip, a) -> None:
 def _call_options(a) -> dict:
     """The sampling options the user gave, as the pipeline's keywords (left out: the model's default;
     an option of another family is refused by the pipeline, naming it)."""
-    return dict(negative_prompt=a.negative_prompt, num_inference_steps=a.steps, guidance_scale=a.guidance,
+    return dict(negative_prompt=a.negative_prompt, num_inference_steps=a.steps, guidance_scale=a.guidance, height=a.height, width=a.width,
                 **_given(sampler=a.sampler, schedule=a.schedule, decode=a.decode, temperature=a.temperature, top_k=a.top_k,
                          top_p=a.top_p, refine=a.refine, context_level=a.context_level),
                 **({"use_cache": False} if a.no_cache else {}))
@@ -539,7 +550,7 @@ def eval_(
     steps: Optional[int] = typer.Option(None, "--steps"),
     guidance: Optional[float] = typer.Option(None, "--guidance"),
     sampler: Optional[str] = typer.Option(None, "--sampler"),
-    schedule: Optional[str] = typer.Option(None, "--schedule", help="hybrid models: autoregressive, pyramid or full"),
+    schedule: Optional[str] = typer.Option(None, "--schedule", help="hybrid and Wan models: autoregressive, pyramid or full; Wan: causal (chunks with the KV cache)"),
     decode: Optional[str] = typer.Option(None, "--decode", help="autoregressive models: raster, diagonal or set"),
     temperature: Optional[float] = typer.Option(None, "--temperature", help="autoregressive models"),
     top_k: Optional[int] = typer.Option(None, "--top-k", help="autoregressive models"),
@@ -705,13 +716,19 @@ def models(name: str = typer.Argument(None, help="a bundled name or model folder
     """List the bundled models with their size and measured scores, or print one model's card.
 
     Example: framecast models shapes-hybrid"""
-    from framecast.pipeline import bundled_models, model_card, resolve_model
+    from framecast.pipeline import bundled_models, is_wan_folder, model_card, resolve_model
 
     if name is not None:
         try:
-            card = resolve_model(name) / "README.md"
+            path = resolve_model(name)
         except ValueError as e:
             fail(str(e))
+        if is_wan_folder(path):
+            from framecast.generators.wan_describe import describe
+
+            typer.echo(describe(path))
+            return
+        card = path / "README.md"
         if not card.is_file():
             fail(f"'{name}' has no model card (README.md)")
         typer.echo(card.read_text())

@@ -7,7 +7,9 @@ framecast.precision) and returns frames as `output_type` asks (uint8 arrays by d
 
 from __future__ import annotations
 
+import contextlib
 import json
+import resource
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -22,9 +24,10 @@ from PIL import Image
 from framecast.generators import GenerationRequest, from_pretrained
 from framecast.generators.budget import check_budget
 from framecast.generators.checks import check_int
+from framecast.generators.wan_folder import WAN_MODEL_TYPES
 from framecast.generators.io import CONFIG_NAME, WEIGHTS_NAME, read_config
 from framecast.precision import autocast, check_precision, resolve_precision
-from framecast.text.encoder import check_prompts, shorten
+from framecast.text.encoder import check_negative_prompts, check_prompts, shorten
 from framecast.video import as_frames, from_uint8, read_image, read_video, to_uint8
 
 ASSETS = Path(__file__).parent / "assets"
@@ -140,6 +143,15 @@ class Pipeline:
             if value is not None and check_int(name, value, 1) != side:
                 raise ValueError(f"{name}={value}, but this model makes {side}x{side} frames; leave height and width out or pass {side}")
 
+    def _size(self, height, width) -> dict:
+        """The request's frame size fields: none for a bundled model, which makes one size."""
+        self._check_size(height, width)
+        return {}
+
+    def _check_budget(self, clips: int, T: int, kwargs: dict) -> None:
+        windowed = self.model.family == "hybrid" and kwargs.get("use_cache") is not False and kwargs.get("schedule") != "full"
+        check_budget(self.model, clips, T, self.device, windowed=windowed)
+
     def _context(self, image, video, context_frames, num_frames: int) -> torch.Tensor | None:
         """The known first frames (image to video, continuation) as a (1, K, 3, H, W) clip."""
         if image is not None and video is not None:
@@ -211,23 +223,21 @@ class Pipeline:
         a = {name: kwargs.pop(name, None) for name in CALL_ARGUMENTS if name != "prompt"}
         prompts = check_prompts(prompt, "prompt")
         n = check_int("num_videos_per_prompt", 1 if a["num_videos_per_prompt"] is None else a["num_videos_per_prompt"], 1)
-        self._check_size(a["height"], a["width"])
+        size = self._size(a["height"], a["width"])
         T = check_int("num_frames", a["num_frames"], 1) if a["num_frames"] is not None else self.model.config.frames
-        windowed = self.model.family == "hybrid" and kwargs.get("use_cache") is not False and kwargs.get("schedule") != "full"
-        check_budget(self.model, len(prompts) * n, T, self.device, windowed=windowed)
+        self._check_budget(len(prompts) * n, T, kwargs)
         prompts = [p for p in prompts for _ in range(n)]
         context = self._context(a["image"], a["video"], a["context_frames"], T)
         if context is not None:
             context = context.expand(len(prompts), -1, -1, -1, -1)
-        negatives = a["negative_prompt"]
+        negatives = check_negative_prompts(a["negative_prompt"])  # "" is the null prompt (None)
         if negatives is not None:
-            negatives = check_prompts(negatives, "negative_prompt")
             if len(negatives) not in (1, len(prompts)):
                 raise ValueError(f"give one negative_prompt or one per clip ({len(prompts)}), got {len(negatives)}")
         return GenerationRequest(prompts=prompts, negative_prompts=negatives, num_frames=T, steps=a["num_inference_steps"],
                                  guidance=a["guidance_scale"], generator=a["generator"], latents=a["latents"], context_BTCHW=context,
                                  callback=self._step_callback(a["callback_on_step_end"], a["callback_on_step_end_tensor_inputs"]),
-                                 **kwargs)
+                                 **size, **kwargs)
 
     @property
     def device(self) -> torch.device:
@@ -353,6 +363,73 @@ class PromptWarning(UserWarning):
     """A prompt far from what the model was trained on: it still generates, but may not follow."""
 
 
+class WanPipeline(Pipeline):
+    """A Wan 2.1 model folder (docs/wan.md) behind the same call: any height and width (multiples
+    of 16), `num_frames` = 1 + 4k, `latents` in framecast's layout (B, F, 16, h, w) (diffusers'
+    transposed), `schedule` ('full', 'autoregressive', 'pyramid', 'causal'), `use_cache`, `sampler`,
+    `shift`. Precision is the weights' dtype (bf16 on GPUs by default; the VAE stays float32), not
+    autocast. `info` reports the peak memory of the call."""
+
+    def __repr__(self) -> str:
+        return f"WanPipeline({self.name!r}, {self.model.describe()}, precision={self.precision})"
+
+    @property
+    def precision(self) -> str:
+        return "bf16" if self.model.transformer.head.weight.dtype == torch.bfloat16 else "fp32"
+
+    def _size(self, height, width) -> dict:
+        return {"height": height, "width": width}
+
+    def _check_budget(self, clips: int, T: int, kwargs: dict) -> None:
+        """Wan's memory is measured (info["peak_memory_gib"]), not estimated in advance."""
+
+    def _autocast(self):
+        return contextlib.nullcontext()
+
+    def __call__(self, prompt=None, **kwargs) -> VideoPipelineOutput:
+        cuda = self.device.type == "cuda"
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(self.device)
+        out = super().__call__(prompt, **kwargs)
+        if cuda:
+            out.info["peak_memory_gib"] = torch.cuda.max_memory_allocated(self.device) / 2**30
+        else:  # the process's peak resident memory so far (Linux reports KiB)
+            out.info["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        return out
+
+
+def wan_precision(precision: str, device: torch.device) -> torch.dtype:
+    """Wan's weights: bf16 on GPUs ('auto'), float32 on CPUs, or as asked."""
+    if precision == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return torch.bfloat16 if precision == "bf16" else torch.float32
+
+
+def is_wan_folder(path: Path) -> bool:
+    """A diffusers pipeline folder (find_wan refuses other pipelines by name), or a config.json of
+    the Wan repository's WanModel (or diffusers' WanTransformer3DModel)."""
+    if (path / "model_index.json").is_file():
+        return True
+    config = path / "config.json"
+    if not config.is_file():
+        return False
+    try:
+        data = json.loads(config.read_text())
+    except (ValueError, OSError):
+        return False
+    if not isinstance(data, dict) or "family" in data:
+        return False
+    return data.get("_class_name") in ("WanModel", "WanTransformer3DModel") or (
+        data.get("model_type") in WAN_MODEL_TYPES and {"dim", "num_layers"} <= set(data))
+
+
+def load_wan(path: Path, device: torch.device, precision: str, options: dict) -> WanPipeline:
+    from framecast.generators.wan_build import build_wan
+
+    model = build_wan(path, dtype=wan_precision(precision, device), device=device, **options)
+    return WanPipeline(model, name=path.name, path=path, precision=precision)
+
+
 def check_tensor_inputs(tensor_inputs) -> list[str]:
     if tensor_inputs is None:
         return list(CALLBACK_TENSORS)
@@ -432,12 +509,21 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
-def load(name_or_path: str | Path, *, device: str | torch.device = "auto", precision: str = "auto") -> Pipeline:
+def load(name_or_path: str | Path, *, device: str | torch.device = "auto", precision: str = "auto", **options) -> Pipeline:
     """A bundled name or a model folder -> a Pipeline on `device` (auto: the GPU when there is one),
-    computing in `precision` (auto: bf16 where the hardware has it, else fp32)."""
+    computing in `precision` (auto: bf16 where the hardware has it, else fp32). A Wan model folder
+    (diffusers format or the Wan repository's layout, docs/wan.md) gives a WanPipeline; `options`
+    are its settings (framecast.generators.wan_settings.WanSettings: schedule, block, sinks,
+    window, release_text_encoder, decode_chunk, ...) and `transformer=`, a checkpoint to use as
+    its transformer (CausVid / Self-Forcing / SkyReels-V2 weights)."""
     device = resolve_device(device)
     check_precision(precision)  # before the weights are read
     path = resolve_model(name_or_path)
+    if is_wan_folder(path):
+        return load_wan(path, device, precision, options)
+    if options:
+        raise ValueError(f"unknown argument '{shorten(sorted(options)[0], 40)}'; framecast.load takes a model name or folder, device "
+                         "and precision (and, for a Wan model folder, its settings: docs/wan.md)")
     family = read_config(path).get("family")
     if family is None or not isinstance(family, str):
         raise ValueError(f"'{path.name}' has no family in its config.json; it is not a framecast model folder")

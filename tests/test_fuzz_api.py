@@ -61,6 +61,7 @@ DEFAULTS = {
     "hybrid": dict(num_frames=16, steps=25, guidance=4.0, sampler="euler", shift=1.0, schedule="autoregressive",
                    context_level=0.0, use_cache=True),
     "autoregressive": dict(num_frames=16, guidance=3.0, decode="set", use_cache=True, refine=0, temperature=1.0, top_k=0, top_p=1.0),
+    "wan": dict(num_frames=81, steps=50, guidance=5.0, schedule="full", height=480, width=832, use_cache=True),
 }
 
 

@@ -8,10 +8,12 @@ from torch import nn
 
 class Codec(nn.Module):
     """encode: (B, T, 3, H, W) in [-1, 1] -> (B, T, C, h, w); decode: the inverse (approximately).
-    Codecs here keep one latent frame per video frame, so frame-causal generators work unchanged."""
+    Codecs here keep one latent frame per video frame, so frame-causal generators work unchanged;
+    the Wan VAE (`temporal_downsample` 4) makes one latent frame of the first frame and of each later 4."""
 
     latent_channels: int
     downsample: int
+    temporal_downsample: int = 1  # video frames per latent frame (after the first)
     receptive_frames: int = 0  # earlier frames a decoded frame depends on (the causal window)
 
     def encode(self, x_BTCHW: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface

@@ -16,7 +16,7 @@ import torch
 from framecast.generators.checks import check_options, public
 from framecast.rng import Gen, randn
 from framecast.sampling.samplers import per_frame
-from framecast.text.encoder import TextEmbedding, TextEncoder, check_prompts, encode_for_guidance
+from framecast.text.encoder import TextEmbedding, TextEncoder, check_negative_prompts, check_prompts, encode_for_guidance
 
 
 @dataclass(kw_only=True)
@@ -45,6 +45,8 @@ class GenerationRequest:
     callback: Callable | None = None
     context_BTCHW: torch.Tensor | None = None  # known first frames (image to video, continuation)
     latents: torch.Tensor | None = None  # starting noise, the shape of the representation (denoising families)
+    height: int | None = None  # frame size in pixels (Wan models; bundled models make one size)
+    width: int | None = None
     # denoising families
     sampler: str | None = None
     shift: float | None = None
@@ -68,6 +70,7 @@ FAMILY_OPTIONS: dict[str, set[str]] = {
     "diffusion": COMMON | DENOISING,
     "hybrid": COMMON | DENOISING | {"matrix", "context_level", "use_cache"},
     "autoregressive": COMMON | {"use_cache", "decode", "refine", "temperature", "top_k", "top_p"},
+    "wan": COMMON | DENOISING | {"use_cache", "height", "width"},
 }
 WHO_READS = {  # for the message that refuses an option
     "latents": "diffusion and hybrid models (their starting noise)",
@@ -75,6 +78,7 @@ WHO_READS = {  # for the message that refuses an option
     "matrix": "hybrid models", "context_level": "hybrid models, which sample frame by frame from context",
     "use_cache": "hybrid and autoregressive models", "decode": "autoregressive models", "refine": "autoregressive models",
     "temperature": "autoregressive models", "top_k": "autoregressive models", "top_p": "autoregressive models",
+    "height": "Wan models (a bundled model makes one size)", "width": "Wan models (a bundled model makes one size)",
 }
 
 HINTS = {"autoregressive": " (it draws tokens: use decode, temperature, top_k and top_p)"}
@@ -89,11 +93,10 @@ def resolve(request: GenerationRequest, family: str, defaults: dict) -> Generati
             raise ValueError(f"{public(f.name)} is for {WHO_READS[f.name]}, not for this {family} model{HINTS.get(family, '')}")
     filled = {k: v for k, v in defaults.items() if getattr(request, k) is None}
     request = replace(request, prompts=check_prompts(request.prompts, "prompt"), **filled)
-    if request.negative_prompts is not None:
-        negatives = check_prompts(request.negative_prompts, "negative_prompt")
-        if len(negatives) not in (1, len(request.prompts)):
-            raise ValueError(f"give one negative_prompt or one per prompt ({len(request.prompts)}), got {len(negatives)}")
-        request = replace(request, negative_prompts=negatives)
+    negatives = check_negative_prompts(request.negative_prompts)  # "" is the null prompt: None
+    if negatives is not None and len(negatives) not in (1, len(request.prompts)):
+        raise ValueError(f"give one negative_prompt or one per prompt ({len(request.prompts)}), got {len(negatives)}")
+    request = replace(request, negative_prompts=negatives)
     return replace(request, **check_options({f.name: getattr(request, f.name) for f in fields(request)}, len(request.prompts)))
 
 

@@ -6,6 +6,8 @@ frame index of the query and of the key:
     full            every token sees every token
     frame-causal    a token sees its own frame and earlier ones (CausVid, FAR)
     block-causal    frames grouped in blocks of `block` frames; a block sees itself and earlier blocks
+                    (with `window`: only the last `window` earlier frames and the first `sinks`,
+                    what a rolling KV cache with sink frames keeps; Self-Forcing, LongLive)
     sliding-window  frame-causal, limited to the last `window` frames (rolling / long video)
     causal          token by token in raster order (t, y, x): autoregressive token models
 """
@@ -13,6 +15,7 @@ frame index of the query and of the key:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +30,8 @@ IS_CAUSAL = "is_causal"  # a mask that is exactly lower-triangular: SDPA's `is_c
 class MaskSpec:
     kind: str = "full"
     block: int = 1  # frames per block, for block-causal
-    window: int = 0  # frames, for sliding-window
+    window: int = 0  # frames, for sliding-window; for block-causal, earlier frames kept (0 = all)
+    sinks: int = 0  # block-causal with a window: first frames always visible (attention sinks)
 
     def __post_init__(self):
         if self.kind not in MASK_KINDS:
@@ -36,6 +40,8 @@ class MaskSpec:
             raise ValueError("block-causal attention needs block >= 1 frames")
         if self.kind == "sliding-window" and self.window < 1:
             raise ValueError("sliding-window attention needs window >= 1 frames")
+        if self.window < 0 or self.sinks < 0:
+            raise ValueError("attention window and sink frames must be >= 0")
 
 
 def attention_mask(spec: MaskSpec, q_pos: torch.Tensor, k_pos: torch.Tensor, grid_hw: tuple[int, int] | None) -> torch.Tensor | str | None:
@@ -61,8 +67,21 @@ def frame_mask(spec: MaskSpec, q_frames: torch.Tensor, k_frames: torch.Tensor) -
     if spec.kind == "frame-causal":
         return k <= q
     if spec.kind == "block-causal":
-        return (k // spec.block) <= (q // spec.block)
+        visible = (k // spec.block) <= (q // spec.block)
+        if spec.window:  # a rolling KV cache: the block itself, the last `window` earlier frames, the sinks
+            start = (q // spec.block) * spec.block
+            visible &= (k >= start - spec.window) | (k < spec.sinks)
+        return visible
     return (k <= q) & (k > q - spec.window)
+
+
+def grid_positions(grid: tuple[int, int, int], frame_offset: int = 0, device=None) -> torch.Tensor:
+    """(N, 3) (t, y, x) of every token of a (t, h, w) grid, frame-major, frames from `frame_offset`."""
+    t, h, w = grid
+    tt, yy, xx = torch.meshgrid(
+        torch.arange(t, device=device) + frame_offset, torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij"
+    )
+    return torch.stack([tt, yy, xx], -1).reshape(-1, 3)
 
 
 def teacher_forcing_mask(frames_N: torch.Tensor) -> torch.Tensor:
@@ -76,17 +95,32 @@ def teacher_forcing_mask(frames_N: torch.Tensor) -> torch.Tensor:
     return torch.cat([torch.cat([clean, torch.zeros_like(clean)], 1), torch.cat([k < q, k == q], 1)], 0)
 
 
-class RoPE3D(nn.Module):
-    """Rotary position embedding over (t, y, x): the head dim is split between the three axes."""
+class Rotation(NamedTuple):
+    """cos and sin of the RoPE angles, each (N, head_dim), in the layout of the rotated pairs:
+    halves (x_i, x_{i+D/2}) as GPT-NeoX, or interleaved (x_2i, x_2i+1) as the original RoPE and Wan."""
 
-    def __init__(self, head_dim: int, theta: float = 10_000.0):
+    cos: torch.Tensor
+    sin: torch.Tensor
+    interleaved: bool = False
+
+
+class RoPE3D(nn.Module):
+    """Rotary position embedding over (t, y, x): the head dim is split between the three axes.
+
+    `splits`: frequencies per axis (t, y, x), summing to head_dim / 2; by default a quarter for
+    time and the rest shared by y and x. Axis a with n frequencies turns at theta^(-j/n)."""
+
+    def __init__(self, head_dim: int, theta: float = 10_000.0, *, splits: tuple[int, int, int] | None = None,
+                 interleaved: bool = False):
         super().__init__()
         assert head_dim % 2 == 0
         half = head_dim // 2
-        n_t = half // 4  # a quarter of the frequencies for time, the rest shared by y and x
-        n_y = (half - n_t) // 2
-        n_x = half - n_t - n_y
-        self.splits = (n_t, n_y, n_x)
+        if splits is None:
+            n_t = half // 4
+            n_y = (half - n_t) // 2
+            splits = (n_t, n_y, half - n_t - n_y)
+        assert sum(splits) == half
+        self.splits, self.interleaved = tuple(splits), interleaved
         for name, n in zip("tyx", self.splits):
             self.register_buffer(f"freq_{name}", theta ** (-torch.arange(n, dtype=torch.float32) / max(n, 1)), persistent=False)
 
@@ -95,17 +129,22 @@ class RoPE3D(nn.Module):
         pos = pos_N3.float()
         return torch.cat([pos[:, 0:1] * self.freq_t, pos[:, 1:2] * self.freq_y, pos[:, 2:3] * self.freq_x], dim=-1)
 
-    def rotation(self, pos_N3: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def rotation(self, pos_N3: torch.Tensor) -> Rotation:
         """(cos, sin), each (N, head_dim), computed once per forward and shared by every layer."""
         a = self.angles(pos_N3)
-        a = torch.cat([a, a], dim=-1)
-        return a.cos(), a.sin()
+        a = a.repeat_interleave(2, dim=-1) if self.interleaved else torch.cat([a, a], dim=-1)
+        return Rotation(a.cos(), a.sin(), self.interleaved)
 
 
-def apply_rope(x_BHND: torch.Tensor, rotation: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    cos, sin = (r.to(x_BHND.dtype) for r in rotation)
-    x1, x2 = x_BHND.chunk(2, dim=-1)
-    return x_BHND * cos + torch.cat([-x2, x1], dim=-1) * sin
+def apply_rope(x_BHND: torch.Tensor, rotation: Rotation) -> torch.Tensor:
+    cos, sin = rotation.cos.to(x_BHND.dtype), rotation.sin.to(x_BHND.dtype)
+    if rotation.interleaved:
+        x1, x2 = x_BHND.unflatten(-1, (-1, 2)).unbind(-1)
+        turned = torch.stack([-x2, x1], dim=-1).flatten(-2)
+    else:
+        x1, x2 = x_BHND.chunk(2, dim=-1)
+        turned = torch.cat([-x2, x1], dim=-1)
+    return x_BHND * cos + turned * sin
 
 
 class KVCache:
@@ -127,14 +166,19 @@ class KVCache:
     every cached key. Without autograd, keys and values live in buffers that grow by doubling and
     a pass writes its new ones in place: a new token costs the same whatever the length of the
     cache, but for attending to it (raster decoding makes one token a pass).
+
+    `renumber=False` keeps every frame at its absolute index instead, as the block-causal Wan
+    models (CausVid, Self-Forcing, LongLive) were trained and sampled: a query then sees its sink
+    frames at their true distance.
     """
 
-    def __init__(self, depth: int):
+    def __init__(self, depth: int, *, renumber: bool = True):
         self.k: list[torch.Tensor | None] = [None] * depth  # (B, H, capacity, D), rotated
         self.v: list[torch.Tensor | None] = [None] * depth
         self.pos: torch.Tensor | None = None  # (N_cached, 3) absolute (t, y, x) of every cached token
         self.rot_pos: torch.Tensor | None = None  # (N_cached, 3) the positions their keys are rotated at
         self.writing = True
+        self.renumber = renumber
 
     def __len__(self) -> int:
         return 0 if self.pos is None else int(self.pos.shape[0])
@@ -149,8 +193,11 @@ class KVCache:
 
     def virtual_positions(self, new_pos_N3: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Positions of (cached + new) keys and of the new queries, with every frame index
-        replaced by its rank among the frames present (cached or new)."""
+        replaced by its rank among the frames present (cached or new), unless the cache keeps
+        absolute positions."""
         k_pos = torch.cat([self.pos.to(new_pos_N3.device), new_pos_N3])
+        if not self.renumber:
+            return k_pos, new_pos_N3
         frames = torch.unique(k_pos[:, 0])
         ranks = torch.searchsorted(frames, k_pos[:, 0].contiguous())
         k_pos = torch.cat([ranks[:, None], k_pos[:, 1:]], dim=1)
@@ -203,6 +250,38 @@ class KVCache:
         self.pos, self.rot_pos = self.pos[index], self.rot_pos[index]
 
 
+def attention_inputs(rope: RoPE3D, pos_N3: torch.Tensor, mask: MaskSpec, cache: KVCache | None,
+                     grid_hw: tuple[int, int] | None = None, attn_mask: torch.Tensor | None = None):
+    """What every self-attention layer of one pass needs: (rot_q, rot_k, mask, q_pos). With a
+    cache, the new tokens follow the cached ones (their keys come rotated already, so rot_k is the
+    new keys' own, rot_q); pass q_pos to `cache.commit` after the pass. `attn_mask` (Nq, Nk) bool
+    replaces the mask built from `mask`."""
+    if cache is not None and len(cache):
+        k_pos, q_pos = cache.virtual_positions(pos_N3)
+        cache.align(k_pos[: len(cache)], rope)
+    else:
+        q_pos = k_pos = pos_N3
+    rot_q = rope.rotation(q_pos)
+    rot_k = rot_q if k_pos is q_pos or cache is not None else rope.rotation(k_pos)
+    if attn_mask is None:
+        attn_mask = attention_mask(mask, q_pos, k_pos, grid_hw)
+    elif cache is not None:
+        raise ValueError("an explicit attention mask cannot be combined with a KV cache")
+    return rot_q, rot_k, attn_mask, q_pos
+
+
+def attend(q_BHND: torch.Tensor, k_BHND: torch.Tensor, v_BHND: torch.Tensor, rot_q: Rotation, rot_k: Rotation,
+           mask: torch.Tensor | str | None, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+    """RoPE, the KV cache and SDPA for one self-attention layer: (B, H, N, D) -> (B, H, N, D)."""
+    q, k = apply_rope(q_BHND, rot_q), apply_rope(k_BHND, rot_k)  # with a cache, rot_k is the new keys' own (rot_q)
+    v = v_BHND
+    if cache is not None:  # the cached keys are stored rotated already
+        k, v = cache.attend(layer, k, v)
+    if isinstance(mask, str):  # IS_CAUSAL
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
 class SelfAttention(nn.Module):
     def __init__(self, width: int, heads: int):
         super().__init__()
@@ -214,8 +293,8 @@ class SelfAttention(nn.Module):
     def forward(
         self,
         x_BND: torch.Tensor,
-        rot_q: tuple[torch.Tensor, torch.Tensor],
-        rot_k: tuple[torch.Tensor, torch.Tensor],
+        rot_q: Rotation,
+        rot_k: Rotation,
         mask: torch.Tensor | str | None,
         cache: KVCache | None = None,
         layer: int = 0,
@@ -223,13 +302,7 @@ class SelfAttention(nn.Module):
         q, k, v = rearrange(self.qkv(x_BND), "b n (three h d) -> three b h n d", three=3, h=self.heads)
         # QK-norm (parameter-free RMS) keeps attention logits bounded in bf16.
         q, k = F.rms_norm(q, q.shape[-1:]), F.rms_norm(k, k.shape[-1:])
-        q, k = apply_rope(q, rot_q), apply_rope(k, rot_k)  # with a cache, rot_k is the new keys' own (rot_q)
-        if cache is not None:  # the cached keys are stored rotated already
-            k, v = cache.attend(layer, k, v)
-        if isinstance(mask, str):  # IS_CAUSAL
-            out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        else:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        out = attend(q, k, v, rot_q, rot_k, mask, cache, layer)
         return self.proj(rearrange(out, "b h n d -> b n (h d)"))
 
 

@@ -18,7 +18,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from framecast.nn.attention import CrossAttention, KVCache, MaskSpec, RoPE3D, SelfAttention, attention_mask, teacher_forcing_mask
+from framecast.nn.attention import CrossAttention, KVCache, MaskSpec, RoPE3D, SelfAttention, attention_inputs, grid_positions, teacher_forcing_mask
 from framecast.text.encoder import TextEmbedding
 
 
@@ -55,11 +55,12 @@ def transformer_small(**kw) -> TransformerConfig:
     return TransformerConfig(**{**dict(width=256, depth=8, heads=4), **kw})
 
 
-def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
-    """Sinusoidal embedding of noise levels in [0, 1] (scaled by 1000 as in DiT)."""
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0, scale: float = 1000.0) -> torch.Tensor:
+    """Sinusoidal embedding (cos, sin) of noise levels in [0, 1], scaled by 1000 as in DiT
+    (`scale=1` for timesteps already in [0, 1000], as Wan's)."""
     half = dim // 2
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
-    args = (t.float() * 1000)[..., None] * freqs
+    args = (t.float() * scale)[..., None] * freqs
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
 
@@ -146,11 +147,7 @@ class SpaceTimeTransformer(nn.Module):
     @staticmethod
     def positions(grid: tuple[int, int, int], frame_offset: int = 0, device=None) -> torch.Tensor:
         """(N, 3) (t, y, x) of every token, frame-major."""
-        t, h, w = grid
-        tt, yy, xx = torch.meshgrid(
-            torch.arange(t, device=device) + frame_offset, torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij"
-        )
-        return torch.stack([tt, yy, xx], -1).reshape(-1, 3)
+        return grid_positions(grid, frame_offset, device)
 
     # --- forward --------------------------------------------------------------------------
     def forward(
@@ -212,17 +209,7 @@ class SpaceTimeTransformer(nn.Module):
         G = noise_level_BG.shape[1]
         if N % G:
             raise ValueError(f"{N} tokens do not split into {G} condition groups")
-        if cache is not None and len(cache):
-            k_pos, q_pos = cache.virtual_positions(pos_N3)
-            cache.align(k_pos[: len(cache)], self.rope)
-        else:
-            q_pos = k_pos = pos_N3
-        rot_q = self.rope.rotation(q_pos)
-        rot_k = rot_q if k_pos is q_pos or cache is not None else self.rope.rotation(k_pos)  # a cache's keys come rotated
-        if attn_mask is None:
-            attn_mask = attention_mask(mask, q_pos, k_pos, grid_hw)
-        elif cache is not None:
-            raise ValueError("an explicit attention mask cannot be combined with a KV cache")
+        rot_q, rot_k, attn_mask, q_pos = attention_inputs(self.rope, pos_N3, mask, cache, grid_hw, attn_mask)
 
         h = self.patch_embed(x_BNP)  # (B, N, D)
         cond_BGD = self.condition(noise_level_BG, text, h.dtype)

@@ -69,9 +69,9 @@ def encode_for_guidance(encoder: "TextEncoder", prompts: list[str], negative_pro
     text = encoder.encode(prompts)
     if not guided:
         return text, None
-    if negative_prompts is None:
+    neg = check_negative_prompts(negative_prompts)
+    if neg is None:
         return text, encoder.encode_null(len(prompts))
-    neg = check_prompts(negative_prompts, "negative_prompt")
     if len(neg) not in (1, len(prompts)):
         raise ValueError(f"give one negative prompt or one per prompt ({len(prompts)}), got {len(neg)}")
     try:
@@ -97,6 +97,21 @@ def check_prompts(prompts, name: str = "prompt") -> list[str]:
         if not p.strip():
             raise ValueError(f"the {name} is empty; give a caption such as 'a big red circle moves right'")
     return list(prompts)
+
+
+def check_negative_prompts(negatives) -> list[str] | None:
+    """The negative prompt(s) checked as prompts, except that an empty one ("", diffusers' default)
+    means the unconditional branch: None, which every encoder encodes as its null prompt
+    (`encode_null`: the learned [null] token of the word encoder, "" of a pretrained encoder)."""
+    if negatives is None:
+        return None
+    if isinstance(negatives, str):
+        negatives = [negatives]
+    if isinstance(negatives, (list, tuple)) and negatives and all(isinstance(n, str) and not n.strip() for n in negatives):
+        return None
+    if isinstance(negatives, (list, tuple)) and any(isinstance(n, str) and not n.strip() for n in negatives):
+        raise ValueError("the negative_prompt list mixes empty and non-empty prompts; give all empty (no negative prompt) or none")
+    return check_prompts(negatives, "negative_prompt")
 
 
 def shorten(text: str, limit: int = 80) -> str:
