@@ -741,7 +741,8 @@ def models(name: str = typer.Argument(None, help="a bundled name or model folder
     for name, path in found.items():
         card = model_card(path)
         sc = card["scores"]
-        shown = {"scene_accuracy": "scene", "scene_accuracy_mean_of_draws": "scene (mean of noise draws)", "object_accuracy": "object",
+        shown = {"scene_accuracy": "scene", "scene_accuracy_mean_of_draws": "scene (mean of noise draws)",
+                 "paraphrase_scene_accuracy_mean_of_draws": "on paraphrases", "object_accuracy": "object",
                  "caption_accuracy": "captions right", "psnr_db": "PSNR dB", "seconds_per_clip": "s/clip", "clips": "clips"}
         score = ", ".join(f"{label} {sc[k]:.2f}" if k != "clips" else f"on {sc[k]} clips" for k, label in shown.items() if k in sc) or "not measured"
         typer.echo(f"{name:<24} {card['family']:<15} {card['params'] / 1e6:>7.2f}M {card['size_mb']:>7.1f}MB  {score}")

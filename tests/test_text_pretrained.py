@@ -91,6 +91,8 @@ def test_connected_encoder_gives_context_a_mask_prefix_and_the_teachers_null(ber
     dropped = enc.encode(["a red ball moving right", "two cats"], drop=torch.tensor([False, True]))
     assert torch.equal(dropped.tokens_BLD[0], text.tokens_BLD[0])
     assert torch.equal(dropped.tokens_BLD[1, :1], null.tokens_BLD[1]) and int(dropped.mask_BL[1].sum()) == 1
+    uncaptioned = enc.encode(["a red ball moving right", ""], drop=torch.tensor([False, False]))  # a clip without a caption
+    assert torch.equal(uncaptioned.tokens_BLD, dropped.tokens_BLD)
 
 
 def test_prompts_without_words_are_refused_as_the_word_encoder_refuses_them(bert):

@@ -211,8 +211,14 @@ class ConnectedTextEncoder(TextEncoder):
         return TextEmbedding(tokens_BLD=tokens, mask_BL=mask, pooled_BD=pooled_of(tokens, mask)), keep
 
     def encode(self, prompts: list[str], *, drop: torch.Tensor | None = None) -> TextEmbedding:
-        prompts = readable(prompts)
-        states, mask, _ = self.frozen.encode(prompts)
+        """`drop` rows (and, in training, clips without a caption) get the null prompt."""
+        if drop is not None:
+            drop = drop.cpu() | torch.tensor([not (isinstance(p, str) and p.strip()) for p in prompts])
+            if bool(drop.all()):
+                return self.encode_null(len(prompts))
+            filler = next(p for p, d in zip(prompts, drop.tolist()) if not d)  # encoded, then replaced by the null
+            prompts = [filler if d else p for p, d in zip(prompts, drop.tolist())]
+        states, mask, _ = self.frozen.encode(readable(prompts))
         text = self.connect(states, mask)[0]
         if drop is not None and bool(drop.any()):
             null = self.encode_null(len(prompts))

@@ -25,6 +25,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
@@ -182,6 +183,12 @@ def connect(model: torch.nn.Module, *, source: str, connector: dict, bank: list[
     return encoder
 
 
+def weights_dtype(model_dir: Path) -> torch.dtype | None:
+    """bfloat16 when the teacher's folder stores its weights so (the bundles do), else as trained."""
+    with safe_open(Path(model_dir) / "model.safetensors", "pt") as f:
+        return torch.bfloat16 if any(f.get_slice(k).get_dtype() == "BF16" for k in list(f.keys())[:8]) else None
+
+
 def run(args) -> Path:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
@@ -205,7 +212,7 @@ def run(args) -> Path:
                "held_out_similarity_min": sims[0], "seconds": time.time() - t0, "pool": args.pool, "steps": args.steps}
     model.text = encoder
     out = Path(args.output)
-    save_pretrained(model, out, extra={k: v for k, v in json.loads((Path(args.model_dir) / "config.json").read_text()).items()
+    save_pretrained(model, out, dtype=weights_dtype(Path(args.model_dir)), extra={k: v for k, v in json.loads((Path(args.model_dir) / "config.json").read_text()).items()
                                        if k in ("trained_steps", "recipe", "decode_with")})
     (out / "connector_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
     (out / "connector_summary.json").write_text(json.dumps(summary, indent=2) + "\n")

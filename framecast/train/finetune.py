@@ -70,6 +70,9 @@ def describe(cfg: TrainConfig, report, pool: int, *, steps: int, ckpt_every: int
         base = (read_config(resolve_model(cfg.init_from)).get("text") or {}).get("vocabulary", []) if cfg.init_from else []
         kept = sum(1 for w in words if w in set(base))
         lines.append(f"vocabulary: {len(words)} words ({kept} the model's, {len(words) - kept} from the captions)")
+    if cfg.model.text_kind == "pretrained":
+        lines.append(f"text: captions as written, through the pretrained encoder '{cfg.model.text.get('source')}' and the "
+                     "model's connector (trained with it)")
     if pool:
         lines.append(f"latent pool: {pool} windows of {len(report.entries)} clips (data.latent_pool={cfg.data.latent_pool} at most)")
     every = [f"a checkpoint every {ckpt_every} steps and at the end"] + ([f"previews every {sample_every}"] if sample_every else [])
