@@ -193,6 +193,8 @@ def run(args) -> Path:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     model = from_pretrained(args.model).float()
+    if getattr(model.text, "teacher", None) is not None:  # distil again from the teacher a connected model keeps
+        model.text = model.text.teacher
     if model.text.kind != "word":
         raise SystemExit(f"'{args.model}' does not read prompts with a word encoder; distillation needs one as the teacher")
     connector = {"slots": args.slots, "width": args.width, "depth": args.depth, "heads": args.heads}
