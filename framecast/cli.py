@@ -794,7 +794,9 @@ def _free_text_prompts(name: str, text: dict, num: int) -> None:
     from framecast.data.shapes import HELD_OUT_PAIRS, parse_caption, sample_scene
 
     typer.echo(f"{name} reads free text through the pretrained encoder '{text.get('source')}' (at most {text.get('max_tokens')} tokens).")
-    typer.echo("It knows Shapes scenes: one or two objects, each a size, colour and shape moving one way; for example")
+    typer.echo("It knows Shapes scenes, whose canonical captions are")
+    typer.echo("  a <size> <colour> <shape> moves <direction> [and a <size> <colour> <shape> moves <direction>]")
+    typer.echo("and reads them in other words too; for example")
     for values in (SIZE_WORDS, COLOUR_WORDS, SHAPE_WORDS, DIRECTION_WORDS):
         typer.echo("  " + "; ".join(f"{k}: {', '.join(v[:4])}" for k, v in values.items()))
     typer.echo(f"Left out, a size is {DEFAULTS['size']}, a shape a {DEFAULTS['shape']}, a direction {DEFAULTS['direction']} "
