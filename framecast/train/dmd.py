@@ -1,0 +1,282 @@
+"""Few-step students by distribution matching on their own rollouts.
+
+    python -m framecast.train.dmd --teacher shapes-hybrid --output runs/hybrid-dmd --iterations 600
+    python -m framecast.train.dmd --teacher shapes-diffusion --output runs/diffusion-dmd --iterations 600
+
+The student (the generator, initialised from the teacher) samples in `--student-steps` steps with
+fresh noise between steps and no guidance. Each iteration:
+
+1. rollout (no gradient, one every `--reuse` iterations): the student makes whole clips with its own
+   sampler and KV cache, and the state of every token-frame before each of its steps is kept
+   (Self-Forcing, Huang et al. 2025: the context a frame is learned on is the student's own, as at
+   sampling time). A unit is a random token-frame f at a random step j, after the clean frames
+   before it; for a full-sequence student the unit is the whole clip at step j.
+2. generator step: the student's x0 for the unit, with the gradient. Noised again
+   to a random level t, the teacher's guided x0 (the real score) and the critic's x0 (the fake
+   score) at that point give the distribution-matching gradient (DMD, Yin et al. 2024):
+   grad = (fake - real) / mean|x0 - real|, applied as 0.5 ||x0 - sg(x0 - grad)||^2.
+3. critic steps (`--critic-steps`, two time-scale updates as in DMD2): the critic, also
+   initialised from the teacher, learns the student's frames with the teacher's own denoising
+   objective, so it tracks the distribution the student makes now.
+
+Guidance is distilled with the steps: the real score is the teacher guided at its own scale. The
+teacher and the critic read the canonical caption; the student reads it, or with probability
+`--paraphrase` the same scene in other words (framecast.data.phrasing). Checkpoints (the student
+and the critic) are written atomically every `--save-every` iterations and a run resumes from them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from framecast.data.phrasing import describe
+from framecast.data.shapes import parse_caption, sample_scene
+from framecast.generators import from_pretrained, save_pretrained
+from framecast.generators.base import GenerationRequest
+from framecast.generators.io import write_atomic
+from framecast.precision import autocast, resolve_precision
+from framecast.sampling.guidance import guided
+from framecast.sampling.schedules import flow_sigmas, sample_training_sigmas
+from framecast.text.encoder import TextEmbedding
+
+STUDENT_SAMPLER = "euler-stochastic"
+SCENE_SEED = 2 * 10**7  # scenes the student learns from: far from the evaluation's seeds
+
+
+def scene_captions(n: int, start: int) -> list[str]:
+    return [sample_scene(SCENE_SEED + start + i).caption for i in range(n)]
+
+
+def student_caption(caption: str, rng: random.Random, paraphrase: float) -> str:
+    """The caption, or with probability `paraphrase` the same scene in other words (every
+    attribute said, so the words mean exactly the caption)."""
+    if rng.random() >= paraphrase:
+        return caption
+    return describe(parse_caption(caption), rng, drop=0.0, canonical=0.0)[0]
+
+
+def x0_of(model, ctx: torch.Tensor, x: torch.Tensor, level: torch.Tensor, text: TextEmbedding, scale: float = 1.0) -> torch.Tensor:
+    """The model's x0 for `x` (B, n, ...) at `level` (B,), after the clean frames `ctx` (hybrid;
+    (B, 0, ...) for none), guided at `scale` with text [cond; uncond] when scale != 1."""
+
+    def fn(ctx_, x_, lv_):
+        if model.family != "hybrid":
+            return model.predict_x0(x_, lv_, text)
+        pf = model.patch_frames
+        B, k, n = x_.shape[0], ctx_.shape[1] // pf, x_.shape[1] // pf
+        levels = torch.cat([torch.zeros(B, k, device=x_.device), lv_[:, None].expand(B, n)], 1)
+        return model.predict_x0(torch.cat([ctx_, x_], 1), levels, text, mask=model.config.mask_spec())[:, ctx_.shape[1]:]
+
+    return guided(fn, scale)(ctx, x, level)
+
+
+@dataclass
+class Rollout:
+    """One whole clip the student made with its own sampler: `states[j]` is the clip as it stood
+    before the student's step j (each token-frame at the schedule's level j, `levels[j]`), and
+    `clip` the clean result. A training unit is token-frame f at step j after the clean frames
+    before it (hybrid), or the whole clip at step j (full-sequence)."""
+
+    states: list[torch.Tensor]
+    clip: torch.Tensor
+    levels: torch.Tensor
+    pf: int  # video frames a token-frame (the whole clip for a full-sequence model)
+
+    def unit(self, f: int, j: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(clean context, the unit at step j, its (B,) level)."""
+        now = slice(f * self.pf, (f + 1) * self.pf)
+        return self.clip[:, : f * self.pf], self.states[j][:, now], self.levels[j].expand(self.clip.shape[0]).clone()
+
+
+@torch.no_grad()
+def rollout(student, captions: list[str], gen: torch.Generator) -> Rollout:
+    """The student's clip for `captions` (its steps, sampler and KV cache), recorded step by step."""
+    c = student.config
+    C, side = student.latent_shape
+    z = torch.randn(len(captions), c.frames, C, side, side, generator=gen)
+    levels = flow_sigmas(c.steps, shift=c.shift)[:-1]
+    states = [z] + [torch.zeros_like(z) for _ in levels[1:]]
+    hybrid = student.family == "hybrid"
+    pf = student.patch_frames if hybrid else c.frames
+
+    def record(i, sigma, x, x0):
+        row = sigma.reshape(-1).tolist() if sigma.dim() else [float(sigma)]
+        for f, s in enumerate(row):
+            hit = [j for j, lv in enumerate(levels.tolist()) if j and abs(lv - s) < 1e-6]
+            if hit:
+                states[hit[0]][:, f * pf : (f + 1) * pf] = x[:, f * pf : (f + 1) * pf].float()
+
+    request = GenerationRequest(prompts=captions, latents=z, generator=gen, callback=record)
+    clip = student.generate_latents(request).float()
+    return Rollout(states, clip, levels, pf)
+
+
+def dmd_loss(x0: torch.Tensor, ctx: torch.Tensor, teacher, critic, text_guided: TextEmbedding, text: TextEmbedding, scale: float,
+             gen: torch.Generator) -> torch.Tensor:
+    """The distribution-matching surrogate: its gradient in x0 is the normalised score difference."""
+    B = x0.shape[0]
+    t = 0.02 + 0.96 * torch.rand(B, generator=gen)
+    eps = torch.randn(x0.shape, generator=gen)
+    xt = (1 - t.view(-1, 1, 1, 1, 1)) * x0.detach() + t.view(-1, 1, 1, 1, 1) * eps
+    with torch.no_grad():
+        real = x0_of(teacher, ctx, xt, t, text_guided if scale != 1.0 else text, scale)
+        fake = x0_of(critic, ctx, xt, t, text)
+        weight = 1.0 / (x0.detach() - real).abs().mean(dim=(1, 2, 3, 4), keepdim=True).clamp(min=1e-4)
+        grad = (fake - real) * weight
+    return 0.5 * ((x0.float() - (x0.detach().float() - grad)) ** 2).mean()
+
+
+def critic_loss(critic, x0: torch.Tensor, ctx: torch.Tensor, text: TextEmbedding, gen: torch.Generator) -> torch.Tensor:
+    """The teacher's own objective on the student's frames: ((x0 - x0_hat) / s)^2, s >= 0.05."""
+    B = x0.shape[0]
+    s = sample_training_sigmas(B, generator=gen).clamp(0.01, 0.99)
+    eps = torch.randn(x0.shape, generator=gen)
+    xs = (1 - s.view(-1, 1, 1, 1, 1)) * x0 + s.view(-1, 1, 1, 1, 1) * eps
+    out = x0_of(critic, ctx, xs, s, text)
+    return (((out - x0) / s.clamp(min=0.05).view(-1, 1, 1, 1, 1)) ** 2).mean()
+
+
+def _checkpoint(out: Path) -> Path:
+    return out / "dmd_checkpoint.safetensors"
+
+
+def save_state(out: Path, student, critic, it: int, dtype: torch.dtype | None, extra: dict, snapshot: bool = False) -> None:
+    """The student as a model folder (usable at once; with `snapshot` also kept as
+    snapshots/it-NNNNN, to pick from on held-out prompts) and the critic with the iteration (to resume)."""
+    save_pretrained(student, out, dtype=dtype, extra=extra)
+    if snapshot:
+        save_pretrained(student, out / "snapshots" / f"it-{it:05d}", dtype=dtype, extra=extra)
+    state = {k: v.detach().contiguous() for k, v in critic.state_dict().items()}
+    write_atomic(_checkpoint(out), lambda p: save_file(state, p, metadata={"iteration": str(it)}))
+
+
+def load_state(out: Path, student, critic) -> int:
+    """The iteration a run stopped at (0 for a new run), with its student and critic loaded."""
+    from safetensors import safe_open
+
+    if not _checkpoint(out).exists():
+        return 0
+    student.load_state_dict({k: v.float() for k, v in load_file(out / "model.safetensors").items()})
+    critic.load_state_dict(load_file(_checkpoint(out)))
+    with safe_open(_checkpoint(out), "pt") as f:
+        return int(f.metadata()["iteration"])
+
+
+def update(models, opts, args, r: Rollout, texts: tuple, gen: torch.Generator) -> dict:
+    """One generator step on a random unit of the rollout, then the critic's steps."""
+    student, teacher, critic = models
+    text_s, text_t, text_g = texts
+    units = r.clip.shape[1] // r.pf
+    f, j = int(torch.randint(units, (1,), generator=gen)), int(torch.randint(len(r.levels), (1,), generator=gen))
+    ctx, x, level = r.unit(f, j)
+    with autocast(args.precision):
+        x0 = x0_of(student, ctx, x, level, text_s)
+        g_loss = dmd_loss(x0, ctx, teacher, critic, text_g, text_t, args.guidance, gen)
+    opts[0].zero_grad(set_to_none=True)
+    g_loss.backward()
+    torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+    opts[0].step()
+    c_losses = []
+    for _ in range(args.critic_steps):
+        with autocast(args.precision):
+            c_loss = critic_loss(critic, x0.detach().float(), ctx, text_t, gen)
+        opts[1].zero_grad(set_to_none=True)
+        c_loss.backward()
+        torch.nn.utils.clip_grad_norm_(critic.parameters(), 1.0)
+        opts[1].step()
+        c_losses.append(c_loss.item())
+    return {"generator": g_loss.item(), "critic": sum(c_losses) / len(c_losses), "frame": f, "step": j}
+
+
+def encode(student, teacher, captions: list[str], said: list[str]) -> tuple[TextEmbedding, TextEmbedding, TextEmbedding]:
+    """(the student's text, the teacher's, the teacher's [cond; uncond] for guidance)."""
+    with torch.no_grad():
+        text_t = teacher.text.encode(captions)
+        return student.text.encode(said), text_t, TextEmbedding.cat([text_t, teacher.text.encode_null(len(captions))])
+
+
+def trainable(model) -> list[torch.nn.Parameter]:
+    for p in model.text.parameters():
+        p.requires_grad_(False)
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def run(args) -> Path:
+    from framecast.train.connector import weights_dtype
+
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    args.precision = resolve_precision(args.precision)
+    teacher = from_pretrained(args.teacher_dir).float().eval()
+    if teacher.family not in ("diffusion", "hybrid"):
+        raise SystemExit(f"'{args.teacher}' is a {teacher.family} model; few-step distillation is for diffusion and hybrid models")
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    args.guidance = teacher.config.guidance if args.guidance is None else args.guidance
+    student, critic = from_pretrained(args.teacher_dir).float(), from_pretrained(args.teacher_dir).float()
+    student.config.steps, student.config.guidance, student.config.sampler = args.student_steps, 1.0, STUDENT_SAMPLER
+    if student.text.kind != "pretrained":  # a word encoder reads the canonical grammar only
+        args.paraphrase = 0.0
+    start = load_state(out, student, critic)
+    dtype = weights_dtype(Path(args.teacher_dir))
+    extra = {k: v for k, v in json.loads((Path(args.teacher_dir) / "config.json").read_text()).items() if k in ("trained_steps", "recipe")}
+    opts = (torch.optim.AdamW(trainable(student), lr=args.lr, betas=(0.0, 0.999), weight_decay=0.0),
+            torch.optim.AdamW(trainable(critic), lr=args.critic_lr, betas=(0.0, 0.999), weight_decay=0.0))
+    rng, gen = random.Random(args.seed + start), torch.Generator().manual_seed(args.seed + start)
+    log_path, t0 = out / "dmd_log.jsonl", time.time()
+    bar = tqdm(range(start, args.iterations), desc="dmd", unit="it", initial=start, total=args.iterations)
+    r = texts = None
+    for it in bar:
+        if r is None or it % args.reuse == 0:  # a fresh rollout every `reuse` generator steps
+            captions = scene_captions(args.batch, (it * args.batch) % 10**6)
+            said = [student_caption(cap, rng, args.paraphrase) for cap in captions]
+            texts = encode(student, teacher, captions, said)
+            with autocast(args.precision):
+                r = rollout(student, said, gen)
+        rec = update((student, teacher, critic), opts, args, r, texts, gen)
+        bar.set_postfix(g=f"{rec['generator']:.4f}", critic=f"{rec['critic']:.3f}")
+        with open(log_path, "a") as fh:
+            fh.write(json.dumps({"iteration": it, **rec, "seconds": time.time() - t0}) + "\n")
+        if (it + 1) % args.save_every == 0 or it + 1 == args.iterations:
+            save_state(out, student, critic, it + 1, dtype, extra, args.snapshots)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    from framecast.pipeline import resolve_model
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--teacher", required=True, help="a bundled model name or folder (diffusion or hybrid)")
+    p.add_argument("--output", required=True, help="the student's folder (its checkpoint and log are kept there)")
+    p.add_argument("--iterations", type=int, default=600)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--student-steps", type=int, default=4)
+    p.add_argument("--guidance", type=float, help="the teacher's guidance for the real score (default: its own)")
+    p.add_argument("--lr", type=float, default=1e-5)
+    p.add_argument("--critic-lr", type=float, default=2e-5)
+    p.add_argument("--critic-steps", type=int, default=2, help="critic updates per generator update")
+    p.add_argument("--reuse", type=int, default=4, help="generator updates per rollout (each on another frame and step)")
+    p.add_argument("--paraphrase", type=float, default=0.3, help="share of captions the student reads in other words")
+    p.add_argument("--save-every", type=int, default=25)
+    p.add_argument("--snapshots", action="store_true", help="keep the student of every save in snapshots/ (distribution matching can drift)")
+    p.add_argument("--precision", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+    args.teacher_dir = resolve_model(args.teacher)
+    run(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Few-step students by distribution matching (framecast/train/dmd.py) on tiny models."""
+
+import json
+import random
+from types import SimpleNamespace
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from framecast.generators import from_pretrained
+from framecast.sampling.schedules import flow_sigmas
+from framecast.text.encoder import TextEmbedding
+from framecast.train import dmd
+
+
+def _args(tmp_path, teacher_dir, **kw):
+    base = dict(teacher=str(teacher_dir), teacher_dir=teacher_dir, output=str(tmp_path / "student"), iterations=2, batch=2,
+                student_steps=2, guidance=None, lr=1e-4, critic_lr=1e-4, critic_steps=1, paraphrase=0.3, save_every=1,
+                precision="fp32", seed=0, threads=1, reuse=2, snapshots=True)
+    return SimpleNamespace(**{**base, **kw})
+
+
+@pytest.mark.parametrize("fixture", ["tiny_hybrid_dir", "tiny_model_dir"])
+def test_rollout_records_every_step_of_the_students_clip(fixture, request):
+    from framecast.generators.base import GenerationRequest
+
+    model = from_pretrained(request.getfixturevalue(fixture)).float()
+    model.config.steps, model.config.guidance, model.config.sampler = 4, 1.0, "euler"  # deterministic: states can be replayed
+    caps = dmd.scene_captions(2, 0)
+    r = dmd.rollout(model, caps, torch.Generator().manual_seed(0))
+    assert torch.allclose(r.levels, flow_sigmas(4)[:-1])
+    again = model.generate_latents(GenerationRequest(prompts=caps, latents=r.states[0]))
+    assert torch.allclose(r.clip, again, atol=1e-5)  # the rollout is the student's own sampling
+    hybrid = model.family == "hybrid"
+    ctx, x, level = r.unit(1 if hybrid else 0, 2)
+    assert ctx.shape[1] == (model.patch_frames if hybrid else 0)
+    assert x.shape[1] == (model.patch_frames if hybrid else model.config.frames)
+    assert torch.allclose(level, torch.full((2,), float(flow_sigmas(4)[2])))
+    assert x.abs().sum() > 0 and not torch.equal(x, r.states[0][:, : x.shape[1]])
+
+
+def test_matching_scores_give_no_gradient(tiny_hybrid_dir):
+    """With the critic equal to the teacher and no guidance, fake = real: the surrogate's gradient
+    in x0 vanishes (the student is already where the teacher is)."""
+    teacher, critic = from_pretrained(tiny_hybrid_dir).float(), from_pretrained(tiny_hybrid_dir).float()
+    caps = dmd.scene_captions(2, 0)
+    text = teacher.text.encode(caps)
+    gen = torch.Generator().manual_seed(0)
+    ctx, x, _ = dmd.rollout(teacher, caps, gen).unit(1, 0)
+    x0 = torch.randn_like(x, requires_grad=True)
+    text_g = TextEmbedding.cat([text, teacher.text.encode_null(2)])
+    dmd.dmd_loss(x0, ctx, teacher, critic, text_g, text, 1.0, gen).backward()
+    assert x0.grad.abs().max() < 1e-6
+    critic.backbone.head.weight.data.add_(0.05)  # a critic that differs pushes x0
+    x0.grad = None
+    dmd.dmd_loss(x0, ctx, teacher, critic, text_g, text, 1.0, gen).backward()
+    assert x0.grad.abs().max() > 1e-6
+
+
+@pytest.mark.parametrize("fixture", ["tiny_hybrid_dir", "tiny_model_dir"])
+def test_run_trains_the_student_and_resumes(fixture, request, tmp_path):
+    teacher_dir = request.getfixturevalue(fixture)
+    args = _args(tmp_path, teacher_dir)
+    out = dmd.run(args)
+    config = json.loads((out / "config.json").read_text())["generator"]
+    assert (config["steps"], config["guidance"], config["sampler"]) == (2, 1.0, dmd.STUDENT_SAMPLER)
+    teacher, student = from_pretrained(teacher_dir), from_pretrained(out)
+    moved = [(a - b).abs().max() for a, b in zip(teacher.backbone.parameters(), student.backbone.parameters())]
+    assert max(moved) > 0
+    dmd.run(_args(tmp_path, teacher_dir, iterations=3))  # resumes at iteration 2
+    lines = (out / "dmd_log.jsonl").read_text().splitlines()
+    assert [json.loads(x)["iteration"] for x in lines] == [0, 1, 2]
+    with safe_open(out / "dmd_checkpoint.safetensors", "pt") as f:
+        assert f.metadata()["iteration"] == "3"
+    assert sorted(p.name for p in (out / "snapshots").iterdir()) == ["it-00001", "it-00002", "it-00003"]
+
+
+def test_student_reads_other_words_for_the_same_scene():
+    from framecast.data.shapes import parse_caption
+
+    rng = random.Random(0)
+    caption = dmd.scene_captions(1, 5)[0]
+    said = [dmd.student_caption(caption, rng, 1.0) for _ in range(20)]
+    assert any(s != caption for s in said)
+    assert all(dmd.student_caption(caption, rng, 0.0) == caption for _ in range(5))
+    assert parse_caption(caption)  # the canonical caption is what the critic and teacher read
