@@ -98,7 +98,7 @@ def check_step_cache(value) -> float | StepCache:
     if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
         raise ValueError(f"step_cache must be a number (a threshold >= 0; 0 is off), got {type(threshold).__name__} {show(threshold)}")
     if not math.isfinite(threshold) or threshold < 0:
-        raise ValueError(f"step_cache must be a finite threshold >= 0 (0 is off, 0.05 to 0.2 is usual), got {threshold}")
+        raise ValueError(f"step_cache must be a finite threshold >= 0 (0 is off; 0.15 to 0.3 on the bundled models), got {threshold}")
     if isinstance(value, StepCache):
         value.threshold = float(threshold)
         return value

@@ -209,8 +209,8 @@ class SpaceTimeTransformer(nn.Module):
         The condition is given per group of N / G consecutive tokens (a token-frame, or G = 1 for
         one condition for all). `grid_hw` (tokens per frame side) orders tokens for the
         token-causal mask. `attn_mask` (N, N) bool replaces the mask built from `mask` (e.g. a
-        teacher-forcing layout). `step_cache` may skip blocks 1.. of a pass that only reads the KV
-        cache (framecast.nn.step_cache). Returns (B, N, out values)."""
+        teacher-forcing layout). `step_cache` may skip blocks 1.. of a pass that writes no KV cache
+        (framecast.nn.step_cache). Returns (B, N, out values)."""
         B, N, _ = x_BNP.shape
         G = noise_level_BG.shape[1]
         if N % G:
