@@ -87,6 +87,13 @@ def test_hybrid_resets_per_token_frame_and_never_skips_a_cache_write(hybrid):
     assert sum(writes) == token_frames - 1  # every finished frame but the last reaches the cache through all blocks
 
 
+def test_hybrid_without_kv_cache_renews_per_token_frame(hybrid):
+    depth, steps, token_frames = len(hybrid.backbone.blocks), 4, 4 // hybrid.patch_frames
+    counter = StepCache(HUGE)
+    out = hybrid.generate(_req(steps=steps, step_cache=counter, schedule="autoregressive", use_cache=False))
+    assert torch.isfinite(out).all() and counter.skipped == token_frames * (steps - 1) * (depth - 1)
+
+
 @pytest.mark.parametrize("schedule", ["autoregressive", "pyramid"])
 def test_hybrid_with_and_without_kv_cache_match_when_off(hybrid, schedule):
     a = hybrid.generate(_req(schedule=schedule, use_cache=True, step_cache=0.0))
