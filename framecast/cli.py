@@ -152,7 +152,7 @@ def seeds_used(clips: int, best_of: int = 1, chunk: int | None = None) -> int:
 
 
 def sampling_numbers(*, steps=None, guidance=None, temperature=None, top_k=None, top_p=None, frames=None, context_level=None,
-                     refine=None) -> None:
+                     refine=None, step_cache=None) -> None:
     """The options generate, eval and lens share, checked before a model is loaded."""
     count("--frames", frames)
     count("--steps", steps, hi=MAX_STEPS, why=" (the bundled models use 4 to 50)")
@@ -162,6 +162,7 @@ def sampling_numbers(*, steps=None, guidance=None, temperature=None, top_k=None,
     real("--top-p", top_p, lo=0.0, hi=1.0, above=True)
     real("--context-level", context_level, lo=0.0, hi=1.0)
     count("--refine", refine, lo=0, hi=MAX_REFINE)
+    real("--step-cache", step_cache, lo=0.0)  # a threshold; 0 is off (framecast.nn.step_cache)
 
 
 def outputs(paths: list[Path], overwrite: bool, **kw) -> list[Path]:
@@ -387,6 +388,7 @@ def generate(
     top_k: Optional[int] = typer.Option(None, "--top-k", help="autoregressive models"),
     top_p: Optional[float] = typer.Option(None, "--top-p", help="autoregressive models"),
     refine: Optional[int] = typer.Option(None, "--refine", help="autoregressive models, set decoding: Gibbs sweeps over each token-frame"),
+    step_cache: Optional[float] = typer.Option(None, "--step-cache", help="diffusion and hybrid models: reuse a step's later blocks while the first block's output changes less than THRESHOLD (relative L1; 0: off; 0.15 to 0.3 on the bundled models)", metavar="THRESHOLD"),
     best_of: int = typer.Option(1, "--best-of", help="draw N candidates and keep the verifier's pick (test-time scaling)"),
     verifier: str = typer.Option("judge", "--verifier", help="for --best-of: judge (Shapes prompts), classifier or classifier:FOLDER"),
     chunk: Optional[int] = typer.Option(None, "--chunk", help="hybrid/AR with --best-of: pick among N candidates for each next CHUNK frames"),
@@ -409,7 +411,7 @@ def _check_generate(a) -> None:
     from framecast.video import check_fps
 
     sampling_numbers(steps=a.steps, guidance=a.guidance, temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, frames=a.frames,
-                     context_level=a.context_level, refine=a.refine)
+                     context_level=a.context_level, refine=a.refine, step_cache=a.step_cache)
     count("--best-of", a.best_of, hi=MAX_CANDIDATES, why=" (candidates are drawn in one batch)")
     count("--context-frames", a.context_frames)
     count("--height", a.height)
@@ -466,7 +468,7 @@ def _call_options(a) -> dict:
     an option of another family is refused by the pipeline, naming it)."""
     return dict(negative_prompt=a.negative_prompt, num_inference_steps=a.steps, guidance_scale=a.guidance, height=a.height, width=a.width,
                 **_given(sampler=a.sampler, schedule=a.schedule, decode=a.decode, temperature=a.temperature, top_k=a.top_k,
-                         top_p=a.top_p, refine=a.refine, context_level=a.context_level),
+                         top_p=a.top_p, refine=a.refine, context_level=a.context_level, step_cache=a.step_cache),
                 **({"use_cache": False} if a.no_cache else {}))
 
 
@@ -481,7 +483,9 @@ def _generate_one(a) -> None:
     clip = out.frames[0]
     _write_all(clip, a)
     names = " and ".join(str(p) for p in a.output)
-    typer.echo(f"wrote {names} ({clip.shape[0]} frames of {clip.shape[2]}x{clip.shape[1]}) in {out.seconds:.1f}s")
+    cached = out.info.get("step_cache")
+    skipped = f", {cached['skipped_block_passes']} of {cached['block_passes']} block passes skipped by --step-cache" if cached else ""
+    typer.echo(f"wrote {names} ({clip.shape[0]} frames of {clip.shape[2]}x{clip.shape[1]}) in {out.seconds:.1f}s{skipped}")
 
 
 def _generate_search(a) -> None:
@@ -557,6 +561,7 @@ def eval_(
     top_p: Optional[float] = typer.Option(None, "--top-p", help="autoregressive models"),
     refine: Optional[int] = typer.Option(None, "--refine", help="autoregressive models, set decoding: Gibbs sweeps over each token-frame"),
     context_level: Optional[float] = typer.Option(None, "--context-level", help="hybrid models: noise level of finished frames seen as context"),
+    step_cache: Optional[float] = typer.Option(None, "--step-cache", help="diffusion and hybrid models: reuse a step's later blocks while the first block's output changes less than THRESHOLD (relative L1; 0: off; 0.15 to 0.3 on the bundled models)", metavar="THRESHOLD"),
     frames: Optional[int] = typer.Option(None, "--frames"),
     batch_size: int = typer.Option(10, "--batch-size", help=f"clips drawn at once (at most {MAX_BATCH}; bounded by memory)"),
     output: Path = typer.Option(Path("eval.json"), "--output", "-o", help="JSON report (a contact sheet .png is written beside it)"),
@@ -583,7 +588,7 @@ def eval_(
     count("--best-of", best_of, hi=MAX_CANDIDATES, why=" (candidates are drawn in one batch)")
     count("--chunk", chunk)
     sampling_numbers(steps=steps, guidance=guidance, temperature=temperature, top_k=top_k, top_p=top_p, frames=frames,
-                     context_level=context_level, refine=refine)
+                     context_level=context_level, refine=refine, step_cache=step_cache)
     seed_range(seed, seeds_used(num, best_of, chunk))
     outputs([output, output.with_suffix(".png")], overwrite, extensions=None)
     extractor = None
@@ -604,7 +609,8 @@ def eval_(
         pipe, texts, meanings=meanings, seed=seed, batch_size=batch_size,
         num_inference_steps=steps, guidance_scale=guidance, sampler=sampler, num_frames=frames,
         best_of=best_of, verifier=verifier, chunk=chunk,
-        **_given(schedule=schedule, decode=decode, temperature=temperature, top_k=top_k, top_p=top_p, refine=refine, context_level=context_level),
+        **_given(schedule=schedule, decode=decode, temperature=temperature, top_k=top_k, top_p=top_p, refine=refine, context_level=context_level,
+                 step_cache=step_cache),
     )
     if extractor is not None:
         summary.update(shapes_fvd(summary["frames"], split=prompts, network=extractor))

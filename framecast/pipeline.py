@@ -25,6 +25,7 @@ from framecast.generators import GenerationRequest, from_pretrained
 from framecast.generators.budget import check_budget
 from framecast.generators.checks import check_int
 from framecast.generators.wan_folder import WAN_MODEL_TYPES
+from framecast.nn.step_cache import StepCache
 from framecast.generators.io import CONFIG_NAME, WEIGHTS_NAME, read_config
 from framecast.precision import autocast, check_precision, resolve_precision
 from framecast.text.encoder import check_negative_prompts, check_prompts, shorten
@@ -33,7 +34,8 @@ from framecast.video import as_frames, from_uint8, read_image, read_video, to_ui
 ASSETS = Path(__file__).parent / "assets"
 GENERATOR_FAMILIES = ("diffusion", "hybrid", "autoregressive")
 # family options a call may pass by keyword (each generator refuses another family's)
-OPTIONS = {"sampler", "shift", "schedule", "use_cache", "context_level", "decode", "temperature", "top_k", "top_p", "refine"}
+OPTIONS = {"sampler", "shift", "schedule", "use_cache", "context_level", "decode", "temperature", "top_k", "top_p", "refine",
+           "step_cache"}
 
 
 def bundled_models() -> dict[str, Path]:
@@ -234,6 +236,8 @@ class Pipeline:
         if negatives is not None:
             if len(negatives) not in (1, len(prompts)):
                 raise ValueError(f"give one negative_prompt or one per clip ({len(prompts)}), got {len(negatives)}")
+        if kwargs.get("step_cache") is not None and not isinstance(kwargs["step_cache"], StepCache):
+            kwargs["step_cache"] = StepCache(kwargs["step_cache"])  # checked by the generator; counts the passes it skips, for info
         return GenerationRequest(prompts=prompts, negative_prompts=negatives, num_frames=T, steps=a["num_inference_steps"],
                                  guidance=a["guidance_scale"], generator=a["generator"], latents=a["latents"], context_BTCHW=context,
                                  callback=self._step_callback(a["callback_on_step_end"], a["callback_on_step_end_tensor_inputs"]),
@@ -268,8 +272,11 @@ class Pipeline:
         to start from (another size is resized, with a warning) and context_frames.
         By family: sampler, shift; for hybrid models schedule ('autoregressive', 'pyramid',
         'full'), use_cache and context_level; for autoregressive models decode ('raster',
-        'diagonal', 'set'), temperature, top_k, top_p and refine. Every bad argument is a
-        ValueError that names it, raised before any work."""
+        'diagonal', 'set'), temperature, top_k, top_p and refine. For diffusion and hybrid models
+        step_cache=THRESHOLD (e.g. 0.1; 0, the default, is off) reuses a step's later blocks while
+        the first block's output barely changes (framecast.nn.step_cache); `info["step_cache"]`
+        then counts the block passes skipped. Every bad argument is a ValueError that names it,
+        raised before any work."""
         kwargs.update(negative_prompt=negative_prompt, num_frames=num_frames, num_inference_steps=num_inference_steps,
                       guidance_scale=guidance_scale, generator=generator, callback_on_step_end=callback_on_step_end)
         sibling = self._decoded_by(kwargs.get("decode"))
@@ -288,7 +295,10 @@ class Pipeline:
             else:
                 frames = as_output(self.model.generate(request), output_type)
         seconds = time.perf_counter() - start
-        return VideoPipelineOutput(frames=frames, seconds=seconds, info={"model": self.name}, output_type=output_type)
+        info = {"model": self.name}
+        if isinstance(request.step_cache, StepCache) and request.step_cache.threshold > 0:
+            info["step_cache"] = request.step_cache.summary()
+        return VideoPipelineOutput(frames=frames, seconds=seconds, info=info, output_type=output_type)
 
     def _decoded_by(self, decode) -> Pipeline | None:
         """A token model decodes in the orders its objective trained it for (set, or raster and

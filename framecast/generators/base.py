@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 import torch
 
 from framecast.generators.checks import check_options, public
+from framecast.nn.step_cache import StepCache
 from framecast.rng import Gen, randn
 from framecast.sampling.samplers import per_frame
 from framecast.text.encoder import TextEmbedding, TextEncoder, check_negative_prompts, check_prompts, encode_for_guidance
@@ -51,6 +52,9 @@ class GenerationRequest:
     sampler: str | None = None
     shift: float | None = None
     schedule: str | None = None  # noise-level matrix by name: full, autoregressive, pyramid
+    # diffusion and hybrid: skip a step's blocks 1.. while block 0's residual moves less than this
+    # relative L1 change (0: off); a StepCache instead also counts what it skipped (framecast.nn.step_cache)
+    step_cache: float | StepCache | None = None
     # hybrid
     matrix: object | None = None  # a NoiseMatrix; overrides schedule
     context_level: float | None = None  # noise level finished frames are shown at as context
@@ -67,8 +71,8 @@ class GenerationRequest:
 COMMON = {"prompts", "negative_prompts", "num_frames", "steps", "guidance", "generator", "callback", "context_BTCHW"}
 DENOISING = {"sampler", "shift", "schedule", "latents"}
 FAMILY_OPTIONS: dict[str, set[str]] = {
-    "diffusion": COMMON | DENOISING,
-    "hybrid": COMMON | DENOISING | {"matrix", "context_level", "use_cache"},
+    "diffusion": COMMON | DENOISING | {"step_cache"},
+    "hybrid": COMMON | DENOISING | {"matrix", "context_level", "use_cache", "step_cache"},
     "autoregressive": COMMON | {"use_cache", "decode", "refine", "temperature", "top_k", "top_p"},
     "wan": COMMON | DENOISING | {"use_cache", "height", "width"},
 }
@@ -76,6 +80,7 @@ WHO_READS = {  # for the message that refuses an option
     "latents": "diffusion and hybrid models (their starting noise)",
     "sampler": "diffusion and hybrid models", "shift": "diffusion and hybrid models", "schedule": "diffusion and hybrid models",
     "matrix": "hybrid models", "context_level": "hybrid models, which sample frame by frame from context",
+    "step_cache": "diffusion and hybrid models (framecast's own backbone)",
     "use_cache": "hybrid and autoregressive models", "decode": "autoregressive models", "refine": "autoregressive models",
     "temperature": "autoregressive models", "top_k": "autoregressive models", "top_p": "autoregressive models",
     "height": "Wan models (a bundled model makes one size)", "width": "Wan models (a bundled model makes one size)",

@@ -10,6 +10,8 @@ request field `steps`), what is wrong and what to give instead. The limits:
   beyond, cond + scale * (cond - uncond) leaves the range of the data and the frames saturate.
 - temperature in [0, 100] (0 draws the most likely token), top_p in (0, 1], top_k >= 0 (0: off).
 - refine (Gibbs sweeps a token-frame) <= 100: each sweep is one more pass over every token.
+- step_cache >= 0: the relative L1 change of the first block's residual under which a step reuses
+  the later blocks' residual (0: off; framecast.nn.step_cache; docs/performance.md, "Step caching").
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numbers
 
 import torch
 
+from framecast.nn.step_cache import StepCache
 from framecast.text.encoder import shorten
 
 PUBLIC = {  # request field -> the pipeline's argument
@@ -89,6 +92,19 @@ def check_tensor(name: str, value, *, floating: bool = True) -> torch.Tensor:
     return value
 
 
+def check_step_cache(value) -> float | StepCache:
+    """A threshold >= 0, given as a number or as a StepCache's."""
+    threshold = value.threshold if isinstance(value, StepCache) else value
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
+        raise ValueError(f"step_cache must be a number (a threshold >= 0; 0 is off), got {type(threshold).__name__} {show(threshold)}")
+    if not math.isfinite(threshold) or threshold < 0:
+        raise ValueError(f"step_cache must be a finite threshold >= 0 (0 is off; 0.15 to 0.3 on the bundled models), got {threshold}")
+    if isinstance(value, StepCache):
+        value.threshold = float(threshold)
+        return value
+    return float(threshold)
+
+
 def check_options(values: dict, batch: int) -> dict:
     """The request's fields (by field name) -> the checked values to replace them with."""
     out = {}
@@ -110,6 +126,8 @@ def check_options(values: dict, batch: int) -> dict:
         out["context_level"] = check_real("context_level", values["context_level"], 0.0, 1.0, high_open=True)
     if values.get("refine") is not None:
         out["refine"] = check_int("refine", values["refine"], 0, MAX_REFINE, "; refine counts Gibbs sweeps a token-frame")
+    if values.get("step_cache") is not None:
+        out["step_cache"] = check_step_cache(values["step_cache"])
     if values.get("use_cache") is not None and not isinstance(values["use_cache"], bool):
         raise ValueError(f"use_cache must be True or False, got {show(values['use_cache'])}")
     for name in CHOICES:

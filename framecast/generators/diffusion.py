@@ -29,6 +29,7 @@ from framecast.generators.base import (
     resolve,
     starting_noise,
 )
+from framecast.nn.step_cache import StepCache, step_cache_for
 from framecast.nn.transformer import SpaceTimeTransformer, TransformerConfig
 from framecast.rng import first, rand, randn
 from framecast.sampling.guidance import guided
@@ -181,16 +182,16 @@ class VideoDiffusion(nn.Module):
         c = self.config
         return dict(num_frames=c.frames, steps=c.steps, guidance=c.guidance, sampler=c.sampler, shift=c.shift, schedule="full")
 
-    def guided_denoiser(self, text: TextEmbedding, scale: float):
+    def guided_denoiser(self, text: TextEmbedding, scale: float, step_cache: StepCache | None = None):
         """x, levels -> guided x0 for the sampler (the text is [cond; uncond] when guided). The model
         was trained with one level per clip, so a row of the `full` matrix (all levels equal) is
-        read as that one level."""
+        read as that one level. A `step_cache` sees the guided batch whole (framecast.nn.step_cache)."""
 
         def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
             if sigma.dim() and (sigma != sigma[0]).any():
                 raise ValueError("a full-sequence diffusion model denoises all frames at one level; sample it with the full schedule")
             level = (sigma[0] if sigma.dim() else sigma).expand(x.shape[0]).to(x.device)
-            return guided(lambda x_, level_: self.predict_x0(x_, level_, text), scale)(x, level)
+            return guided(lambda x_, level_: self.predict_x0(x_, level_, text, step_cache=step_cache), scale)(x, level)
 
         return denoise
 
@@ -233,7 +234,8 @@ class VideoDiffusion(nn.Module):
             x = hold(x, K[0])
             callback = hold.then(callback)
         sample = get_sampler(r.sampler)
-        return sample(self.guided_denoiser(text, r.guidance), x, K, callback=callback, generator=r.generator)
+        denoise = self.guided_denoiser(text, r.guidance, step_cache_for(r.step_cache))
+        return sample(denoise, x, K, callback=callback, generator=r.generator)
 
 
 def initial_noise(shape: tuple[int, ...], generator) -> torch.Tensor:

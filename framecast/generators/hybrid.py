@@ -25,6 +25,7 @@ import torch
 from framecast.generators.base import ContextHolder, GenerationRequest, frames_in_chunks, guidance_text, resolve, starting_noise
 from framecast.generators.diffusion import DiffusionConfig, VideoDiffusion, initial_noise
 from framecast.nn.attention import KVCache, MaskSpec
+from framecast.nn.step_cache import StepCache, step_cache_for
 from framecast.rng import first, rand, randint, randn
 from framecast.sampling.guidance import guided
 from framecast.sampling.noise_matrix import NoiseMatrix, build_matrix
@@ -154,7 +155,7 @@ class CausalVideoDiffusion(VideoDiffusion):
         ctx_noise = initial_noise(x.shape, r.generator).to(device) if r.context_level > 0 else None
         text, _ = guidance_text(self.text, r)
         denoise = StreamDenoiser(self, text, r.guidance, use_cache=r.use_cache, context_level=r.context_level,
-                                 context_noise=ctx_noise)
+                                 context_noise=ctx_noise, step_cache=step_cache_for(r.step_cache))
         steps = get_steps(r.sampler)(denoise, x, K, callback=hold.then(r.callback) if hold else r.callback,
                                      generator=r.generator, causal=True)
         return steps, K
@@ -180,8 +181,11 @@ class StreamDenoiser:
     every step recomputes them. One per generation: it holds the cache."""
 
     def __init__(self, model: CausalVideoDiffusion, text: TextEmbedding, scale: float, *, use_cache: bool,
-                 context_level: float, context_noise: torch.Tensor | None):
+                 context_level: float, context_noise: torch.Tensor | None, step_cache: StepCache | None = None):
         self.model, self.text, self.scale = model, text, scale
+        # step caching (framecast.nn.step_cache) skips denoising passes only, never a KV-cache
+        # write, and keeps its residuals for one set of frames being denoised (its scope)
+        self.step_cache = step_cache
         self.level, self.noise = context_level, context_noise
         self.spec = model.config.mask_spec()
         self.cache = KVCache(len(model.backbone.blocks)) if use_cache else None
@@ -222,12 +226,16 @@ class StreamDenoiser:
         B, hi = x.shape[0], sigma.shape[0]
         noisy = (sigma > 0).nonzero()
         lo = int(noisy[0]) if noisy.numel() else hi  # the first token-frame still being denoised
+        if self.step_cache is not None:
+            self.step_cache.scope = (lo, hi)
         if self.cache is None:
             inp, lv = self._as_context(x, 0, lo)
-            return self._x0(torch.cat([inp, x[:, self._frames(lo, hi)]], 1), torch.cat([lv, sigma[lo:hi].expand(B, -1)], 1))
+            return self._x0(torch.cat([inp, x[:, self._frames(lo, hi)]], 1), torch.cat([lv, sigma[lo:hi].expand(B, -1)], 1),
+                            step_cache=self.step_cache)
         self._encode_context(x, lo)
         start = self.cached_upto
-        x0 = self._x0(x[:, self._frames(start, hi)], sigma[start:hi].expand(B, -1), cache=self.cache, frame_offset=start)
+        x0 = self._x0(x[:, self._frames(start, hi)], sigma[start:hi].expand(B, -1), cache=self.cache, frame_offset=start,
+                      step_cache=self.step_cache)
         return torch.cat([x[:, self._frames(0, start)].float(), x0], 1)  # cached frames are clean: x0 = x
 
 

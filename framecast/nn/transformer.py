@@ -19,6 +19,7 @@ from einops import rearrange
 from torch import nn
 
 from framecast.nn.attention import CrossAttention, KVCache, MaskSpec, RoPE3D, SelfAttention, attention_inputs, grid_positions, teacher_forcing_mask
+from framecast.nn.step_cache import StepCache
 from framecast.text.encoder import TextEmbedding
 
 
@@ -159,10 +160,12 @@ class SpaceTimeTransformer(nn.Module):
         mask: MaskSpec = MaskSpec(),
         cache: KVCache | None = None,
         frame_offset: int = 0,
+        step_cache: StepCache | None = None,
     ) -> torch.Tensor:
         """noise_level_BF: (B, F) in [0, 1], one level per token-frame (F = T / patch_frames),
         or (B,) for one level for the whole clip. `frame_offset`: the token-frame index of the
-        first frame of x. With a `cache`, x follows the cached frames (see KVCache)."""
+        first frame of x. With a `cache`, x follows the cached frames (see KVCache). With a
+        `step_cache`, a pass may reuse the later blocks' residual of an earlier one (StepCache)."""
         B, T, C, H, W = x_BTCHW.shape
         if C != self.config.channels:
             raise ValueError(f"the backbone expects {self.config.channels} channels, got {C}")
@@ -170,7 +173,8 @@ class SpaceTimeTransformer(nn.Module):
         if noise_level_BF.dim() == 1:
             noise_level_BF = noise_level_BF[:, None].expand(B, grid[0])
         pos = self.positions(grid, frame_offset, x_BTCHW.device)
-        out = self.forward_tokens(self.patchify(x_BTCHW), pos, noise_level_BF, text, mask=mask, cache=cache, grid_hw=grid[1:])
+        out = self.forward_tokens(self.patchify(x_BTCHW), pos, noise_level_BF, text, mask=mask, cache=cache, grid_hw=grid[1:],
+                                  step_cache=step_cache)
         return self.unpatchify(out, grid)
 
     def forward_teacher_forced(self, context_BTCHW: torch.Tensor, x_BTCHW: torch.Tensor, context_level_BF: torch.Tensor,
@@ -199,12 +203,14 @@ class SpaceTimeTransformer(nn.Module):
         cache: KVCache | None = None,
         grid_hw: tuple[int, int] | None = None,
         attn_mask: torch.Tensor | None = None,
+        step_cache: StepCache | None = None,
     ) -> torch.Tensor:
         """Any set of tokens: x_BNP (B, N, patch values) at absolute positions pos_N3 (t, y, x).
         The condition is given per group of N / G consecutive tokens (a token-frame, or G = 1 for
         one condition for all). `grid_hw` (tokens per frame side) orders tokens for the
         token-causal mask. `attn_mask` (N, N) bool replaces the mask built from `mask` (e.g. a
-        teacher-forcing layout). Returns (B, N, out values)."""
+        teacher-forcing layout). `step_cache` may skip blocks 1.. of a pass that writes no KV cache
+        (framecast.nn.step_cache). Returns (B, N, out values)."""
         B, N, _ = x_BNP.shape
         G = noise_level_BG.shape[1]
         if N % G:
@@ -214,8 +220,12 @@ class SpaceTimeTransformer(nn.Module):
         h = self.patch_embed(x_BNP)  # (B, N, D)
         cond_BGD = self.condition(noise_level_BG, text, h.dtype)
         mod_BG16D = rearrange(self.adaln(cond_BGD), "b g (one six d) -> b g one six d", one=1, six=6)
-        for i, block in enumerate(self.blocks):
-            h = block(h, mod_BG16D, rot_q, rot_k, attn_mask, text, cache, i)
+        run = lambda i, h_BND: self.blocks[i](h_BND, mod_BG16D, rot_q, rot_k, attn_mask, text, cache, i)  # noqa: E731
+        if step_cache is None or (cache is not None and cache.writing):  # a KV-cache write keeps every block's keys: never skipped
+            for i in range(len(self.blocks)):
+                h = run(i, h)
+        else:
+            h = step_cache(run, len(self.blocks), h, key=(tuple(h.shape), 0 if cache is None else len(cache)))
         if cache is not None:
             cache.commit(pos_N3, q_pos)
         return self.readout(h, cond_BGD)
