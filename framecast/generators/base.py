@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 import torch
 
 from framecast.generators.checks import check_options, public
+from framecast.generators.prompt_at import check_prompt_at
 from framecast.nn.step_cache import StepCache
 from framecast.rng import Gen, randn
 from framecast.sampling.samplers import per_frame
@@ -60,6 +61,9 @@ class GenerationRequest:
     context_level: float | None = None  # noise level finished frames are shown at as context
     # streaming families (hybrid, autoregressive)
     use_cache: bool | None = None
+    # hybrid streaming: [(video frame, prompt or one per clip), ...] (framecast.generators.prompt_at)
+    prompt_at: list | None = None
+    recache: bool | None = None  # at a switch, re-encode the cached context under the new prompt (LongLive)
     # autoregressive
     decode: str | None = None  # raster, diagonal or set
     refine: int | None = None  # Gibbs sweeps a token-frame (set decoding)
@@ -72,7 +76,7 @@ COMMON = {"prompts", "negative_prompts", "num_frames", "steps", "guidance", "gen
 DENOISING = {"sampler", "shift", "schedule", "latents"}
 FAMILY_OPTIONS: dict[str, set[str]] = {
     "diffusion": COMMON | DENOISING | {"step_cache"},
-    "hybrid": COMMON | DENOISING | {"matrix", "context_level", "use_cache", "step_cache"},
+    "hybrid": COMMON | DENOISING | {"matrix", "context_level", "use_cache", "step_cache", "prompt_at", "recache"},
     "autoregressive": COMMON | {"use_cache", "decode", "refine", "temperature", "top_k", "top_p"},
     "wan": COMMON | DENOISING | {"use_cache", "height", "width"},
 }
@@ -81,7 +85,9 @@ WHO_READS = {  # for the message that refuses an option
     "sampler": "diffusion and hybrid models", "shift": "diffusion and hybrid models", "schedule": "diffusion and hybrid models",
     "matrix": "hybrid models", "context_level": "hybrid models, which sample frame by frame from context",
     "step_cache": "diffusion and hybrid models (framecast's own backbone)",
-    "use_cache": "hybrid and autoregressive models", "decode": "autoregressive models", "refine": "autoregressive models",
+    "use_cache": "hybrid and autoregressive models",
+    "prompt_at": "hybrid models, which make frames in order and can change prompt mid-stream",
+    "recache": "hybrid models with prompt_at", "decode": "autoregressive models", "refine": "autoregressive models",
     "temperature": "autoregressive models", "top_k": "autoregressive models", "top_p": "autoregressive models",
     "height": "Wan models (a bundled model makes one size)", "width": "Wan models (a bundled model makes one size)",
 }
@@ -102,7 +108,10 @@ def resolve(request: GenerationRequest, family: str, defaults: dict) -> Generati
     if negatives is not None and len(negatives) not in (1, len(request.prompts)):
         raise ValueError(f"give one negative_prompt or one per prompt ({len(request.prompts)}), got {len(negatives)}")
     request = replace(request, negative_prompts=negatives)
-    return replace(request, **check_options({f.name: getattr(request, f.name) for f in fields(request)}, len(request.prompts)))
+    request = replace(request, **check_options({f.name: getattr(request, f.name) for f in fields(request)}, len(request.prompts)))
+    if request.prompt_at is not None:
+        request = replace(request, prompt_at=check_prompt_at(request.prompt_at, request.num_frames, len(request.prompts)))
+    return request
 
 
 def starting_noise(request: GenerationRequest, shape: tuple[int, ...]) -> torch.Tensor:

@@ -128,8 +128,9 @@ def check_options(values: dict, batch: int) -> dict:
         out["refine"] = check_int("refine", values["refine"], 0, MAX_REFINE, "; refine counts Gibbs sweeps a token-frame")
     if values.get("step_cache") is not None:
         out["step_cache"] = check_step_cache(values["step_cache"])
-    if values.get("use_cache") is not None and not isinstance(values["use_cache"], bool):
-        raise ValueError(f"use_cache must be True or False, got {show(values['use_cache'])}")
+    for name in ("use_cache", "recache"):
+        if values.get(name) is not None and not isinstance(values[name], bool):
+            raise ValueError(f"{name} must be True or False, got {show(values[name])}")
     for name in CHOICES:
         if values.get(name) is not None and not isinstance(values[name], str):
             raise ValueError(f"{name} must be a name (a string), got {type(values[name]).__name__} {show(values[name])}")

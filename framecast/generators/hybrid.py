@@ -13,17 +13,23 @@ precede every frame still being denoised are encoded once into the KV cache; eac
 attends to it without recomputing it (CausVid, Yin et al. 2025). A rolling window with a few kept
 "sink" frames bounds memory and time per frame for long clips (FAR's long/short context;
 StreamingLLM).
+
+A request may change the prompt at given frames (`prompt_at`, interactive streaming): the frames
+from a switch on are made under the new prompt, and the frames in the cache are encoded again
+under it (LongLive's KV re-cache, Yang et al. 2025), so the new prompt takes effect at once while
+the scene it continues keeps its objects and places.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterator
+from dataclasses import dataclass, replace
+from typing import Iterator, Sequence
 
 import torch
 
 from framecast.generators.base import ContextHolder, GenerationRequest, frames_in_chunks, guidance_text, resolve, starting_noise
 from framecast.generators.diffusion import DiffusionConfig, VideoDiffusion, initial_noise
+from framecast.generators.prompt_at import token_frame_switches
 from framecast.nn.attention import KVCache, MaskSpec
 from framecast.nn.step_cache import StepCache, step_cache_for
 from framecast.rng import first, rand, randint, randn
@@ -93,7 +99,25 @@ class CausalVideoDiffusion(VideoDiffusion):
     # --- sampling -------------------------------------------------------------------------
     def request_defaults(self) -> dict:
         c = self.config
-        return {**super().request_defaults(), "schedule": c.schedule, "context_level": c.context_level, "use_cache": True}
+        return {**super().request_defaults(), "schedule": c.schedule, "context_level": c.context_level, "use_cache": True,
+                "recache": True}
+
+    def check(self, request: GenerationRequest) -> None:
+        super().check(request)
+        r = resolve(request, self.family, self.request_defaults())
+        self.switch_frames(r, self.noise_matrix(r, 0 if r.context_BTCHW is None else r.context_BTCHW.shape[1]).levels)
+
+    def switch_frames(self, r: GenerationRequest, K: torch.Tensor) -> list[int]:
+        """The checked request's prompt switches as token-frames. The stream takes up a switch's
+        prompt at the first step whose earlier frames are all finished; a schedule with no such
+        step before the switched frames are done (`full`: every frame at once) is refused."""
+        frames = token_frame_switches(r.prompt_at or (), self.patch_frames)
+        schedule = "given" if r.matrix is not None else r.schedule
+        for (frame, _), f in zip(r.prompt_at or (), frames):
+            if not ((K[:-1, :f] == 0).all(1) & (K[:-1, f:] > 0).any(1)).any():
+                raise ValueError(f"prompt_at frame {frame}: the {schedule} schedule denoises the frames around a switch together, "
+                                 "so the prompt cannot change there; use the autoregressive or pyramid schedule")
+        return frames
 
     def noise_matrix(self, request: GenerationRequest, context_frames: int = 0) -> NoiseMatrix:
         """The request's noise-level matrix over its token-frames, the first `context_frames` video
@@ -154,8 +178,11 @@ class CausalVideoDiffusion(VideoDiffusion):
         # uncached paths see the same context; the clip itself keeps the clean frames.
         ctx_noise = initial_noise(x.shape, r.generator).to(device) if r.context_level > 0 else None
         text, _ = guidance_text(self.text, r)
+        switches = [(f, guidance_text(self.text, replace(r, prompts=prompts))[0])
+                    for f, (_, prompts) in zip(self.switch_frames(r, K), r.prompt_at or ())]
         denoise = StreamDenoiser(self, text, r.guidance, use_cache=r.use_cache, context_level=r.context_level,
-                                 context_noise=ctx_noise, step_cache=step_cache_for(r.step_cache))
+                                 context_noise=ctx_noise, step_cache=step_cache_for(r.step_cache), switches=switches,
+                                 recache=r.recache)
         steps = get_steps(r.sampler)(denoise, x, K, callback=hold.then(r.callback) if hold else r.callback,
                                      generator=r.generator, causal=True)
         return steps, K
@@ -178,14 +205,21 @@ class StreamDenoiser:
     """The hybrid's denoiser for the samplers: x0 of the frames a step hands over. Clean frames
     before the first noisy one are context: with the KV cache they are encoded once (then kept in a
     rolling window with sink frames) and later steps compute only the noisy frames; without it,
-    every step recomputes them. One per generation: it holds the cache."""
+    every step recomputes them. One per generation: it holds the cache.
+
+    `switches`: (token-frame, text) prompt changes; the text in force is that of the last switch at
+    or before the first frame still being denoised. With `recache`, the cached frames are encoded
+    again under the new text at a switch (LongLive); without it they keep the old prompt's keys.
+    Without a cache, every step reads the context under the text in force anyway."""
 
     def __init__(self, model: CausalVideoDiffusion, text: TextEmbedding, scale: float, *, use_cache: bool,
-                 context_level: float, context_noise: torch.Tensor | None, step_cache: StepCache | None = None):
+                 context_level: float, context_noise: torch.Tensor | None, step_cache: StepCache | None = None,
+                 switches: Sequence[tuple[int, TextEmbedding]] = (), recache: bool = True):
         self.model, self.text, self.scale = model, text, scale
         # step caching (framecast.nn.step_cache) skips denoising passes only, never a KV-cache
         # write, and keeps its residuals for one set of frames being denoised (its scope)
         self.step_cache = step_cache
+        self.switches, self.recache = list(switches), recache
         self.level, self.noise = context_level, context_noise
         self.spec = model.config.mask_spec()
         self.cache = KVCache(len(model.backbone.blocks)) if use_cache else None
@@ -221,6 +255,28 @@ class StreamDenoiser:
                 self.cache.keep_frames(torch.cat([ids[:sinks], ids[-window:]]))
         self.cache.writing = False
 
+    def _switch(self, x: torch.Tensor, lo: int) -> None:
+        """Take up the prompt of every switch the stream has reached (token-frame <= lo)."""
+        switched = False
+        while self.switches and self.switches[0][0] <= lo:
+            _, self.text = self.switches.pop(0)
+            switched = True
+        if switched and self.recache and self.cache is not None and len(self.cache):
+            self._recache(x)
+
+    def _recache(self, x: torch.Tensor) -> None:
+        """LongLive's KV re-cache (Yang et al. 2025): the frames in the cache (sinks, then the recent
+        window) encoded again, each run of consecutive frames in one pass, under the text now in
+        force, at the same positions, so the next frames read their context through the new prompt."""
+        ids = self.cache.frame_ids().tolist()
+        self.cache = KVCache(len(self.model.backbone.blocks))
+        starts = [i for i, f in enumerate(ids) if i == 0 or f != ids[i - 1] + 1]
+        for a, b in zip(starts, starts[1:] + [len(ids)]):
+            self.cache.writing = True
+            inp, lv = self._as_context(x, ids[a], ids[b - 1] + 1)
+            self._x0(inp, lv, cache=self.cache, frame_offset=ids[a])
+        self.cache.writing = False
+
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         """x: frames [0, hi) of the clip; sigma: their (hi,) token-frame levels."""
         B, hi = x.shape[0], sigma.shape[0]
@@ -229,10 +285,12 @@ class StreamDenoiser:
         if self.step_cache is not None:
             self.step_cache.scope = (lo, hi)
         if self.cache is None:
+            self._switch(x, lo)
             inp, lv = self._as_context(x, 0, lo)
             return self._x0(torch.cat([inp, x[:, self._frames(lo, hi)]], 1), torch.cat([lv, sigma[lo:hi].expand(B, -1)], 1),
                             step_cache=self.step_cache)
-        self._encode_context(x, lo)
+        self._encode_context(x, lo)  # finished frames enter the cache under the prompt they were made with
+        self._switch(x, lo)
         start = self.cached_upto
         x0 = self._x0(x[:, self._frames(start, hi)], sigma[start:hi].expand(B, -1), cache=self.cache, frame_offset=start,
                       step_cache=self.step_cache)
