@@ -383,6 +383,10 @@ def generate(
     stream: bool = typer.Option(False, "--stream", help="hybrid and AR models: write frames as they are made"),
     no_cache: bool = typer.Option(False, "--no-cache", help="hybrid and AR models: recompute the context at every step"),
     context_level: Optional[float] = typer.Option(None, "--context-level", help="hybrid models: noise level of finished frames seen as context"),
+    prompt_at: List[str] = typer.Option([], "--prompt-at", help="hybrid models: FRAME:PROMPT, from video frame FRAME on follow PROMPT "
+                                        "(repeatable, frames increasing; with --stream, interactive streaming)"),
+    no_recache: bool = typer.Option(False, "--no-recache", help="with --prompt-at: keep the cached context under the old prompt "
+                                    "(default: re-encode it under the new one, LongLive's KV re-cache)"),
     decode: Optional[str] = typer.Option(None, "--decode", help="autoregressive models: raster, diagonal or set"),
     temperature: Optional[float] = typer.Option(None, "--temperature", help="autoregressive models"),
     top_k: Optional[int] = typer.Option(None, "--top-k", help="autoregressive models"),
@@ -396,7 +400,10 @@ def generate(
 ):
     """Generate a clip from a text prompt.
 
-    Example: framecast generate "a big red circle moves right" -m shapes-hybrid -o clip.mp4 -o clip.png"""
+    Example: framecast generate "a big red circle moves right" -m shapes-hybrid -o clip.mp4 -o clip.png
+
+    Interactive (the prompt changes at frame 24): framecast generate "a big red circle moves right"
+    -m shapes-hybrid --stream --frames 48 --prompt-at "24:a big red circle moves up" -o clip.mp4"""
     a = types.SimpleNamespace(**locals())
     _check_generate(a)
     if stream:
@@ -419,6 +426,7 @@ def _check_generate(a) -> None:
     count("--chunk", a.chunk)
     seed_range(a.seed, seeds_used(1, a.best_of, a.chunk))
     check_fps(real("--fps", a.fps, lo=0.0, hi=1000.0, above=True))
+    a.switches = prompt_switches(a.prompt_at, a.no_recache)
     if a.stream and (a.best_of > 1 or a.chunk is not None):
         raise ValueError("--stream writes frames as they are made, so it cannot search among candidates; drop --best-of/--chunk or --stream")
     if a.stream and len(a.output) != 1:
@@ -438,11 +446,11 @@ def _loaded(a):
     warning = card_warning(pipe, decode=a.decode, schedule=a.schedule, sampler=a.sampler)
     if warning:
         typer.echo(warning, err=True)
-    _prompt_check(pipe, a.prompt, a.strict)
+    _prompt_check(pipe, [a.prompt, *(p for _, p in a.switches.get("prompt_at", []))], a.strict)
     return pipe, start_frames(pipe, a.image, a.video)
 
 
-def _prompt_check(pipe, prompt: str, strict: bool) -> None:
+def _prompt_check(pipe, prompt: str | list[str], strict: bool) -> None:
     """An out-of-domain prompt: a warning line (printed here, once), or with --strict the refusal."""
     import warnings
 
@@ -469,7 +477,22 @@ def _call_options(a) -> dict:
     return dict(negative_prompt=a.negative_prompt, num_inference_steps=a.steps, guidance_scale=a.guidance, height=a.height, width=a.width,
                 **_given(sampler=a.sampler, schedule=a.schedule, decode=a.decode, temperature=a.temperature, top_k=a.top_k,
                          top_p=a.top_p, refine=a.refine, context_level=a.context_level, step_cache=a.step_cache),
-                **({"use_cache": False} if a.no_cache else {}))
+                **({"use_cache": False} if a.no_cache else {}), **a.switches)
+
+
+def prompt_switches(values: list[str], no_recache: bool) -> dict:
+    """--prompt-at FRAME:PROMPT (repeatable) and --no-recache as the pipeline's prompt_at and
+    recache keywords; the pipeline checks the frames against the clip and the model."""
+    switches = []
+    for value in values:
+        frame, sep, prompt = value.partition(":")
+        if not sep or not frame.strip().isdigit() or not prompt.strip():
+            raise ValueError(f"--prompt-at {value[:60]!r}: give FRAME:PROMPT, a video frame and the prompt from it on, "
+                             "e.g. --prompt-at '24:a big red circle moves up'")
+        switches.append((int(frame), prompt.strip()))
+    if no_recache and not switches:
+        raise ValueError("--no-recache changes what happens at a prompt switch; give --prompt-at FRAME:PROMPT, or drop --no-recache")
+    return ({"prompt_at": switches} if switches else {}) | ({"recache": False} if no_recache else {})
 
 
 def _generate_one(a) -> None:

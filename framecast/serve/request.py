@@ -20,7 +20,17 @@ from pydantic import BaseModel, ConfigDict, Field
 MAX_PROMPT_CHARS = 500
 MAX_FRAMES = 256
 MAX_STEPS = 1000
+MAX_SWITCHES = 16  # prompt changes in one stream
 FORMATS = {"mp4": "video/mp4", "gif": "image/gif", "npy": "application/octet-stream"}
+
+
+class PromptSwitch(BaseModel):
+    """From video frame `frame` on, the clip follows `prompt` (hybrid models; `framecast generate --prompt-at`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    frame: int
+    prompt: str = Field(..., min_length=1, max_length=MAX_PROMPT_CHARS)
 
 
 class VideoRequest(BaseModel):
@@ -41,6 +51,8 @@ class VideoRequest(BaseModel):
     image: Optional[str] = Field(None, description="first frame to start from: a PNG or JPEG, base64 (a data: URL is accepted)")
     video: Optional[str] = Field(None, description="clip to continue: an mp4 or gif, base64")
     context_frames: Optional[int] = None
+    prompt_at: Optional[list[PromptSwitch]] = Field(None, max_length=MAX_SWITCHES)  # frames are checked by the pipeline
+    recache: Optional[bool] = None
     format: Literal["mp4", "gif", "npy"] = "mp4"
     fps: int = Field(8, gt=0, le=60)
 
@@ -96,6 +108,10 @@ def pipeline_kwargs(req: VideoRequest) -> dict:
         kw["video"] = decode_video(req.video)
     if req.context_frames is not None:
         kw["context_frames"] = req.context_frames
+    if req.prompt_at is not None:
+        kw["prompt_at"] = [(s.frame, s.prompt) for s in req.prompt_at]
+    if req.recache is not None:
+        kw["recache"] = req.recache
     return kw
 
 
