@@ -10,10 +10,14 @@ framecast.eval.shapes) sliding one frame at a time:
 - `effect_frames`: frames from the switch to the first window that shows the new prompt (the
   object present in its new colour, or moving along its new axis; the sign may flip at a wall, as
   objects bounce in the Shapes world); None if no window after the switch shows it.
-- `lost`: the object is missing (in its old or new colour) in some window around the switch,
-  frames [switch - WINDOW, switch + AROUND), by the judge's rule (present in >= PRESENCE_MIN of
-  the window's frames, each with >= PRESENCE_SHARE of its expected area).
-- `jump_px`: the largest step of the object's centre around the switch (a cut moves it far).
+- `lost`: the object is missing in some window around the switch, frames [switch - WINDOW,
+  switch + AROUND), by the judge's rule (present in >= PRESENCE_MIN of the window's frames, each
+  with >= PRESENCE_SHARE of its expected area lit). Any lit colour counts: the scene holds one
+  object, and one that passes through a third colour on its way to the new one (blue, white for
+  two frames, yellow) is still there; the detour shows in `effect_frames` instead.
+- `jump_px`: the largest step of the object's centre around the switch (a cut moves it far; the
+  world moves it S/32 px a frame, and the judge counts a step over 3 of those and 1 px as a
+  teleport).
 - `before_ok`: the window just before the switch shows the old prompt (the stream followed it).
 """
 
@@ -77,9 +81,10 @@ def render_switch(case: SwitchCase, switch: int, frames: int, size: int = 32) ->
     return np.concatenate([head, tail])
 
 
-def _presence(codes_THW: np.ndarray, colours: list[str], obj: dict, S: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per frame: present (bool) and centre (x, y; NaN when absent) of the object in any of `colours`."""
-    mask = np.isin(codes_THW, [colour_code(c) for c in colours])
+def _presence(codes_THW: np.ndarray, colours: list[str] | None, obj: dict, S: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame: present (bool) and centre (x, y; NaN when absent) of the object in any of
+    `colours` (None: any lit colour)."""
+    mask = codes_THW > 0 if colours is None else np.isin(codes_THW, [colour_code(c) for c in colours])
     area = expected_area_px(obj["shape"], SIZES[obj["size"]] * S)
     present = mask.sum(axis=(1, 2)) >= PRESENCE_SHARE * area
     centre = np.full((len(mask), 2), np.nan)
@@ -122,9 +127,7 @@ def judge_switch(frames_THW3: np.ndarray, case: SwitchCase, switch: int) -> dict
     codes = colour_codes(frames_THW3)
     effect = next((t - switch for t in range(switch, T - WINDOW + 1) if _shows(case, case.after, codes, t, S)), None)
     obj = parse_caption(case.before)[0]
-    colours = list({obj["colour"], parse_caption(case.after)[0]["colour"]})
-    stop = min(T, switch + AROUND)
-    present, centre = _presence(codes[switch - WINDOW : stop], colours, obj, S)
+    present, centre = _presence(codes[switch - WINDOW : min(T, switch + AROUND)], None, obj, S)
     windows = [present[i : i + WINDOW].mean() for i in range(len(present) - WINDOW + 1)]
     steps = np.linalg.norm(np.diff(centre, axis=0), axis=1)
     return {
@@ -138,7 +141,8 @@ def judge_switch(frames_THW3: np.ndarray, case: SwitchCase, switch: int) -> dict
 
 def summarize_switches(verdicts: list[dict]) -> dict:
     """Shares over cases: in effect within EFFECT_WITHIN frames, ever in effect, object lost; the
-    median frames to effect (over cases where it took effect) and the largest centre step."""
+    median frames to effect (over cases where it took effect), the median and the largest of the
+    cases' largest centre steps."""
     effects = [v["effect_frames"] for v in verdicts if v["effect_frames"] is not None]
     share = lambda xs: float(np.mean(xs)) if len(xs) else float("nan")  # noqa: E731
     return {
@@ -148,5 +152,6 @@ def summarize_switches(verdicts: list[dict]) -> dict:
         "effect_ever": share([v["effect_frames"] is not None for v in verdicts]),
         "median_effect_frames": float(np.median(effects)) if effects else float("nan"),
         "lost": share([v["lost"] for v in verdicts]),
+        "median_jump_px": float(np.nanmedian([v["jump_px"] for v in verdicts])),
         "max_jump_px": float(np.nanmax([v["jump_px"] for v in verdicts])),
     }
