@@ -80,6 +80,12 @@ def test_guidance_keeps_its_unconditional_branch(model):
     assert torch.isfinite(guided).all() and not torch.allclose(one[:, 5:], guided[:, 5:], atol=1e-3)
 
 
+def test_switch_with_step_caching(model):
+    plain = model.generate(_req(step_cache=0.3))
+    switched = model.generate(_req(step_cache=0.3, prompt_at=[(5, B)]))
+    assert torch.equal(switched[:, :5], plain[:, :5]) and (switched[:, 5:] - plain[:, 5:]).abs().amax() > 0.1
+
+
 # --- the re-cache ---------------------------------------------------------------------------
 def _text(model, prompt):
     return model.text.encode([prompt])
