@@ -71,12 +71,18 @@ def step_table(steps: list[dict]) -> list[str]:
     return lines
 
 
+def _plain(r: dict) -> bool:
+    """A row with an explicit thread count and OpenMP's default waits."""
+    return r["chosen_by"] != "policy" and r.get("omp_wait_policy", "default") == "default"
+
+
 def thread_table(rows: list[dict]) -> list[str]:
-    alone = {r["threads"]: r["s"] for r in rows if not r["neighbour"] and r["chosen_by"] != "policy"}
-    best = min(alone.values())
-    lines = ["| beside a busy process | threads | chosen by | s / generation | vs the best alone |", "|---|---|---|---|---|"]
+    best = min(r["s"] for r in rows if not r["neighbour"] and _plain(r))
+    lines = ["| beside a busy process | threads | chosen by | OpenMP waits | s / generation | vs the best alone |",
+             "|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {'yes' if r['neighbour'] else 'no'} | {r['threads']} | {r['chosen_by']} | {r['s']:.2f} | {r['s'] / best:.1f}x |")
+        lines.append(f"| {'yes' if r['neighbour'] else 'no'} | {r['threads']} | {r['chosen_by']} | "
+                     f"{r.get('omp_wait_policy', 'default').lower()} | {r['s']:.2f} | {r['s'] / best:.1f}x |")
     return lines
 
 
@@ -88,14 +94,19 @@ def headline(result: dict) -> list[str]:
                    f"{1e3 * s['diffusers_s']:.1f} ms ({s['diffusers_s'] / s['framecast_s']:.2f}x as fast).")
     rows = result.get("threads")
     if rows:
-        busy = [r for r in rows if r["neighbour"]]
         cores = max(r["threads"] for r in rows)
-        all_cores = next(r for r in busy if r["threads"] == cores and r["chosen_by"] != "policy")
-        policy = next(r for r in busy if r["chosen_by"] == "policy")
-        alone = next(r for r in rows if not r["neighbour"] and r["threads"] == cores and r["chosen_by"] != "policy")
-        out.append(f"Beside one busy process, {cores} threads took {all_cores['s'] / alone['s']:.1f}x as long as alone; "
+        pick = lambda busy, test: next(r for r in rows if r["neighbour"] == busy and test(r))  # noqa: E731
+        alone = pick(False, lambda r: _plain(r) and r["threads"] == cores)
+        crowded = pick(True, lambda r: _plain(r) and r["threads"] == cores)
+        policy = pick(True, lambda r: r["chosen_by"] == "policy")
+        out.append(f"Beside one busy process, {cores} threads took {crowded['s'] / alone['s']:.1f}x as long as alone; "
                    f"the thread policy chose {policy['threads']} and took {policy['s'] / alone['s']:.1f}x "
-                   f"({all_cores['s'] / policy['s']:.1f}x faster than {cores} threads).")
+                   f"({crowded['s'] / policy['s']:.1f}x faster than {cores} threads).")
+        passive = [r for r in rows if r.get("omp_wait_policy", "default") != "default"]
+        if len(passive) == 2:
+            quiet, busy = sorted(passive, key=lambda r: r["neighbour"])
+            out.append(f"With OMP_WAIT_POLICY=PASSIVE, {cores} threads took {quiet['s'] / alone['s']:.2f}x the default's time "
+                       f"alone and {busy['s'] / alone['s']:.1f}x alone's beside the busy process.")
     return out
 
 

@@ -5,6 +5,7 @@ setting runs in a fresh process, so peak memory and thread pools do not mix."""
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import statistics
 import time
@@ -226,16 +227,32 @@ def one_generation(name: str, threads: int | None, steps: int, repeats: int) -> 
     return {"threads": n, "chosen_by": source, "s": statistics.median(times)}
 
 
-def thread_rows(name: str, steps: int, repeats: int, cores: int) -> list[dict]:
-    """One generation alone and beside a neighbour, with 1 thread, every core, and the policy."""
-    rows = []
-    settings = [(1, False), (cores, False), (None, False), (1, True), (cores, True), (None, True)]
-    for threads, busy in settings:
-        if busy:
-            with Neighbour():
-                r = in_own_process(one_generation, name, threads, steps, repeats)
+def _with_env(key: str, value: str | None, fn, *args):
+    """fn(*args) in its own process with the environment variable `key` set (None: as it is);
+    OpenMP reads its settings when PyTorch is first imported, so they go to a fresh process."""
+    import os
+
+    before = os.environ.get(key)
+    if value is not None:
+        os.environ[key] = value
+    try:
+        return in_own_process(fn, *args)
+    finally:
+        if before is None:
+            os.environ.pop(key, None)
         else:
-            r = in_own_process(one_generation, name, threads, steps, repeats)
-        rows.append({"neighbour": busy, **r})
-        print(f"threads {r['threads']} ({r['chosen_by']}), {'beside a busy process' if busy else 'alone'}: {r['s']:.2f} s", flush=True)
+            os.environ[key] = before
+
+
+def thread_rows(name: str, steps: int, repeats: int, cores: int) -> list[dict]:
+    """One generation alone and beside a neighbour, with 1 thread, every core, the policy, and
+    every core with OpenMP's passive waits (threads sleep at a barrier instead of spinning)."""
+    rows = []
+    for busy in (False, True):
+        for threads, waits in ((1, None), (cores, None), (None, None), (cores, "PASSIVE")):
+            with Neighbour() if busy else contextlib.nullcontext():
+                r = _with_env("OMP_WAIT_POLICY", waits, one_generation, name, threads, steps, repeats)
+            rows.append({"neighbour": busy, "omp_wait_policy": waits or "default", **r})
+            print(f"threads {r['threads']} ({r['chosen_by']}, OpenMP waits {waits or 'default'}), "
+                  f"{'beside a busy process' if busy else 'alone'}: {r['s']:.2f} s", flush=True)
     return rows

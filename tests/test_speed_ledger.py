@@ -15,9 +15,11 @@ STEP = {"precision": "fp32", "framecast_s": 0.05, "diffusers_s": 0.06, "width": 
 THREADS = [{"neighbour": False, "threads": 1, "chosen_by": "--threads", "s": 1.0},
            {"neighbour": False, "threads": 2, "chosen_by": "--threads", "s": 0.6},
            {"neighbour": False, "threads": 2, "chosen_by": "policy", "s": 0.6},
+           {"neighbour": False, "threads": 2, "chosen_by": "--threads", "omp_wait_policy": "PASSIVE", "s": 0.66},
            {"neighbour": True, "threads": 1, "chosen_by": "--threads", "s": 1.1},
            {"neighbour": True, "threads": 2, "chosen_by": "--threads", "s": 9.0},
-           {"neighbour": True, "threads": 1, "chosen_by": "policy", "s": 1.2}]
+           {"neighbour": True, "threads": 1, "chosen_by": "policy", "s": 1.2},
+           {"neighbour": True, "threads": 2, "chosen_by": "--threads", "omp_wait_policy": "PASSIVE", "s": 1.5}]
 MODEL = {"model": "shapes-hybrid", "precision": "fp32", "s_per_clip": 3.0, "frames": 16, "stream_fps": 5.0, "first_frame_s": 0.2,
          "peak_rss_mb": 500.0, "backbone_gflop": 90.0, "backbone_gflop_per_s": 30.0}
 
@@ -33,7 +35,8 @@ def test_tables_and_headline_from_figures():
               "thread_steps": 10, "threads_rows": THREADS, "notes": "Ran beside other work."}
     text = "\n".join(speed.tables(result))
     assert "| shapes-hybrid | fp32 | 3.00 (16) | 5.0 | 0.20 | 500 | 90.0 | 30.0 | 50% of 60 |" in text
-    assert "1.20x" in text and "| yes | 2 | --threads | 9.00 | 15.0x |" in text
+    assert "1.20x" in text and "| yes | 2 | --threads | default | 9.00 | 15.0x |" in text
+    assert "PASSIVE, 2 threads took 1.10x the default's time alone and 2.5x alone's beside" in text
     assert "2 threads took 15.0x as long as alone; the thread policy chose 1 and took 2.0x (7.5x faster" in text
     assert text.endswith("Ran beside other work.")
 
