@@ -1,6 +1,6 @@
 """The speed ledger: one command, one table of how fast framecast runs on this machine.
 
-    python benchmarks/speed.py                 # about 5 minutes on a quiet 2-core CPU
+    python benchmarks/speed.py                 # a few minutes on a quiet 2-core CPU
     python benchmarks/speed.py --models shapes-hybrid-fast   # a further model folder or name
 
 It measures, in this order:
@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import re
+import shlex
+import sys
 from pathlib import Path
 
 import torch
@@ -35,7 +37,8 @@ from framecast.threads import choose_threads, usable_cpus
 
 BUNDLED = ["shapes-diffusion", "shapes-hybrid", "shapes-ar"]
 SECTION = "## Speed ledger"
-COMMAND = "python benchmarks/speed.py"
+SHARED_NOTE = ("Run while a training run and other jobs shared the machine: times are several times a quiet "
+               "machine's, so compare within the run; 'alone' means without the added busy process.")
 
 
 def precision_plan(requested: list[str], fast_bf16: bool) -> list[str]:
@@ -112,7 +115,7 @@ def headline(result: dict) -> list[str]:
 
 def tables(result: dict) -> list[str]:
     peak, threads = result["matmul_peak_gflop_per_s"], result["threads"]
-    lines = [f"Matmul peak ({threads} threads): " + ", ".join(f"{p} {v:.0f} GFLOP/s" for p, v in peak.items()) + "."]
+    lines = [f"Matmul peak ({threads} thread{'s' if threads != 1 else ''}): " + ", ".join(f"{p} {v:.0f} GFLOP/s" for p, v in peak.items()) + "."]
     if result.get("models"):
         lines += ["", *model_table(result["models"], peak)]
     if result.get("step"):
@@ -140,9 +143,12 @@ def replace_section(doc: str, section: str) -> str:
 
 def docs_section(result: dict) -> str:
     m = result["machine"]
-    return "\n".join([SECTION, "", "```bash", COMMAND, "```", "",
+    return "\n".join([SECTION, "", "```bash", result["command"], "```", "",
                       f"Machine: {describe(m)}, torch {m['torch']}. [speed.md](../benchmarks/results/speed.md) holds the "
-                      "same tables; the script's docstring says what each column measures.", "", *tables(result), ""])
+                      "same tables; the script's docstring says what each column measures. `framecast generate`, `eval` "
+                      "and `serve` take `--threads N` (or FRAMECAST_THREADS=N); without it framecast.threads gives PyTorch "
+                      "the cores this process may use less those other processes keep busy, so a busy neighbour costs "
+                      "its share and no more.", "", *tables(result), ""])
 
 
 def main() -> None:
@@ -153,11 +159,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="default: FRAMECAST_THREADS, else framecast.threads' choice")
     ap.add_argument("--repeats", type=int, default=3, help="generations timed per model (median)")
     ap.add_argument("--stream-frames", type=int, default=32)
-    ap.add_argument("--step-reps", type=int, default=10)
+    ap.add_argument("--step-reps", type=int, default=20, help="turns of each step (median)")
     ap.add_argument("--thread-steps", type=int, default=10, help="sampling steps of the generation timed for threads")
     ap.add_argument("--thread-repeats", type=int, default=2)
     ap.add_argument("--sections", nargs="+", choices=("models", "step", "threads"), default=["models", "step", "threads"])
-    ap.add_argument("--notes", default="", help="a line under the tables (e.g. that the machine was shared)")
+    ap.add_argument("--shared", action="store_true", help="say under the tables that other work shared the machine")
     ap.add_argument("--output", type=Path, default=Path("benchmarks/results/speed.json"))
     ap.add_argument("--docs", default="docs/performance.md", help="'' to leave the docs alone")
     a = ap.parse_args()
@@ -165,7 +171,7 @@ def main() -> None:
     torch.set_num_threads(threads)
     fast = has_fast_bf16("cpu")
     plan = precision_plan(a.precisions, fast)
-    result = {"threads": threads, "auto_precision": resolve_precision("auto", "cpu"), "precisions": plan, "notes": a.notes,
+    result = {"threads": threads, "auto_precision": resolve_precision("auto", "cpu"), "precisions": plan, "notes": SHARED_NOTE if a.shared else "",
               "matmul_peak_gflop_per_s": peaks(sorted(set(plan) | {"fp32", "bf16"}, key=["fp32", "bf16"].index), fast)}
     print(tables(result)[0], flush=True)
     if "models" in a.sections:
@@ -186,6 +192,7 @@ def main() -> None:
     if a.docs:
         docs = Path(a.docs)
         result["machine"] = machine("cpu") | {"precision": precision}
+        result["command"] = shlex.join(["python", *sys.argv])
         docs.write_text(replace_section(docs.read_text() if docs.exists() else "# Performance\n", docs_section(result)))
 
 
