@@ -3,11 +3,11 @@ processes keep busy.
 
 PyTorch's intra-op threads (OpenMP) meet at a barrier after every parallel region, so a step is
 as slow as its slowest thread. When the machine is oversubscribed (more runnable threads than
-cores), a thread that the scheduler has set aside holds every other one at the barrier: on a
-2-core CPU a generation that takes 2 s alone took 36 s with 2 threads beside one busy process,
-and one thread there costs about 2x instead (docs/performance.md, "Threads"). Too few threads
-costs at most the idle cores; too many costs many times more, so the policy leaves a core to a
-neighbour that keeps it more than half busy.
+cores), a thread that the scheduler has set aside holds every other one at the barrier while the
+others spin: on a 2-core CPU beside one busy process, a 4-step generation took 14.8 s with 2
+threads and 1.5 s with 1 (docs/performance.md, "Speed ledger"). Too few threads cost at most the
+idle cores; too many cost many times more, so the policy leaves a core to a neighbour that keeps
+it more than half busy.
 
 The order: an explicit count (`--threads N`) wins, then the FRAMECAST_THREADS environment
 variable, then the policy (`threads_for`) applied to the process's CPU affinity and how busy those
