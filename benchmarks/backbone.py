@@ -24,6 +24,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from framecast.precision import has_fast_bf16
 from framecast.text.encoder import TextEmbedding
+from framecast.threads import choose_threads
 
 
 def _autocast(precision: str):
@@ -120,10 +121,11 @@ def main() -> None:
     ap.add_argument("--train-batch", type=int, default=16)
     ap.add_argument("--sample-batch", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--threads", type=int, default=None, help="default: FRAMECAST_THREADS, else framecast.threads' choice")
     ap.add_argument("--precisions", nargs="+", choices=("fp32", "bf16"), default=["fp32", "bf16"] if has_fast_bf16("cpu") else ["fp32"])
     ap.add_argument("--output", type=Path, default=Path("benchmarks/results/backbone.json"))
     args = ap.parse_args()
+    args.threads = choose_threads(args.threads)[0]
     torch.set_num_threads(args.threads)
     peaks = {p: matmul_peak(p) for p in args.precisions}
     rows = []

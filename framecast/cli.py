@@ -13,6 +13,7 @@ from typing import Callable, List, Optional
 import typer
 
 from framecast.generators.checks import MAX_GUIDANCE, MAX_REFINE, MAX_SHIFT, MAX_STEPS, MAX_TEMPERATURE
+from framecast.threads import apply_threads
 
 # --- limits at the command line's edge ----------------------------------------------------------
 # Sizes are checked before anything is allocated: frames against the pipeline's memory estimate
@@ -24,6 +25,7 @@ MAX_BATCH = 1024  # eval --batch-size
 MAX_CLIPS = 100_000  # --num
 SCHEDULE_SHOW = {"frames": 128, "steps": 1000, "rows": 4096}  # the picture stays under ~60 MB
 LENS_FILES = {"index.html", "steps.png", "layers.png", "final.png", "matrix.png"}  # what `framecast lens` writes
+THREADS_HELP = "PyTorch threads (default: FRAMECAST_THREADS, else the cores other processes leave free)"
 FAR_BELOW = 0.75  # a setting whose card score is under this share of the default's is warned about
 
 DEBUG = {"on": os.environ.get("FRAMECAST_DEBUG", "") not in ("", "0")}
@@ -397,6 +399,7 @@ def generate(
     verifier: str = typer.Option("judge", "--verifier", help="for --best-of: judge (Shapes prompts), classifier or classifier:FOLDER"),
     chunk: Optional[int] = typer.Option(None, "--chunk", help="hybrid/AR with --best-of: pick among N candidates for each next CHUNK frames"),
     strict: bool = typer.Option(False, "--strict", help="refuse a prompt far from everything the model was trained on (default: warn)"),
+    threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
 ):
     """Generate a clip from a text prompt.
 
@@ -406,6 +409,7 @@ def generate(
     -m shapes-hybrid --stream --frames 48 --prompt-at "24:a big red circle moves up" -o clip.mp4"""
     a = types.SimpleNamespace(**locals())
     _check_generate(a)
+    apply_threads(threads)
     if stream:
         return _generate_stream(a)
     if best_of > 1 or chunk is not None:
@@ -596,6 +600,7 @@ def eval_(
     chunk: Optional[int] = typer.Option(None, "--chunk", help="hybrid/AR with --best-of: pick among N candidates for each next CHUNK frames"),
     fvd_network: Optional[str] = typer.Option(None, "--fvd", help="also report FVD against real Shapes clips of the same prompts: "
                                               "'shapes' (the shipped classifier), 'shapes:FOLDER' or 'i3d:FILE' (.safetensors or TorchScript)"),
+    threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
 ):
     """Generate clips for a prompt set, judge them with the Shapes judge, print a table, write JSON.
 
@@ -606,6 +611,7 @@ def eval_(
     from framecast.pipeline import load
     from framecast.video import atomic_path
 
+    apply_threads(threads)
     count("--num", num, hi=MAX_CLIPS)
     count("--batch-size", batch_size, hi=MAX_BATCH)
     count("--best-of", best_of, hi=MAX_CANDIDATES, why=" (candidates are drawn in one batch)")
@@ -849,7 +855,7 @@ def serve(
     models: List[str] = typer.Option([], "--models", help="models to offer: --models a,b or --models a --models b (default: every bundled generator)"),
     queue_size: int = typer.Option(8, "--queue-size", help="jobs waiting before new requests get 429"),
     workers: int = typer.Option(1, "--workers", help="generations run at once (one each; the cores are shared among them)"),
-    threads: Optional[int] = typer.Option(None, "--threads", help="PyTorch threads per worker (default: the cores / --workers)"),
+    threads: Optional[int] = typer.Option(None, "--threads", help="PyTorch threads per worker (default: FRAMECAST_THREADS, else the free cores / --workers)"),
     state_dir: Path = typer.Option(Path("framecast-serve"), "--state-dir", help="the job database and result files"),
     api_key: Optional[str] = typer.Option(None, "--api-key", envvar="FRAMECAST_API_KEY", help="required on every route but /healthz"),
     retention_hours: float = typer.Option(168.0, "--retention-hours", help="finished jobs and their files are removed after this"),

@@ -6,6 +6,8 @@ import torch
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 torch.set_num_threads(int(os.environ.get("FRAMECAST_TEST_THREADS", "2")))  # 1 while a training run shares the CPU
+# The CLI and the server choose their threads (framecast.threads); in tests, the same count as here.
+os.environ.setdefault("FRAMECAST_THREADS", os.environ.get("FRAMECAST_TEST_THREADS", "2"))
 
 
 @pytest.fixture(scope="session")

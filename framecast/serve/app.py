@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from framecast.serve.jobs import Job, JobStore, QueueFull
 from framecast.serve.models import ModelCache
 from framecast.serve.request import VideoRequest, check_request
 from framecast.serve.worker import Worker
+from framecast.threads import choose_threads
 
 
 @dataclass
@@ -101,6 +101,9 @@ class Server:
 
 
 def default_threads(workers: int) -> int:
-    return max(1, (os.cpu_count() or 1) // max(1, workers))
+    """PyTorch threads per worker when --threads is not given: FRAMECAST_THREADS as set, else the
+    cores other processes leave free, shared among the workers (framecast.threads)."""
+    n, source = choose_threads()
+    return n if source != "policy" else max(1, n // max(1, workers))
 
 
