@@ -1,11 +1,11 @@
 """The speed ledger: one command, one table of how fast framecast runs on this machine.
 
     python benchmarks/speed.py                 # a few minutes on a quiet 2-core CPU
-    python benchmarks/speed.py --models shapes-hybrid-fast   # a further model folder or name
+    python benchmarks/speed.py --models runs/my-model   # a further model folder or name
 
 It measures, in this order:
 - the CPU's matmul peak (best of 3 large square matmuls) in fp32 and bf16;
-- per model (the bundled shapes-diffusion, shapes-hybrid, shapes-ar and any --models), in each
+- per model (the bundled shapes-diffusion, shapes-hybrid, shapes-hybrid-fast, shapes-ar and any --models), in each
   precision (`auto` and fp32; the same on a CPU without bf16 kernels): seconds per clip, frames
   per second and time to the first frame when streaming (hybrid and token models), peak resident
   memory, and the backbone's FLOPs over one generation (torch.utils.flop_counter) divided by the
@@ -35,7 +35,7 @@ from speed_parts import in_own_process, measure_model, peaks, step_against_wan, 
 from framecast.precision import has_fast_bf16, resolve_precision
 from framecast.threads import choose_threads, usable_cpus
 
-BUNDLED = ["shapes-diffusion", "shapes-hybrid", "shapes-ar"]
+BUNDLED = ["shapes-diffusion", "shapes-hybrid", "shapes-hybrid-fast", "shapes-ar"]
 SECTION = "## Speed ledger"
 SHARED_NOTE = ("Run while a training run and other jobs shared the machine: times are several times a quiet "
                "machine's, so compare within the run; 'alone' means without the added busy process.")
