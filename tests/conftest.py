@@ -28,14 +28,10 @@ def tiny_model_dir(tmp_path_factory):
 
 def _perturbed(cfg, folder, noise: float):
     """A tiny model of a recipe with random weights moved by `noise`, saved as a model folder."""
-    from framecast.generators import ModelSpec, build_generator, save_pretrained
+    from framecast.generators import save_pretrained
+    from tests.tiny_models import perturbed_generator
 
-    torch.manual_seed(0)
-    model = build_generator(ModelSpec(**asdict(cfg.model)))
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * noise)
-    return save_pretrained(model, folder)
+    return save_pretrained(perturbed_generator(asdict(cfg.model), noise), folder)
 
 
 @pytest.fixture(scope="session")

@@ -9,22 +9,18 @@ import torch
 from typer.testing import CliRunner
 
 from framecast.cli import app
-from framecast.generators import GenerationRequest, ModelSpec, build_generator
+from framecast.generators import GenerationRequest
 from framecast.generators.hybrid import StreamDenoiser
 from framecast.train.recipes import shapes_hybrid_tiny
+from tests.tiny_models import perturbed_generator
 
 A, B = "a big red circle moves right", "a big blue square moves up"
 
 
 def _tiny(patch_frames: int = 1):
-    torch.manual_seed(0)
     spec = asdict(shapes_hybrid_tiny().model)
     spec["backbone"]["patch_frames"] = patch_frames
-    m = build_generator(ModelSpec(**spec))
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    return m.eval()
+    return perturbed_generator(spec).eval()
 
 
 @pytest.fixture(scope="module")

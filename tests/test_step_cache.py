@@ -9,21 +9,17 @@ import torch
 from typer.testing import CliRunner
 
 from framecast.cli import app
-from framecast.generators import GenerationRequest, ModelSpec, build_generator
+from framecast.generators import GenerationRequest
 from framecast.nn.step_cache import StepCache
 from framecast.train.recipes import shapes_diffusion_tiny, shapes_hybrid_tiny
+from tests.tiny_models import perturbed_generator
 
 PROMPT = "a big red circle moves right"
 HUGE = 1e9
 
 
 def _perturbed(recipe):
-    torch.manual_seed(0)
-    m = build_generator(ModelSpec(**asdict(recipe.model)))
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    return m.eval()
+    return perturbed_generator(asdict(recipe.model)).eval()
 
 
 @pytest.fixture(scope="module")
