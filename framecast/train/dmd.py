@@ -46,7 +46,7 @@ from framecast.generators.io import write_atomic
 from framecast.precision import autocast, resolve_precision
 from framecast.sampling.guidance import guided
 from framecast.sampling.schedules import flow_sigmas, sample_training_sigmas
-from framecast.text.encoder import TextEmbedding
+from framecast.text.encoder import TextEmbedding, encode_for_guidance
 
 STUDENT_SAMPLER = "euler-stochastic"
 SCENE_SEED = 2 * 10**7  # scenes the student learns from: far from the evaluation's seeds
@@ -200,8 +200,8 @@ def update(models, opts, args, r: Rollout, texts: tuple, gen: torch.Generator) -
 def encode(student, teacher, captions: list[str], said: list[str]) -> tuple[TextEmbedding, TextEmbedding, TextEmbedding]:
     """(the student's text, the teacher's, the teacher's [cond; uncond] for guidance)."""
     with torch.no_grad():
-        text_t = teacher.text.encode(captions)
-        return student.text.encode(said), text_t, TextEmbedding.cat([text_t, teacher.text.encode_null(len(captions))])
+        text_t, uncond = encode_for_guidance(teacher.text, captions, None, guided=True)
+        return student.text.encode(said), text_t, TextEmbedding.cat([text_t, uncond])
 
 
 def trainable(model) -> list[torch.nn.Parameter]:
