@@ -31,7 +31,20 @@ def test_arena_report_covers_every_family(three_families, tmp_path):
         assert r["peak_rss_main_mb"] >= r["rss_loaded_mb"] > 0
     for name in ("quality_vs_time.png", "drift.png", "best_of_n.png", "index.html"):
         assert (tmp_path / "arena" / name).stat().st_size > 0
+    assert "| autoregressive, raster order |" in text  # a token model's row names its decoding order
     assert "framecast arena --test" in text and text.count("| tiny-") >= 3 and "<table>" in (tmp_path / "arena" / "index.html").read_text()
+
+
+def test_a_set_token_model_sweeps_every_decoding_order():
+    from types import SimpleNamespace
+
+    from framecast.eval.arena import sweep_settings
+    from framecast.generators.autoregressive import ARConfig
+
+    pipe = SimpleNamespace(model=SimpleNamespace(family="autoregressive", config=ARConfig(order="set", set_steps=8, set_refine=1)))
+    labels = [label for label, _ in sweep_settings(pipe, PLAN)]
+    assert labels == ["2 passes a token-frame", "4 passes a token-frame", "16 passes a token-frame", "no Gibbs sweep",
+                      "decode raster", "decode diagonal"]
 
 
 def test_arena_measures_a_model_in_its_own_process(tiny_model_dir, tmp_path):

@@ -188,8 +188,8 @@ def test_a_set_bundle_hands_raster_and_diagonal_to_its_decode_with_sibling(tmp_p
     assert [c.shape[0] for c in pipe.stream(PROMPT, decode="set", num_frames=3)] == [2, 1]  # a token-frame at a time
     assert pipe.total_steps(PROMPT, decode="raster", num_frames=2) == 2 * 16  # the sibling's passes: a pass a token
     assert pipe.total_steps(PROMPT, decode="set", num_frames=2) == 2  # one token-frame of K = 2 passes
-    with pytest.raises(ValueError, match="trained for 'set' order"):  # no sibling named for diagonal
-        pipe(PROMPT, decode="diagonal", **kw())
+    own = pipe(PROMPT, decode="diagonal", **kw())  # no sibling named for diagonal: the set model decodes it itself
+    assert "decoded_by" not in own.info and own.frames[0].shape == (2, 32, 32, 3)
 
 
 def test_the_bundled_shapes_ar_decodes_raster_and_diagonal_with_a_bundled_raster_sibling():
@@ -300,6 +300,10 @@ PASS_CASES = [
     ("set", dict(refine=2, context=1)),  # a token-frame half given: its held places get no Gibbs pass
     ("set", dict(refine=1, context=2, num_frames=4)),  # a whole token-frame given
     ("set", dict(first=3)),  # the first token-frame of a clip drawn from nothing gets its own count
+    ("set", dict(decode="raster")),  # a set model in raster order: a pass a token
+    ("set", dict(decode="raster", context=1, use_cache=False)),
+    ("set", dict(decode="diagonal")),  # a pass an anti-diagonal rank
+    ("set", dict(decode="diagonal", context=1)),
 ]
 
 
@@ -325,6 +329,39 @@ def test_set_pass_count_by_hand(setm, monkeypatch):
     assert setm.passes(_req(refine=1)) == 2 * (2 + 8)
     monkeypatch.setattr(setm.config, "first_set_steps", 5)
     assert setm.passes(_req()) == 5 + 2
+    per_chunk = setm.tokens_per_chunk
+    assert setm.passes(_req(decode="raster")) == 2 * per_chunk  # a pass a token
+    h, w = setm.grid_hw
+    monkeypatch.setattr(setm.config, "diagonal_delay", 2)
+    assert setm.passes(_req(decode="diagonal")) == 2 * (h + w - 1 + 2)  # anti-diagonals of a frame, the second 2 behind
+
+
+def test_ordered_masks_are_cuts_in_raster_or_diagonal_order(monkeypatch):
+    """With raster_share and diagonal_share the set objective masks token-frames as those orders
+    leave them: every token from a cut in the order on."""
+    from framecast.sampling.token_orders import order_ranks
+
+    m = _model("set")
+    monkeypatch.setattr(m.config, "raster_share", 0.5)
+    monkeypatch.setattr(m.config, "diagonal_share", 0.5)
+    n, B, F_ = m.tokens_per_chunk, 64, 2
+    random_BN = torch.rand(B, F_ * n) < 0.5
+    masked, share = m._ordered_masks(random_BN, [torch.Generator().manual_seed(i) for i in range(B)])
+    raster = order_ranks("raster", m.frames_per_chunk, m.grid_hw)
+    kinds = set()
+    for row in masked.view(B * F_, n):
+        assert row.any()
+        if torch.equal(row, raster >= int(row.float().argmax())):
+            kinds.add("raster")
+            continue
+        cuts = [(d, c) for d in range(1, sum(m.grid_hw)) for c in range(40)
+                if torch.equal(row, order_ranks("diagonal", m.frames_per_chunk, m.grid_hw, d) >= c)]
+        assert cuts, "a mask that no raster or diagonal cut makes"
+        kinds.add("diagonal")
+    assert kinds == {"raster", "diagonal"}
+    assert torch.allclose(share, masked.view(B, F_, n).float().mean(-1))
+    loss = m.train()({**next(shapes_batches(batch_size=2, frames=4))}, [torch.Generator().manual_seed(i) for i in range(2)])
+    assert torch.isfinite(loss)
 
 
 def test_raising_from_the_callback_stops_decoding(raster):

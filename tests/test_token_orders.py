@@ -12,8 +12,10 @@ from framecast.sampling.token_orders import (
     diagonal_schedule,
     iter_diagonal,
     iter_raster,
+    iter_ranked,
     iter_set,
     masked_after_pass,
+    order_ranks,
     patch_slots,
     raster_inputs,
 )
@@ -153,6 +155,40 @@ def test_set_order_first_passes_and_gibbs_sweeps():
         decode_set(stub, torch.full((1, n), -1), known=0, frame_tokens=n, passes=2, sweeps=-1, mask_id=MASK)
     with pytest.raises(ValueError, match=">= 1 passes"):
         decode_set(stub, torch.full((1, n), -1), known=0, frame_tokens=n, passes=0, mask_id=MASK)
+
+
+def test_order_ranks_raster_and_diagonal():
+    assert order_ranks("raster", 2, (2, 3)).tolist() == list(range(12))
+    # frame 0: anti-diagonals y + x; frame 1 the same, 2 anti-diagonals later
+    assert order_ranks("diagonal", 2, (2, 3), 2).tolist() == [0, 1, 2, 1, 2, 3, 2, 3, 4, 3, 4, 5]
+    per_clip = order_ranks("diagonal", 2, (2, 3), torch.tensor([[1], [4]]))  # a delay for each row
+    assert per_clip.shape == (2, 12) and per_clip[1, 6:].tolist() == [4, 5, 6, 5, 6, 7]
+    with pytest.raises(ValueError, match="delay must be >= 1"):
+        order_ranks("diagonal", 2, (2, 3), 0)
+    with pytest.raises(ValueError, match="no ranks"):
+        order_ranks("zigzag", 2, (2, 3))
+
+
+@pytest.mark.parametrize("order, delay", [("raster", 1), ("diagonal", 1), ("diagonal", 3)])
+def test_a_set_model_in_a_fixed_order_draws_one_rank_a_pass(order, delay):
+    """Pass s shows the set model every token of rank < s (and the given ones) and masks the
+    rest; it draws exactly the tokens of rank s: raster is next-token prediction."""
+    n, grid = 8, (2, 2)  # token-frames of 2 frames of 2x2 tokens
+    ranks = order_ranks(order, 2, grid, delay)
+    codes = torch.full((1, 3 * n), -1)
+    codes[:, :n] = 6  # the first token-frame given whole
+    codes[:, n : n + 2] = 5  # and two tokens of the second
+    stub = _FrameStub(n)
+    out = list(iter_ranked(stub, codes, known=n + 2, frame_tokens=n, ranks_n=ranks, mask_id=MASK, sample=GREEDY))[-1][1]
+    assert torch.equal(out[:, : n + 2], codes[:, : n + 2]) and (out >= 0).all()
+    assert out[0, 2 * n :].tolist() == [(i + 2) % V for i in range(n)]  # greedy: the favoured codes of token-frame 2
+    held = torch.arange(n) < 2
+    expect = [(1, s) for s in sorted(set(ranks[~held].tolist()))] + [(2, s) for s in sorted(set(ranks.tolist()))]
+    assert [f for f, _ in stub.shown] == [f for f, _ in expect]
+    for (f, s), (_, masked) in zip(expect, stub.shown):
+        assert torch.equal(masked[0], (ranks >= s) & ~(held if f == 1 else torch.zeros(n, dtype=torch.bool)))
+    assert stub.committed == [(0, 1), (1, 1), (2, 1)]
+    assert len(stub.shown) == (n - 2 + n if order == "raster" else len(expect))  # raster: a pass a token
 
 
 def test_guided_batches_both_halves_and_combines_them():

@@ -106,9 +106,10 @@ def sweep_settings(pipe, plan: ArenaPlan) -> list[tuple[str, dict]]:
     """The other ways to run this model that trade time for quality."""
     family, c = pipe.model.family, pipe.model.config
     if family == "autoregressive":
-        if c.order == "set":  # passes a token-frame trade time for quality
+        if c.order == "set":  # passes a token-frame trade time for quality; a set model also decodes raster and diagonal
             out = [(f"{k} passes a token-frame", {"num_inference_steps": k}) for k in (2, 4, 16) if k != c.set_steps]
-            return out + ([("no Gibbs sweep", {"refine": 0})] if c.set_refine else [])
+            out += [("no Gibbs sweep", {"refine": 0})] if c.set_refine else []
+            return out + [(f"decode {o}", {"decode": o}) for o in ("raster", "diagonal")]
         return [(f"decode {o}", {"decode": o}) for o in ("raster", "diagonal") if o != (c.decode or c.order)]
     out = [(f"{s} steps", {"num_inference_steps": s}) for s in plan.steps if s != c.steps]
     if family == "hybrid":
@@ -168,6 +169,7 @@ def measure_model(name: str, plan: ArenaPlan, threads: int | None = None) -> dic
         best.append(p)
     return {
         "model": pipe.name, "family": pipe.model.family, "params": card["params"], "size_mb": card["size_mb"],
+        "decode": (pipe.model.config.decode or pipe.model.config.order) if pipe.model.family == "autoregressive" else None,
         "rss_start_mb": rss_start, "rss_loaded_mb": rss_loaded, "peak_rss_main_mb": rss_main,
         "main": asdict(main), "sweep": [asdict(p) for p in sweep], "drift": drift, "best_of": [asdict(p) for p in best],
         "verifier": verifier, "sheet": sheet_of_clips(frames, n=4), "seconds": time.perf_counter() - t_start,
@@ -339,7 +341,8 @@ def headline_table(results: list[dict]) -> list[str]:
     for r in results:
         m, e = r["main"], r["main"]["extra"]
         fvd = f"{e['fvd']:.1f} ({e['fvd_real_vs_real']:.1f})" if "fvd" in e else "–"
-        rows.append(f"| {r['model']} | {r['family']} | {r['params'] / 1e6:.1f} M | {m['scene_accuracy']:.2f} | {m['object_accuracy']:.2f} | "
+        family = f"{r['family']}, {r['decode']} order" if r.get("decode") else r["family"]  # a token model: which decoding order
+        rows.append(f"| {r['model']} | {family} | {r['params'] / 1e6:.1f} M | {m['scene_accuracy']:.2f} | {m['object_accuracy']:.2f} | "
                     f"{fvd} | {_f(e['flicker'], 4)} | {_f(e['warping_error'], 4)} | {_f(e['motion_smoothness'], 3)} | "
                     f"{_f(e['dynamic_degree'])} | {m['forward_passes']:.0f} | {m['seconds_per_clip']:.2f} | "
                     f"{e['frames_per_second']:.1f} | {r['peak_rss_main_mb']:.0f} |")

@@ -21,14 +21,22 @@ into logits over the codebook. Two objectives, chosen by `order` when training:
 
 Decoding orders (`decode`), functions in framecast/sampling/token_orders.py of the logits
 functions this model provides (`token_logits_fn`, `frame_logits_fn`):
-    raster    one token per forward pass with a KV cache (or recomputing the prefix)
-    diagonal  training-free on the raster model (diagonal decoding, DiagD): every frame that has
-              started emits one token per pass, frame t running `delay` tokens behind frame t-1
+    raster    one token per forward pass in raster order with a KV cache (or recomputing the
+              prefix). A set model computes it as masked prediction: pass i shows it tokens < i of
+              the token-frame (finished token-frames in the cache) and draws token i
+    diagonal  diagonal decoding (DiagD). A raster model: every frame that has started emits one
+              token per pass, frame t running `delay` tokens behind frame t - 1 (training-free).
+              A set model: a frame's tokens on one anti-diagonal (y + x) a pass, the second frame
+              of a token-frame `delay` anti-diagonals behind the first
     set       token-frame by token-frame, each in K passes, committing the most confident
               tokens on a cosine schedule (MaskGIT); given tokens (an image, a clip's first
               frames) are held and the rest decoded around them. A clip drawn from nothing may
               give its first token-frame more passes (`first_set_steps`), and Gibbs sweeps
               (`refine`) then draw every token again given all the others
+
+A set model trained with `raster_share` / `diagonal_share` also sees, during training, token-frames
+masked exactly as the raster and diagonal orders leave them (DiagD's brief fine-tuning to its
+order), so one trunk serves all three orders.
 """
 
 from __future__ import annotations
@@ -53,8 +61,10 @@ from framecast.sampling.token_orders import (
     TokenLogitsFn,
     diagonal_schedule,
     iter_diagonal,
+    iter_ranked,
     iter_raster,
     iter_set,
+    order_ranks,
     patch_slots,
     raster_inputs,
 )
@@ -81,7 +91,9 @@ class ARConfig:
     set_steps: int = 4  # K passes per token-frame for set decoding (a request's `steps` overrides it)
     first_set_steps: int = 0  # set: passes for the first token-frame of a clip drawn from nothing, where the layout is drawn (0 = K)
     set_refine: int = 0  # set: Gibbs sweeps over each decoded token-frame (a request's `refine` overrides it)
-    diagonal_delay: int = 4  # tokens frame t runs behind frame t - 1
+    diagonal_delay: int = 4  # frame t runs this many passes behind frame t - 1 (raster model: tokens; set model: anti-diagonals)
+    raster_share: float = 0.0  # set objective: share of token-frames masked as raster decoding leaves them (a cut in raster order)
+    diagonal_share: float = 0.0  # set objective: share masked as diagonal decoding leaves them (a cut in DiagD's order, any delay)
     tokenizer: dict | None = None  # the tokenizer's config (its weights live beside the model's)
 
     def __post_init__(self):
@@ -89,6 +101,8 @@ class ARConfig:
             raise ValueError(f"unknown training order '{self.order}'; choose one of {', '.join(ORDERS)}")
         if self.first_set_steps < 0 or self.set_refine < 0:
             raise ValueError("first_set_steps and set_refine must be >= 0")
+        if min(self.raster_share, self.diagonal_share) < 0 or self.raster_share + self.diagonal_share > 1:
+            raise ValueError("raster_share and diagonal_share are shares of token-frames: each >= 0, together <= 1")
 
 
 class TokenTransformer(nn.Module):
@@ -204,6 +218,8 @@ class TokenTransformer(nn.Module):
         F_ = T // self.frames_per_chunk
         ratio = self._mask_ratios(B, F_, generator).to(dev)  # (B, token-frames)
         masked = rand((B, T * per), generator).to(dev) < ratio.repeat_interleave(self.tokens_per_chunk, dim=1)
+        if self.config.raster_share or self.config.diagonal_share:
+            masked, ratio = self._ordered_masks(masked, generator)
         ids = torch.where(masked, torch.full_like(codes, self.mask_id), codes)
         if self.config.teacher_forcing:
             logits = self._teacher_forced_logits(codes, ids, ratio, text)
@@ -217,6 +233,26 @@ class TokenTransformer(nn.Module):
         before it and itself, as in decoding with the KV cache. Logits of the masked copy."""
         feats = self.backbone.forward_teacher_forced(self._clip(codes_BN), self._clip(ids_BN), torch.zeros_like(ratio_BF), ratio_BF, text)
         return self._clip_logits(feats)
+
+    def _ordered_masks(self, masked_BN: torch.Tensor, generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Replace the random masks of a share of token-frames by the masks the raster and diagonal
+        decoding orders leave (every token from a cut in that order on still to be drawn; the
+        diagonal's delay drawn anew each time), so that one set model learns the questions all
+        three orders ask it. -> (masks (B, N), masked share per token-frame (B, F))."""
+        c, n = self.config, self.tokens_per_chunk
+        B, F_ = masked_BN.shape[0], masked_BN.shape[1] // n
+        dev = masked_BN.device
+        u = rand((B, F_), generator).to(dev)
+        delay_BF = (randint(sum(self.grid_hw) - 1, (B, F_), generator) + 1).to(dev)
+        ranks_raster = order_ranks("raster", self.frames_per_chunk, self.grid_hw, 1).to(dev)
+        ranks_BFn = torch.where((u < c.raster_share)[..., None], ranks_raster,
+                                order_ranks("diagonal", self.frames_per_chunk, self.grid_hw, delay_BF[..., None]).to(dev))
+        last_BF = ranks_BFn.amax(-1)
+        cut_BF = (rand((B, F_), generator).to(dev) * (last_BF + 1)).long().clamp(max=last_BF)
+        ordered_BFn = ranks_BFn >= cut_BF[..., None]
+        use_BF = u < c.raster_share + c.diagonal_share
+        masked_BFn = torch.where(use_BF[..., None], ordered_BFn, masked_BN.view(B, F_, n))
+        return masked_BFn.reshape(B, -1), masked_BFn.float().mean(-1)
 
     def _mask_ratios(self, B: int, T: int, generator) -> torch.Tensor:
         """Per-token-frame masking ratio, cosine-distributed (MaskGIT); without teacher forcing
@@ -265,12 +301,13 @@ class TokenTransformer(nn.Module):
         self._check_order(resolve(request, self.family, self.request_defaults()).decode)
 
     def _check_order(self, decode: str) -> None:
+        """A set model decodes in every order (raster and diagonal as fixed orders of its masked
+        passes); a raster model in raster or diagonal order."""
         c = self.config
         if decode not in DECODES:
             raise ValueError(f"unknown decoding order '{decode}'; choose one of {', '.join(DECODES)}")
-        if (decode == "set") != (c.order == "set"):
-            raise ValueError(f"this model was trained for '{c.order}' order; decode it with "
-                             f"{'set' if c.order == 'set' else 'raster or diagonal'}, not '{decode}'")
+        if decode == "set" and c.order != "set":
+            raise ValueError(f"this model was trained for '{c.order}' order; decode it with raster or diagonal, not 'set'")
 
     def _start_codes(self, request: GenerationRequest, B: int, T: int) -> tuple[torch.Tensor, int]:
         """(B, T * h * w) codes, -1 where still to be drawn, the context's frames encoded in front;
@@ -308,7 +345,7 @@ class TokenTransformer(nn.Module):
         text, _ = guidance_text(self.text, r)
         sample = dict(temperature=r.temperature, top_k=r.top_k, top_p=r.top_p, generator=r.generator)
         codes_BN, known = self._start_codes(r, len(r.prompts), r.num_frames)
-        if r.decode == "set":
+        if self.config.order == "set":
             return self._decode_set(codes_BN, known, text, r.guidance, sample, r), codes_BN
         per = self.grid_hw[0] * self.grid_hw[1]
         cached = r.use_cache or r.decode == "diagonal"  # every diagonal pass adds tokens to the cache
@@ -331,18 +368,32 @@ class TokenTransformer(nn.Module):
         per = self.grid_hw[0] * self.grid_hw[1]
         known = 0 if r.context_BTCHW is None else r.context_BTCHW.shape[1] * per
         N = r.num_frames * per
+        if self.config.order == "set":
+            return self._set_order_passes(r, known)
         if r.decode == "raster":
             return N - known + int(bool(known) and r.use_cache)
-        if r.decode == "diagonal":
-            return len(diagonal_schedule((N - known) // per, per, max(1, self.config.diagonal_delay))) + int(bool(known))
+        return len(diagonal_schedule((N - known) // per, per, max(1, self.config.diagonal_delay))) + int(bool(known))
+
+    def _set_order_passes(self, r: GenerationRequest, known: int) -> int:
+        """A set model's passes in any order: a pass a rank still to draw (raster, diagonal), or
+        K MaskGIT passes and the Gibbs sweeps' (set), every token-frame not given whole."""
         K, K_first, sweeps = self._set_passes(r)
-        n, slots_n = self.tokens_per_chunk, self._slots()
+        n, slots_n, ranks_n = self.tokens_per_chunk, self._slots(), self._ranks(r.decode)
         total = 0
         for f in range(known // n, -(-r.num_frames // self.frames_per_chunk)):
+            drawn_n = torch.arange(f * n, (f + 1) * n) >= known  # the given tokens are held
+            if ranks_n is not None:
+                total += len(set(ranks_n[drawn_n].tolist()))
+                continue
             total += K_first if f == 0 and known == 0 else K
-            drawn_n = torch.arange(f * n, (f + 1) * n) >= known  # decode_set holds the given tokens
             total += sweeps * len(set(slots_n[drawn_n].tolist()))
         return total
+
+    def _ranks(self, decode: str) -> torch.Tensor | None:
+        """A set model's ranks for a fixed decoding order (None for its own set order)."""
+        if decode == "set":
+            return None
+        return order_ranks(decode, self.frames_per_chunk, self.grid_hw, max(1, self.config.diagonal_delay))
 
     def _set_passes(self, request: GenerationRequest) -> tuple[int, int, int]:
         """Set decoding's passes a token-frame, the first token-frame's, and Gibbs sweeps."""
@@ -358,8 +409,10 @@ class TokenTransformer(nn.Module):
         return patch_slots(self.frames_per_chunk, self.grid_hw, self.backbone.config.patch_size)
 
     def _decode_set(self, codes_BN, known: int, text: TextEmbedding, scale: float, sample: dict, request: GenerationRequest):
-        """The set order over whole token-frames (`iter_set`): a clip whose frames do not fill its
-        last token-frame is decoded longer (the caller cuts it back to the frames asked for)."""
+        """A set model's decoding over whole token-frames: its own set order (`iter_set`), or the
+        raster or diagonal order as a fixed order of its passes (`iter_ranked`). A clip whose
+        frames do not fill its last token-frame is decoded longer (the caller cuts it back to the
+        frames asked for)."""
         per, pt = self.grid_hw[0] * self.grid_hw[1], self.frames_per_chunk
         K, K_first, sweeps = self._set_passes(request)
         N = codes_BN.shape[1]
@@ -368,6 +421,10 @@ class TokenTransformer(nn.Module):
         frame_logits = self.frame_logits_fn(text, scale, use_cache=request.use_cache)
         if request.callback is not None:
             frame_logits = _PassReporter(frame_logits, request.callback)
+        ranks_n = self._ranks(request.decode)
+        if ranks_n is not None:
+            return iter_ranked(frame_logits, codes_BN, known=known, frame_tokens=self.tokens_per_chunk, ranks_n=ranks_n,
+                               mask_id=self.mask_id, sample=sample)
         return iter_set(frame_logits, codes_BN, known=known, frame_tokens=self.tokens_per_chunk, passes=K,
                         first_passes=K_first, sweeps=sweeps, slots_n=self._slots(), mask_id=self.mask_id, sample=sample)
 

@@ -12,6 +12,11 @@ in a fixed order, so one seed gives one clip.
               on a cosine schedule (MaskGIT, Chang et al. 2022), then Gibbs sweeps that draw every
               token again given all the others
 
+A set model (masked prediction inside a token-frame, token-frames causal with a KV cache) also
+decodes in a fixed order, one rank a pass (`order_ranks`, `iter_ranked`): raster ranks make it
+a next-token model (token i given tokens < i), diagonal ranks draw a frame's anti-diagonals
+(y + x) a pass, frame t `delay` anti-diagonals behind frame t - 1.
+
 Codes are (B, N) token ids in raster order, -1 where a token is still to be drawn; `known` counts
 the leading tokens that are given and held. Each order is a generator (`iter_*`) that yields
 `(done, codes_BN)` whenever more whole frames become final (`done`: the leading tokens that will not
@@ -71,6 +76,24 @@ def diagonal_schedule(frames: int, per_frame: int, delay: int) -> list[list[int]
         return []
     return [[t * per_frame + s - t * delay for t in range(frames) if 0 <= s - t * delay < per_frame]
             for s in range(per_frame + (frames - 1) * delay)]
+
+
+def order_ranks(order: str, frames: int, grid_hw: tuple[int, int], delay: int | torch.Tensor = 1) -> torch.Tensor:
+    """The pass (from 0) at which each token of a token-frame (`frames` x h x w tokens, raster
+    order) is drawn when a set model decodes it in `order`, one pass at a time:
+        raster    token i at pass i: next-token prediction in raster order (t, y, x)
+        diagonal  DiagD inside the token-frame: the tokens of an anti-diagonal (y + x) of a frame
+                  together, frame t running `delay` anti-diagonals behind frame t - 1
+    `delay` may be a tensor (..., 1) of delays: the ranks then broadcast to (..., n)."""
+    h, w = grid_hw
+    t_, y_, x_ = (a.reshape(-1) for a in torch.meshgrid(torch.arange(frames), torch.arange(h), torch.arange(w), indexing="ij"))
+    if order == "raster":
+        return torch.arange(frames * h * w)
+    if order != "diagonal":
+        raise ValueError(f"no ranks for decoding order '{order}'; choose raster or diagonal")
+    if isinstance(delay, int) and delay < 1:
+        raise ValueError(f"the diagonal delay must be >= 1 anti-diagonal, got {delay}")
+    return y_ + x_ + t_ * delay
 
 
 def masked_after_pass(unknown: int, k: int, passes: int) -> int:
@@ -182,6 +205,26 @@ def gibbs_sweeps(frame_logits: FrameLogits, frame_Bn: torch.Tensor, f: int, *, h
     return frame_Bn
 
 
+def ranked_passes(frame_logits: FrameLogits, frame_Bn: torch.Tensor, f: int, *, ranks_n: torch.Tensor, mask_id: int,
+                  sample: dict | None = None) -> torch.Tensor:
+    """One token-frame decoded by a set model in a fixed order (`order_ranks`): pass s draws the
+    masked tokens of rank s, each given every token drawn before it (and the given ones), so the
+    raster ranks make next-token prediction and the diagonal ranks DiagD. Passes that would draw
+    nothing (their tokens given) are skipped."""
+    ranks_n = ranks_n.to(frame_Bn.device)
+    for s in range(int(ranks_n.max()) + 1):
+        masked_Bn = frame_Bn == mask_id
+        draw_Bn = masked_Bn & (ranks_n == s)[None]
+        if not draw_Bn.any():
+            continue
+        logits_BnV = frame_logits(frame_Bn, masked_Bn.float().mean(1, keepdim=True), f)  # level: the masked share
+        at = draw_Bn.any(0).nonzero().squeeze(1)  # the same places in every clip, but where a clip holds them
+        drawn_BJ = sample_logits(logits_BnV[:, at], **(sample or {}))
+        frame_Bn = frame_Bn.clone()
+        frame_Bn[:, at] = torch.where(draw_Bn[:, at], drawn_BJ, frame_Bn[:, at])
+    return frame_Bn
+
+
 def iter_set(frame_logits: FrameLogits, codes_BN: torch.Tensor, *, known: int, frame_tokens: int, passes: int,
              mask_id: int, first_passes: int | None = None, sweeps: int = 0, slots_n: torch.Tensor | None = None,
              sample: dict | None = None) -> Iterator[tuple[int, torch.Tensor]]:
@@ -196,19 +239,40 @@ def iter_set(frame_logits: FrameLogits, codes_BN: torch.Tensor, *, known: int, f
         raise ValueError(f"refine counts Gibbs sweeps a token-frame: it must be >= 0, got {sweeps}")
     if sweeps and slots_n is None:
         raise ValueError("Gibbs sweeps need the places of tokens inside their patch (slots_n)")
-    codes_BN, n = codes_BN.clone(), frame_tokens
+
+    def draw(frame_Bn: torch.Tensor, held_Bn: torch.Tensor, f: int) -> torch.Tensor:
+        K = first_passes if first_passes and f == 0 and known == 0 else passes
+        frame_Bn = maskgit_passes(frame_logits, frame_Bn, f, passes=K, mask_id=mask_id, sample=sample)
+        if sweeps:
+            frame_Bn = gibbs_sweeps(frame_logits, frame_Bn, f, held_Bn=held_Bn, slots_n=slots_n, sweeps=sweeps,
+                                    mask_id=mask_id, sample=sample)
+        return frame_Bn
+
+    return _iter_token_frames(frame_logits, codes_BN, known, frame_tokens, mask_id, draw)
+
+
+def iter_ranked(frame_logits: FrameLogits, codes_BN: torch.Tensor, *, known: int, frame_tokens: int, ranks_n: torch.Tensor,
+                mask_id: int, sample: dict | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+    """A set model decoded in a fixed order (`ranked_passes`): token-frame by token-frame, each
+    committed to the cache when finished, given tokens held. Yields as `iter_set`."""
+    def draw(frame_Bn: torch.Tensor, held_Bn: torch.Tensor, f: int) -> torch.Tensor:
+        return ranked_passes(frame_logits, frame_Bn, f, ranks_n=ranks_n, mask_id=mask_id, sample=sample)
+
+    return _iter_token_frames(frame_logits, codes_BN, known, frame_tokens, mask_id, draw)
+
+
+def _iter_token_frames(frame_logits: FrameLogits, codes_BN: torch.Tensor, known: int, n: int, mask_id: int,
+                       draw: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]) -> Iterator[tuple[int, torch.Tensor]]:
+    """The loop every set-model order shares: commit the whole given token-frames, then draw each
+    later one (`draw(frame_Bn, held_Bn, f)`, [mask] where unknown) and commit it."""
+    codes_BN = codes_BN.clone()
     given = known // n  # token-frames given whole
     if given:
         frame_logits.commit(codes_BN[:, : given * n], 0)
     for f in range(given, codes_BN.shape[1] // n):
         sl = slice(f * n, (f + 1) * n)
         held_Bn = codes_BN[:, sl] >= 0  # given tokens stay as they are
-        frame_Bn = torch.where(held_Bn, codes_BN[:, sl], torch.full_like(codes_BN[:, sl], mask_id))
-        K = first_passes if first_passes and f == 0 and known == 0 else passes
-        frame_Bn = maskgit_passes(frame_logits, frame_Bn, f, passes=K, mask_id=mask_id, sample=sample)
-        if sweeps:
-            frame_Bn = gibbs_sweeps(frame_logits, frame_Bn, f, held_Bn=held_Bn, slots_n=slots_n, sweeps=sweeps,
-                                    mask_id=mask_id, sample=sample)
+        frame_Bn = draw(torch.where(held_Bn, codes_BN[:, sl], torch.full_like(codes_BN[:, sl], mask_id)), held_Bn, f)
         codes_BN[:, sl] = frame_Bn
         frame_logits.commit(frame_Bn, f)
         yield (f + 1) * n, codes_BN

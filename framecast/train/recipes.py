@@ -244,6 +244,28 @@ def shapes_ar_local() -> TrainConfig:
     return cfg
 
 
+def shapes_ar_orders() -> TrainConfig:
+    """`shapes-ar` taught all three decoding orders: the bundled set model fine-tuned with 40 % of
+    its token-frames masked as raster decoding leaves them (every token from a cut in raster
+    order on) and 30 % as diagonal decoding does (a cut in DiagD's anti-diagonal order, any
+    delay), the rest MaskGIT's random masks. The trunk is shared: one model decodes set by set,
+    token by token in raster order, or diagonally, each pass asking it for the tokens still
+    masked given all the others made so far."""
+    from framecast.generators.autoregressive import ARConfig
+
+    cfg = shapes_ar_small()
+    cfg.recipe = "shapes-ar-orders"
+    cfg.model.generator = asdict(ARConfig(order="set", frames=16, size=32, guidance=3.0, set_steps=8, raster_share=0.4,
+                                          diagonal_share=0.3))
+    cfg.init_from, cfg.init_partial = "shapes-ar", False
+    cfg.init_components = {"tokenizer": "shapes-tokenizer-local"}
+    cfg.data.latent_pool = 12000
+    cfg.optim.lr, cfg.optim.warmup_steps = 1e-4, 50
+    cfg.steps, cfg.ema_decay, cfg.ckpt_every = 1200, 0.998, 100
+    cfg.out_dir = "runs/shapes-ar-orders"
+    return cfg
+
+
 def shapes_ar_raster() -> TrainConfig:
     """`shapes-ar-raster`: next-token prediction in raster order over `shapes-ar`'s codes
     (`shapes-tokenizer-local`), the model the raster and diagonal decoding orders run on (bundled
@@ -301,6 +323,7 @@ RECIPES: dict[str, Callable[[], TrainConfig]] = {
     "shapes-ar-small": shapes_ar_small,
     "shapes-ar-local": shapes_ar_local,
     "shapes-ar-raster": shapes_ar_raster,
+    "shapes-ar-orders": shapes_ar_orders,
     "shapes-ar-tiny": shapes_ar_tiny,
     "shapes-ar-tiny-raster": lambda: shapes_ar_tiny("raster"),
 }
