@@ -11,8 +11,9 @@ it more than half busy.
 
 The order: an explicit count (`--threads N`) wins, then the FRAMECAST_THREADS environment
 variable, then the policy (`threads_for`) applied to the process's CPU affinity and how busy those
-CPUs are now (sampled from /proc/stat for a tenth of a second; the 1-minute load average where
-/proc/stat is missing).
+CPUs are now (sampled from /proc/stat over a tenth of a second, in two halves of which the
+quieter counts, so that a process that runs for a moment is not taken for a busy neighbour; the
+1-minute load average where /proc/stat is missing). A process allowed one CPU does not sample.
 """
 
 from __future__ import annotations
@@ -61,16 +62,18 @@ def _cpu_times(cpus: set[int]) -> tuple[float, float] | None:
     return (busy, total) if total else None
 
 
-def busy_cores(cpus: set[int], interval_s: float = SAMPLE_S) -> float:
-    """How many of `cpus` other processes keep busy now (this process sleeps while it looks)."""
-    before = _cpu_times(cpus)
-    if before is None:  # no /proc/stat (not Linux): the 1-minute load average, capped at the cores
+def busy_cores(cpus: set[int], interval_s: float = SAMPLE_S, windows: int = 2) -> float:
+    """How many of `cpus` other processes keep busy now (this process sleeps while it looks): the
+    least over `windows` consecutive windows sharing `interval_s`, since a neighbour that keeps a
+    core is busy in every window and a passing spike in one."""
+    times = [_cpu_times(cpus)]
+    if times[0] is None:  # no /proc/stat (not Linux): the 1-minute load average, capped at the cores
         return min(float(len(cpus)), os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0.0
-    time.sleep(interval_s)
-    after = _cpu_times(cpus)
-    if after is None or after[1] <= before[1]:
-        return 0.0
-    return len(cpus) * (after[0] - before[0]) / (after[1] - before[1])
+    for _ in range(max(1, windows)):
+        time.sleep(interval_s / max(1, windows))
+        times.append(_cpu_times(cpus))
+    shares = [(b[0] - a[0]) / (b[1] - a[1]) for a, b in zip(times, times[1:]) if a is not None and b is not None and b[1] > a[1]]
+    return len(cpus) * min(shares) if shares else 0.0
 
 
 def usable_cpus() -> set[int]:
@@ -90,6 +93,8 @@ def choose_threads(requested: int | None = None, *, environ=None, cpus: set[int]
     if environ.get(ENV, "").strip():
         return check_threads(environ[ENV], ENV), ENV
     cpus = usable_cpus() if cpus is None else cpus
+    if len(cpus) == 1:  # nothing to choose
+        return 1, "policy"
     busy = busy_cores(cpus) if busy is None else busy
     return threads_for(len(cpus), busy), "policy"
 

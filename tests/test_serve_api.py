@@ -301,7 +301,24 @@ def test_page_is_mounted_at_root(tmp_path, tiny_model_dir, tiny_hybrid_dir):
         config = c.get("/config").json()
         labels = {comp.get("props", {}).get("label") for comp in config["components"]}
         assert {"prompt", "model", "clip", "lens"} <= labels
+        assert any((label or "").startswith("prompt switches") for label in labels)
         assert c.get("/v1/models").status_code == 200  # the API beside the page
+
+
+def test_the_forms_prompt_switches_become_the_requests_prompt_at(tmp_path, tiny_hybrid_dir):
+    """One switch a line, FRAME: PROMPT, as `--prompt-at`; a malformed line is named with the fix."""
+    from framecast.serve.webjobs import DEFAULT, form_request
+
+    form = ["a big red circle moves right", str(tiny_hybrid_dir), DEFAULT, 2, None, 0, 8, DEFAULT, DEFAULT, None, None, None]
+    req = form_request(*form, "4: a big red circle moves up\n\n 6 :a small blue square moves left ")
+    assert [(s.frame, s.prompt) for s in req.prompt_at] == [(4, "a big red circle moves up"), (6, "a small blue square moves left")]
+    assert form_request(*form, "  ").prompt_at is None and form_request(*form).prompt_at is None
+    for bad in ("a big red circle moves up", "four: a big red circle", "4:"):
+        with pytest.raises(ValueError, match="FRAME: PROMPT"):
+            form_request(*form, bad)
+    server = create_app(ServeConfig(state_dir=tmp_path / "state", models=[str(tiny_hybrid_dir)])).state.server
+    with pytest.raises(ValueError, match="99"):  # the pipeline's check of the frame, before the job is queued
+        server.submit(form_request(*form, "99: a big red circle moves up"))
 
 
 def test_token_model_jobs_report_progress_and_cancel(tmp_path, tiny_ar_dir):

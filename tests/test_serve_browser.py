@@ -59,6 +59,7 @@ def test_page_generates_and_plays_a_clip(live_server, tmp_path):
             page.locator("#prompt textarea").fill("a big red circle moves right and a small blue square moves left")
             page.locator("#frames input").fill("8")
             page.locator("#steps input").fill("8")
+            page.locator("#switches textarea").fill("4: a big red circle moves up")  # a prompt switch mid-clip
             page.locator("#generate").click()
             page.wait_for_function("() => { const v = document.querySelector('#clip video');"
                                    " return v && !v.paused && v.currentTime > 0 && v.videoWidth > 0; }", timeout=120_000)

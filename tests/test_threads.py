@@ -54,6 +54,22 @@ def test_busy_cores_reads_the_machine():
     assert 0.0 <= busy_cores(cpus, interval_s=0.02) <= len(cpus) + 1e-6
 
 
+def test_a_passing_spike_is_not_a_busy_neighbour(monkeypatch):
+    """Two windows: a neighbour busy in both counts, a spike in one does not."""
+    import framecast.threads as th
+
+    def machine(busy_per_window):  # cumulative (busy, total) jiffies of 2 CPUs, 10 a window
+        readings = iter([(0.0, 0.0)] + [(sum(busy_per_window[: i + 1]), 20.0 * (i + 1)) for i in range(len(busy_per_window))])
+        return lambda cpus: next(readings)
+
+    monkeypatch.setattr(th.time, "sleep", lambda s: None)
+    monkeypatch.setattr(th, "_cpu_times", machine([20.0, 0.0]))  # both cores busy for the first window only
+    assert th.busy_cores({0, 1}) == 0.0
+    monkeypatch.setattr(th, "_cpu_times", machine([10.0, 12.0]))  # one core kept busy throughout
+    assert th.busy_cores({0, 1}) == pytest.approx(1.0)
+    assert choose_threads(None, environ={}, cpus={3}) == (1, "policy")  # one CPU: nothing to sample
+
+
 def test_server_shares_the_policy_among_workers(monkeypatch):
     monkeypatch.delenv(ENV, raising=False)
     monkeypatch.setattr("framecast.serve.app.choose_threads", lambda: (4, "policy"))

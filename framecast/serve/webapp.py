@@ -24,6 +24,8 @@ def _generate_tab(server, names: list[str]) -> None:
     with gr.Row():
         with gr.Column(scale=2):
             prompt = gr.Textbox(label="prompt", value="a big red circle moves right and a small blue square moves left", elem_id="prompt")
+            switches = gr.Textbox(label="prompt switches (hybrid models): one a line, FRAME: PROMPT, from that video frame on",
+                                  placeholder="24: a big red circle moves up", lines=1, max_lines=8, elem_id="switches")
             with gr.Row():
                 model = gr.Dropdown(names, value=first, label="model", elem_id="model")
                 sampler = gr.Dropdown([DEFAULT, *SAMPLERS], value=DEFAULT, label="sampler (diffusion, hybrid)")
@@ -61,7 +63,7 @@ def _generate_tab(server, names: list[str]) -> None:
         except ValueError as e:
             raise gr.Error(str(e)) from None
 
-    form = [prompt, model, sampler, steps, guidance, seed, frames, schedule, decode, image, video, context]
+    form = [prompt, model, sampler, steps, guidance, seed, frames, schedule, decode, image, video, context, switches]
     go.click(run, form, [job_id, status, preview, clip, download])
     stop.click(lambda jid: server.cancel(jid) and None if jid else None, job_id, None)
     model.change(lambda m: (model_summary(server, m), *model_defaults(server, m)), model, [card, steps, guidance, frames])

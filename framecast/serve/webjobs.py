@@ -25,7 +25,23 @@ def _b64_png(image_HW3: np.ndarray) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def form_request(prompt, model, sampler, steps, guidance, seed, frames, schedule, decode, image, video, context_frames) -> VideoRequest:
+def prompt_switches(text: str | None) -> list[dict] | None:
+    """The form's prompt switches, one a line as `FRAME: PROMPT` (`--prompt-at FRAME:PROMPT`) ->
+    the API's `prompt_at` (None when there are none)."""
+    switches = []
+    for line in (text or "").splitlines():
+        if not line.strip():
+            continue
+        frame, sep, prompt = line.partition(":")
+        if not sep or not frame.strip().isdigit() or not prompt.strip():
+            raise ValueError(f"prompt switch {line.strip()[:60]!r}: give one a line as FRAME: PROMPT, a video frame and the prompt "
+                             "from it on, e.g. '24: a big red circle moves up'")
+        switches.append({"frame": int(frame), "prompt": prompt.strip()})
+    return switches or None
+
+
+def form_request(prompt, model, sampler, steps, guidance, seed, frames, schedule, decode, image, video, context_frames,
+                 switches=None) -> VideoRequest:
     """The form's values as an API request (ValueError with a sentence where one is wrong)."""
     def given(v):
         return None if v in (None, "", DEFAULT) else v
@@ -33,7 +49,8 @@ def form_request(prompt, model, sampler, steps, guidance, seed, frames, schedule
     fields = dict(prompt=prompt or "", model=model, seed=int(seed or 0), format="mp4",
                   num_inference_steps=int(steps) if given(steps) else None, guidance_scale=given(guidance),
                   num_frames=int(frames) if given(frames) else None, sampler=given(sampler), schedule=given(schedule),
-                  decode=given(decode), context_frames=int(context_frames) if given(context_frames) else None)
+                  decode=given(decode), context_frames=int(context_frames) if given(context_frames) else None,
+                  prompt_at=prompt_switches(switches))
     if image is not None:
         fields["image"] = _b64_png(image)
     if video:
