@@ -351,3 +351,15 @@ def test_token_model_jobs_send_each_frame_as_a_chunk(tmp_path, tiny_ar_dir):
     assert kinds[-1] == "done" and events[-1][1]["status"] == "succeeded"
     assert [d["frames"] for k, d in events if k == "chunk"] == [[0, 1], [1, 2], [2, 3]]
     assert kinds.index("chunk") < max(i for i, k in enumerate(kinds) if k == "progress")
+
+
+def test_step_cache_through_the_api(tmp_path, tiny_hybrid_dir, tiny_ar_dir):
+    """`step_cache` reaches the pipeline; a threshold it refuses, or a token model, gets its sentence
+    before the job is queued."""
+    with client(tmp_path, [tiny_hybrid_dir, tiny_ar_dir]) as c:
+        r = c.post("/v1/videos", json=body(tiny_hybrid_dir, step_cache=0.5, format="npy"))
+        assert r.status_code == 202, r.text
+        assert wait(c, r.json()["id"])["status"] == "succeeded"
+        for bad in (body(tiny_hybrid_dir, step_cache=-1), body(tiny_ar_dir, step_cache=0.5, num_inference_steps=None)):
+            r = c.post("/v1/videos", json=bad)
+            assert r.status_code == 422 and "step" in r.json()["detail"], r.text

@@ -53,6 +53,8 @@ class VideoRequest(BaseModel):
     context_frames: Optional[int] = None
     prompt_at: Optional[list[PromptSwitch]] = Field(None, max_length=MAX_SWITCHES)  # frames are checked by the pipeline
     recache: Optional[bool] = None
+    step_cache: Optional[float] = Field(None, description="diffusion and hybrid models: skip a step's later blocks when the first "
+                                       "block's residual changed less than this (e.g. 0.1; 0 is off)")
     format: Literal["mp4", "gif", "npy"] = "mp4"
     fps: int = Field(8, gt=0, le=60)
 
@@ -112,6 +114,8 @@ def pipeline_kwargs(req: VideoRequest) -> dict:
         kw["prompt_at"] = [(s.frame, s.prompt) for s in req.prompt_at]
     if req.recache is not None:
         kw["recache"] = req.recache
+    if req.step_cache is not None:
+        kw["step_cache"] = req.step_cache  # checked by the pipeline, in its words
     return kw
 
 
