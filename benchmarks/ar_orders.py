@@ -3,12 +3,14 @@ several delays) and set-by-set decoding, for each model given (e.g. a set model 
 other orders training-free, and the same model fine-tuned on their masks), with the cost of a
 raster token as the clip grows.
 
-    python benchmarks/ar_orders.py --models shapes-ar runs/shapes-ar-orders/model --labels training-free fine-tuned \\
-        --num 100 --seeds 0 1000 --sweep-num 50 --plot docs/images/ar_orders.png --output benchmarks/results/ar_orders.json
+    python benchmarks/ar_orders.py --models shapes-ar runs/shapes-ar-v1 --labels fine-tuned training-free \\
+        --num 100 --seeds 0 1000 --baseline-num 50 --baseline-seeds 0 --sweep-num 50 \\
+        --plot docs/images/ar_orders.png --output benchmarks/results/ar_orders.json
 
 Accuracy: `--num` clips of the `train` split for every seed in `--seeds` (raster, diagonal at the
 model's delay, set), and `--sweep-num` clips of the first seed for the other delays; clip i is
-drawn with seed + i, in batches of `--batch`. Speed: `--time-num` clips made one at a time
+drawn with seed + i, in batches of `--batch`. Models after the first are baselines, measured on
+`--baseline-num` clips and `--baseline-seeds` where given. Speed: `--time-num` clips made one at a time
 (batch 1, guidance on), every order timed in the same run, so the speed-ups are ratios within
 one run. Growth: milliseconds per raster token when the KV cache already holds a clip of 16, 32,
 64 or 256 frames (the passes of the last token-frame, timed alone).
@@ -27,6 +29,7 @@ from report import timed_clips, write_report
 from framecast.eval.evaluate import eval_prompts, evaluate
 from framecast.pipeline import load
 from framecast.sampling.token_orders import order_ranks, ranked_passes
+from framecast.threads import apply_threads
 
 
 def accuracy(pipe, prompts: list[str], seeds: list[int], batch: int, **kw) -> dict:
@@ -66,12 +69,12 @@ def ms_per_raster_token(pipe, frames: int, reps: int = 2) -> float:
     return best
 
 
-def measure(pipe, label: str, args) -> tuple[list[dict], list[dict]]:
-    prompts = eval_prompts("train", args.num)
+def measure(pipe, label: str, args, num: int, seeds_all: list[int]) -> tuple[list[dict], list[dict]]:
+    prompts = eval_prompts("train", num)
     rows = []
     for name, kw, delay in orders(pipe, args.delays):
         old = with_delay(pipe, delay)
-        n, seeds = (args.sweep_num, args.seeds[:1]) if delay else (args.num, args.seeds)
+        n, seeds = (min(args.sweep_num, num), seeds_all[:1]) if delay else (num, seeds_all)
         r = accuracy(pipe, prompts[:n], seeds, args.batch, **kw)
         t = timed_clips(pipe, prompts[: args.time_num], 16, args.seeds[0], **kw)
         with_delay(pipe, old)
@@ -130,18 +133,23 @@ def main() -> None:
     ap.add_argument("--labels", nargs="*", default=None, help="a label a model (default: its folder name)")
     ap.add_argument("--num", type=int, default=100)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--baseline-num", type=int, default=0, help="clips for the models after the first (0: --num)")
+    ap.add_argument("--baseline-seeds", type=int, nargs="*", default=None, help="seeds for the models after the first (default: --seeds)")
     ap.add_argument("--sweep-num", type=int, default=50, help="clips a point of the delay sweep (first seed)")
     ap.add_argument("--delays", type=int, nargs="*", default=[1, 2, 4, 8, 15])
     ap.add_argument("--time-num", type=int, default=3, help="clips timed one at a time for each order")
     ap.add_argument("--growth-frames", type=int, nargs="*", default=[16, 32, 64, 256])
     ap.add_argument("--batch", type=int, default=25)
+    ap.add_argument("--threads", type=int, default=None, help="PyTorch threads (default: framecast's policy)")
     ap.add_argument("--plot", type=Path, default=None)
     ap.add_argument("--output", type=Path, default=Path("benchmarks/results/ar_orders.json"))
     args = ap.parse_args()
+    apply_threads(args.threads)
     labels = args.labels or [Path(m).name for m in args.models]
     rows, growth = [], []
-    for name, label in zip(args.models, labels):
-        r, g = measure(load(name, device="cpu"), label, args)
+    for i, (name, label) in enumerate(zip(args.models, labels)):
+        num, seeds = (args.num, args.seeds) if i == 0 else (args.baseline_num or args.num, args.baseline_seeds or args.seeds)
+        r, g = measure(load(name, device="cpu"), label, args, num, seeds)
         rows += r
         growth += g
     if args.plot:

@@ -608,6 +608,7 @@ def eval_(
     from PIL import Image
 
     from framecast.eval.evaluate import eval_set, evaluate, sheet_of_clips, write_report
+    from framecast.nn.step_cache import StepCache
     from framecast.pipeline import load
     from framecast.video import atomic_path
 
@@ -634,13 +635,17 @@ def eval_(
     if warning:
         typer.echo(warning, err=True)
     texts, meanings = eval_set(prompts, num)
+    skips = StepCache(step_cache) if step_cache else None  # one counter over every clip: the block passes skipped
     summary = evaluate(
         pipe, texts, meanings=meanings, seed=seed, batch_size=batch_size,
         num_inference_steps=steps, guidance_scale=guidance, sampler=sampler, num_frames=frames,
         best_of=best_of, verifier=verifier, chunk=chunk,
         **_given(schedule=schedule, decode=decode, temperature=temperature, top_k=top_k, top_p=top_p, refine=refine, context_level=context_level,
-                 step_cache=step_cache),
+                 step_cache=skips),
     )
+    if skips is not None:
+        summary["settings"]["step_cache"] = step_cache
+        summary["step_cache"] = skips.summary()
     if extractor is not None:
         summary.update(shapes_fvd(summary["frames"], split=prompts, network=extractor))
     summary["prompts"] = prompts
@@ -661,6 +666,8 @@ def _eval_table(pipe, summary: dict, num: int, prompts: str, seed: int) -> None:
     ]
     if "fvd" in summary:
         rows += [(f"FVD ({summary['fvd_clips']} clips)", summary["fvd"]), ("FVD real vs real", summary["fvd_real_vs_real"])]
+    if "step_cache" in summary:
+        rows.append(("blocks skipped", summary["step_cache"]["skipped_share"]))  # a share of the block passes, by --step-cache
     typer.echo(f"{pipe.name} on {num} '{prompts}' clips (seed {seed}):")
     for name, value in rows:
         typer.echo(f"  {name:<18} {value:8.3f}")

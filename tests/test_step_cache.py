@@ -1,6 +1,7 @@
 """Step caching (First-Block Cache): off is bit-identical, a huge threshold skips every step's
 later blocks but the first's, the hybrid never skips a KV-cache write, bad values are refused."""
 
+import json
 from dataclasses import asdict
 
 import numpy as np
@@ -144,8 +145,11 @@ def test_cli_generate_and_eval(tiny_model_dir, tmp_path):
     assert r.exit_code == 0, r.output
     assert "block passes skipped by --step-cache" in r.output and np.load(tmp_path / "c.npy").shape == (4, 32, 32, 3)
     r = runner.invoke(app, ["eval", "--model", str(tiny_model_dir), "--num", "2", "--steps", "2", "--frames", "4", "--precision", "fp32",
-                            "--step-cache", "0.2", "--output", str(tmp_path / "e.json")])
+                            "--step-cache", "1e9", "--batch-size", "1", "--output", str(tmp_path / "e.json")])
     assert r.exit_code == 0, r.output
+    summed = json.loads((tmp_path / "e.json").read_text())["step_cache"]  # both clips: 2 steps of 2 blocks each
+    assert summed["threshold"] == 1e9 and summed["block_passes"] == 2 * 2 * 2 and summed["skipped_block_passes"] == 2
+    assert json.loads((tmp_path / "e.json").read_text())["settings"]["step_cache"] == 1e9 and "blocks skipped" in r.output
     for command in (["generate", PROMPT, "--output", str(tmp_path / "x.npy")], ["eval", "--num", "1", "--output", str(tmp_path / "x.json")]):
         r = runner.invoke(app, [*command, "--step-cache", "-0.5"])
         assert r.exit_code == 2 and r.output.strip().splitlines() == ["error: --step-cache must be >= 0, got -0.5"]
