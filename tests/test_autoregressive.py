@@ -304,6 +304,7 @@ PASS_CASES = [
     ("set", dict(decode="raster", context=1, use_cache=False)),
     ("set", dict(decode="diagonal")),  # a pass an anti-diagonal rank
     ("set", dict(decode="diagonal", context=1)),
+    ("set", dict(decode="diagonal", refine=1)),  # a Gibbs sweep after each token-frame's diagonals
 ]
 
 
@@ -334,6 +335,11 @@ def test_set_pass_count_by_hand(setm, monkeypatch):
     h, w = setm.grid_hw
     monkeypatch.setattr(setm.config, "diagonal_delay", 2)
     assert setm.passes(_req(decode="diagonal")) == 2 * (h + w - 1 + 2)  # anti-diagonals of a frame, the second 2 behind
+    monkeypatch.setattr(setm.config, "diagonal_stride", 2)
+    assert setm.passes(_req(decode="diagonal")) == 2 * (2 * (h - 1) + w + 2)  # steeper diagonals: more passes
+    monkeypatch.setattr(setm.config, "set_refine", 1)  # the model's sweeps belong to its set order alone
+    assert setm.passes(_req(decode="raster")) == 2 * per_chunk and setm.passes(_req(decode="set")) == (5 + 8) + (2 + 8)
+    assert setm.passes(_req(decode="raster", refine=1)) == 2 * (per_chunk + 8)  # asked for: a sweep after each token-frame
 
 
 def test_ordered_masks_are_cuts_in_raster_or_diagonal_order(monkeypatch):

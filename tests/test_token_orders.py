@@ -161,10 +161,15 @@ def test_order_ranks_raster_and_diagonal():
     assert order_ranks("raster", 2, (2, 3)).tolist() == list(range(12))
     # frame 0: anti-diagonals y + x; frame 1 the same, 2 anti-diagonals later
     assert order_ranks("diagonal", 2, (2, 3), 2).tolist() == [0, 1, 2, 1, 2, 3, 2, 3, 4, 3, 4, 5]
+    # stride 2: token (y, x) at pass 2y + x, so a pass's tokens sit two columns apart
+    assert order_ranks("diagonal", 1, (2, 3), 1, stride=2).tolist() == [0, 1, 2, 2, 3, 4]
+    assert torch.equal(order_ranks("diagonal", 1, (2, 3), 1, stride=3), order_ranks("raster", 1, (2, 3)))  # stride w: raster
     per_clip = order_ranks("diagonal", 2, (2, 3), torch.tensor([[1], [4]]))  # a delay for each row
     assert per_clip.shape == (2, 12) and per_clip[1, 6:].tolist() == [4, 5, 6, 5, 6, 7]
     with pytest.raises(ValueError, match="delay must be >= 1"):
         order_ranks("diagonal", 2, (2, 3), 0)
+    with pytest.raises(ValueError, match="stride must be >= 1"):
+        order_ranks("diagonal", 2, (2, 3), 1, stride=0)
     with pytest.raises(ValueError, match="no ranks"):
         order_ranks("zigzag", 2, (2, 3))
 

@@ -91,9 +91,11 @@ class ARConfig:
     set_steps: int = 4  # K passes per token-frame for set decoding (a request's `steps` overrides it)
     first_set_steps: int = 0  # set: passes for the first token-frame of a clip drawn from nothing, where the layout is drawn (0 = K)
     set_refine: int = 0  # set: Gibbs sweeps over each decoded token-frame (a request's `refine` overrides it)
-    diagonal_delay: int = 4  # frame t runs this many passes behind frame t - 1 (raster model: tokens; set model: anti-diagonals)
+    diagonal_delay: int = 4  # frame t runs this many passes behind frame t - 1 (raster model: tokens; set model: diagonals)
+    diagonal_stride: int = 1  # set model, diagonal order: token (y, x) of a frame drawn at pass y * stride + x
     raster_share: float = 0.0  # set objective: share of token-frames masked as raster decoding leaves them (a cut in raster order)
     diagonal_share: float = 0.0  # set objective: share masked as diagonal decoding leaves them (a cut in DiagD's order, any delay)
+    train_strides: int = 1  # set objective: the diagonal masks' strides are drawn from 1..train_strides
     tokenizer: dict | None = None  # the tokenizer's config (its weights live beside the model's)
 
     def __post_init__(self):
@@ -238,15 +240,17 @@ class TokenTransformer(nn.Module):
         """Replace the random masks of a share of token-frames by the masks the raster and diagonal
         decoding orders leave (every token from a cut in that order on still to be drawn; the
         diagonal's delay drawn anew each time), so that one set model learns the questions all
-        three orders ask it. -> (masks (B, N), masked share per token-frame (B, F))."""
+        three orders ask it. The diagonal's delay and stride are drawn anew each time. -> (masks
+        (B, N), masked share per token-frame (B, F))."""
         c, n = self.config, self.tokens_per_chunk
         B, F_ = masked_BN.shape[0], masked_BN.shape[1] // n
         dev = masked_BN.device
         u = rand((B, F_), generator).to(dev)
+        stride_BF = (randint(c.train_strides, (B, F_), generator) + 1).to(dev)
         delay_BF = (randint(sum(self.grid_hw) - 1, (B, F_), generator) + 1).to(dev)
-        ranks_raster = order_ranks("raster", self.frames_per_chunk, self.grid_hw, 1).to(dev)
-        ranks_BFn = torch.where((u < c.raster_share)[..., None], ranks_raster,
-                                order_ranks("diagonal", self.frames_per_chunk, self.grid_hw, delay_BF[..., None]).to(dev))
+        ranks_raster = order_ranks("raster", self.frames_per_chunk, self.grid_hw).to(dev)
+        diagonal = order_ranks("diagonal", self.frames_per_chunk, self.grid_hw, delay_BF[..., None], stride_BF[..., None]).to(dev)
+        ranks_BFn = torch.where((u < c.raster_share)[..., None], ranks_raster, diagonal)
         last_BF = ranks_BFn.amax(-1)
         cut_BF = (rand((B, F_), generator).to(dev) * (last_BF + 1)).long().clamp(max=last_BF)
         ordered_BFn = ranks_BFn >= cut_BF[..., None]
@@ -292,7 +296,7 @@ class TokenTransformer(nn.Module):
         """Set decoding's pass count stays None unless asked for: the model then gives the first
         token-frame of a clip drawn from nothing `first_set_steps` passes (see `_decode_set`)."""
         c = self.config
-        return dict(num_frames=c.frames, guidance=c.guidance, decode=c.decode or c.order, use_cache=True, refine=c.set_refine,
+        return dict(num_frames=c.frames, guidance=c.guidance, decode=c.decode or c.order, use_cache=True,
                     temperature=c.temperature, top_k=c.top_k, top_p=c.top_p)
 
     def check(self, request: GenerationRequest) -> None:
@@ -384,8 +388,8 @@ class TokenTransformer(nn.Module):
             drawn_n = torch.arange(f * n, (f + 1) * n) >= known  # the given tokens are held
             if ranks_n is not None:
                 total += len(set(ranks_n[drawn_n].tolist()))
-                continue
-            total += K_first if f == 0 and known == 0 else K
+            else:
+                total += K_first if f == 0 and known == 0 else K
             total += sweeps * len(set(slots_n[drawn_n].tolist()))
         return total
 
@@ -393,17 +397,21 @@ class TokenTransformer(nn.Module):
         """A set model's ranks for a fixed decoding order (None for its own set order)."""
         if decode == "set":
             return None
-        return order_ranks(decode, self.frames_per_chunk, self.grid_hw, max(1, self.config.diagonal_delay))
+        c = self.config
+        return order_ranks(decode, self.frames_per_chunk, self.grid_hw, max(1, c.diagonal_delay), max(1, c.diagonal_stride))
 
     def _set_passes(self, request: GenerationRequest) -> tuple[int, int, int]:
         """Set decoding's passes a token-frame, the first token-frame's, and Gibbs sweeps."""
         c = self.config
         K = request.steps or c.set_steps  # num_inference_steps: passes a token-frame (as in aMUSEd)
+        # Gibbs sweeps: the model's set_refine in its own set order; raster and diagonal stay pure
+        # orders unless a request asks for sweeps after them
+        sweeps = request.refine if request.refine is not None else (c.set_refine if request.decode == "set" else 0)
         # Where the clip starts from nothing, its first token-frame fixes the layout, and tokens drawn
         # in one pass do not see each other: few passes draw an object twice or with a ragged edge.
         # The model's default gives that token-frame more passes; a request's `steps` sets them all.
         K_first = K if request.steps or not c.first_set_steps else c.first_set_steps
-        return K, K_first, request.refine
+        return K, K_first, sweeps
 
     def _slots(self) -> torch.Tensor:
         return patch_slots(self.frames_per_chunk, self.grid_hw, self.backbone.config.patch_size)
@@ -424,7 +432,7 @@ class TokenTransformer(nn.Module):
         ranks_n = self._ranks(request.decode)
         if ranks_n is not None:
             return iter_ranked(frame_logits, codes_BN, known=known, frame_tokens=self.tokens_per_chunk, ranks_n=ranks_n,
-                               mask_id=self.mask_id, sample=sample)
+                               mask_id=self.mask_id, sweeps=sweeps, slots_n=self._slots(), sample=sample)
         return iter_set(frame_logits, codes_BN, known=known, frame_tokens=self.tokens_per_chunk, passes=K,
                         first_passes=K_first, sweeps=sweeps, slots_n=self._slots(), mask_id=self.mask_id, sample=sample)
 

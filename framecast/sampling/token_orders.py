@@ -14,8 +14,8 @@ in a fixed order, so one seed gives one clip.
 
 A set model (masked prediction inside a token-frame, token-frames causal with a KV cache) also
 decodes in a fixed order, one rank a pass (`order_ranks`, `iter_ranked`): raster ranks make it
-a next-token model (token i given tokens < i), diagonal ranks draw a frame's anti-diagonals
-(y + x) a pass, frame t `delay` anti-diagonals behind frame t - 1.
+a next-token model (token i given tokens < i), diagonal ranks draw one diagonal of a frame a
+pass (y * stride + x), frame t `delay` passes behind frame t - 1.
 
 Codes are (B, N) token ids in raster order, -1 where a token is still to be drawn; `known` counts
 the leading tokens that are given and held. Each order is a generator (`iter_*`) that yields
@@ -78,22 +78,26 @@ def diagonal_schedule(frames: int, per_frame: int, delay: int) -> list[list[int]
             for s in range(per_frame + (frames - 1) * delay)]
 
 
-def order_ranks(order: str, frames: int, grid_hw: tuple[int, int], delay: int | torch.Tensor = 1) -> torch.Tensor:
+def order_ranks(order: str, frames: int, grid_hw: tuple[int, int], delay: int | torch.Tensor = 1,
+                stride: int | torch.Tensor = 1) -> torch.Tensor:
     """The pass (from 0) at which each token of a token-frame (`frames` x h x w tokens, raster
     order) is drawn when a set model decodes it in `order`, one pass at a time:
         raster    token i at pass i: next-token prediction in raster order (t, y, x)
-        diagonal  DiagD inside the token-frame: the tokens of an anti-diagonal (y + x) of a frame
-                  together, frame t running `delay` anti-diagonals behind frame t - 1
-    `delay` may be a tensor (..., 1) of delays: the ranks then broadcast to (..., n)."""
+        diagonal  DiagD inside the token-frame: token (y, x) of a frame at pass y * stride + x, so
+                  a pass draws the tokens of one diagonal (stride 1: an anti-diagonal; a larger
+                  stride, a steeper one whose tokens sit further apart), frame t running `delay`
+                  passes behind frame t - 1
+    `delay` and `stride` may be tensors (..., 1): the ranks then broadcast to (..., n)."""
     h, w = grid_hw
     t_, y_, x_ = (a.reshape(-1) for a in torch.meshgrid(torch.arange(frames), torch.arange(h), torch.arange(w), indexing="ij"))
     if order == "raster":
         return torch.arange(frames * h * w)
     if order != "diagonal":
         raise ValueError(f"no ranks for decoding order '{order}'; choose raster or diagonal")
-    if isinstance(delay, int) and delay < 1:
-        raise ValueError(f"the diagonal delay must be >= 1 anti-diagonal, got {delay}")
-    return y_ + x_ + t_ * delay
+    for name, value in (("delay", delay), ("stride", stride)):
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"the diagonal {name} must be >= 1, got {value}")
+    return y_ * stride + x_ + t_ * delay
 
 
 def masked_after_pass(unknown: int, k: int, passes: int) -> int:
@@ -252,11 +256,20 @@ def iter_set(frame_logits: FrameLogits, codes_BN: torch.Tensor, *, known: int, f
 
 
 def iter_ranked(frame_logits: FrameLogits, codes_BN: torch.Tensor, *, known: int, frame_tokens: int, ranks_n: torch.Tensor,
-                mask_id: int, sample: dict | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+                mask_id: int, sweeps: int = 0, slots_n: torch.Tensor | None = None,
+                sample: dict | None = None) -> Iterator[tuple[int, torch.Tensor]]:
     """A set model decoded in a fixed order (`ranked_passes`): token-frame by token-frame, each
-    committed to the cache when finished, given tokens held. Yields as `iter_set`."""
+    committed to the cache when finished, given tokens held; `sweeps` Gibbs sweeps may follow
+    each token-frame's passes (as in `iter_set`). Yields as `iter_set`."""
+    if sweeps and slots_n is None:
+        raise ValueError("Gibbs sweeps need the places of tokens inside their patch (slots_n)")
+
     def draw(frame_Bn: torch.Tensor, held_Bn: torch.Tensor, f: int) -> torch.Tensor:
-        return ranked_passes(frame_logits, frame_Bn, f, ranks_n=ranks_n, mask_id=mask_id, sample=sample)
+        frame_Bn = ranked_passes(frame_logits, frame_Bn, f, ranks_n=ranks_n, mask_id=mask_id, sample=sample)
+        if sweeps:
+            frame_Bn = gibbs_sweeps(frame_logits, frame_Bn, f, held_Bn=held_Bn, slots_n=slots_n, sweeps=sweeps,
+                                    mask_id=mask_id, sample=sample)
+        return frame_Bn
 
     return _iter_token_frames(frame_logits, codes_BN, known, frame_tokens, mask_id, draw)
 
