@@ -608,7 +608,6 @@ def eval_(
     from PIL import Image
 
     from framecast.eval.evaluate import eval_set, evaluate, sheet_of_clips, write_report
-    from framecast.nn.step_cache import StepCache
     from framecast.pipeline import load
     from framecast.video import atomic_path
 
@@ -635,7 +634,7 @@ def eval_(
     if warning:
         typer.echo(warning, err=True)
     texts, meanings = eval_set(prompts, num)
-    skips = StepCache(step_cache) if step_cache else None  # one counter over every clip: the block passes skipped
+    skips = _skip_counter(step_cache)
     summary = evaluate(
         pipe, texts, meanings=meanings, seed=seed, batch_size=batch_size,
         num_inference_steps=steps, guidance_scale=guidance, sampler=sampler, num_frames=frames,
@@ -643,9 +642,7 @@ def eval_(
         **_given(schedule=schedule, decode=decode, temperature=temperature, top_k=top_k, top_p=top_p, refine=refine, context_level=context_level,
                  step_cache=skips),
     )
-    if skips is not None:
-        summary["settings"]["step_cache"] = step_cache
-        summary["step_cache"] = skips.summary()
+    _report_skips(summary, skips)
     if extractor is not None:
         summary.update(shapes_fvd(summary["frames"], split=prompts, network=extractor))
     summary["prompts"] = prompts
@@ -654,6 +651,20 @@ def eval_(
         Image.fromarray(sheet_of_clips(summary["frames"])).save(tmp_png, format="PNG")
     _eval_table(pipe, summary, num, prompts, seed)
     typer.echo(f"wrote {output} and {output.with_suffix('.png')}")
+
+
+def _skip_counter(step_cache: float | None):
+    """--step-cache as one StepCache counting over every clip of an evaluation (None when off)."""
+    from framecast.nn.step_cache import StepCache
+
+    return StepCache(step_cache) if step_cache else None
+
+
+def _report_skips(summary: dict, skips) -> None:
+    """The block passes --step-cache skipped, into the evaluation's JSON (settings keep the threshold)."""
+    if skips is not None:
+        summary["settings"]["step_cache"] = skips.threshold
+        summary["step_cache"] = skips.summary()
 
 
 def _eval_table(pipe, summary: dict, num: int, prompts: str, seed: int) -> None:
