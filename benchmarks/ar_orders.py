@@ -4,8 +4,8 @@ other orders training-free, and the same model fine-tuned on their masks), with 
 raster token as the clip grows.
 
     python benchmarks/ar_orders.py --models shapes-ar runs/shapes-ar-v1 --labels fine-tuned training-free \\
-        --num 100 --seeds 0 1000 --baseline-num 50 --baseline-seeds 0 --sweep-num 50 \\
-        --plot docs/images/ar_orders.png --output benchmarks/results/ar_orders.json
+        --num 100 --seeds 0 1000 --raster-seeds 0 --baseline-num 30 --baseline-seeds 0 --sweep-num 30 \\
+        --delays 1 2 8 15 --time-num 2 --threads 2 --plot docs/images/ar_orders.png --output benchmarks/results/ar_orders.json
 
 Accuracy: `--num` clips of the `train` split for every seed in `--seeds` (raster, diagonal at the
 model's delay, set), and `--sweep-num` clips of the first seed for the other delays; clip i is
@@ -45,9 +45,14 @@ def with_delay(pipe, delay: int | None):
 
 
 def orders(pipe, delays: list[int]) -> list[tuple[str, dict, int | None]]:
-    own = pipe.model.config.diagonal_delay
-    rows = [("raster, KV cache", {"decode": "raster"}, None), (f"diagonal, delay {own}", {"decode": "diagonal"}, None)]
-    rows += [(f"diagonal, delay {d}", {"decode": "diagonal"}, d) for d in delays if d != own]
+    """(label, call keywords, diagonal delay or None for the model's own) of every row."""
+    c = pipe.model.config
+    own, sweeps = c.diagonal_delay, getattr(c, "diagonal_refine", 0)
+    swept = f" + {sweeps} Gibbs sweep" if sweeps else ""
+    rows = [("raster, KV cache", {"decode": "raster"}, None), (f"diagonal, delay {own}{swept}", {"decode": "diagonal"}, None)]
+    if sweeps:
+        rows.append((f"diagonal, delay {own}", {"decode": "diagonal", "refine": 0}, None))
+    rows += [(f"diagonal, delay {d}{swept}", {"decode": "diagonal"}, d) for d in delays if d != own]
     return rows + [("set (default)", {}, None)]
 
 
@@ -75,6 +80,8 @@ def measure(pipe, label: str, args, num: int, seeds_all: list[int]) -> tuple[lis
     for name, kw, delay in orders(pipe, args.delays):
         old = with_delay(pipe, delay)
         n, seeds = (min(args.sweep_num, num), seeds_all[:1]) if delay else (num, seeds_all)
+        if kw.get("decode") == "raster" and args.raster_seeds:  # a raster clip costs 128 passes a token-frame
+            seeds = [s for s in seeds if s in args.raster_seeds] or seeds[:1]
         r = accuracy(pipe, prompts[:n], seeds, args.batch, **kw)
         t = timed_clips(pipe, prompts[: args.time_num], 16, args.seeds[0], **kw)
         with_delay(pipe, old)
@@ -96,10 +103,16 @@ def plot(rows: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4))
     for model in dict.fromkeys(r["model"] for r in rows):
         mine = [r for r in rows if r["model"] == model]
-        diag = sorted((r for r in mine if r["order"].startswith("diagonal")), key=lambda r: r["seconds_per_clip"])
-        line = ax.plot([r["seconds_per_clip"] for r in diag], [r["scene_accuracy"] for r in diag], "o-", label=f"{model}: diagonal")[0]
+        diagonal = [r for r in mine if r["order"].startswith("diagonal")]
+        swept = any("Gibbs" in r["order"] for r in diagonal)
+        plain = [r for r in diagonal if swept and "Gibbs" not in r["order"]]  # the same delay without the sweep
+        diag = sorted((r for r in diagonal if r not in plain), key=lambda r: r["seconds_per_clip"])
+        line = ax.plot([r["seconds_per_clip"] for r in diag], [r["scene_accuracy"] for r in diag], "o-",
+                       label=f"{model}: diagonal" + (" + Gibbs sweep" if swept else ""))[0]
+        for r in plain:
+            ax.plot(r["seconds_per_clip"], r["scene_accuracy"], "x", color=line.get_color(), label=f"{model}: {r['order']}")
         for r in diag:
-            ax.annotate(r["order"].split("delay ")[1], (r["seconds_per_clip"], r["scene_accuracy"]), fontsize=7,
+            ax.annotate(r["order"].split("delay ")[1].split(" ")[0], (r["seconds_per_clip"], r["scene_accuracy"]), fontsize=7,
                         xytext=(3, 3), textcoords="offset points")
         for r, marker in ((next(r for r in mine if r["order"].startswith("raster")), "s"), (next(r for r in mine if r["order"].startswith("set")), "^")):
             ax.plot(r["seconds_per_clip"], r["scene_accuracy"], marker, color=line.get_color(),
@@ -135,6 +148,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--baseline-num", type=int, default=0, help="clips for the models after the first (0: --num)")
     ap.add_argument("--baseline-seeds", type=int, nargs="*", default=None, help="seeds for the models after the first (default: --seeds)")
+    ap.add_argument("--raster-seeds", type=int, nargs="*", default=None, help="seeds of the raster rows (default: --seeds)")
     ap.add_argument("--sweep-num", type=int, default=50, help="clips a point of the delay sweep (first seed)")
     ap.add_argument("--delays", type=int, nargs="*", default=[1, 2, 4, 8, 15])
     ap.add_argument("--time-num", type=int, default=3, help="clips timed one at a time for each order")

@@ -27,7 +27,7 @@ from framecast.train.checkpoint import latest_checkpoint
 
 ASSETS = Path(__file__).resolve().parents[1] / "framecast" / "assets"
 SAMPLING_KEYS = ("sampler", "steps", "guidance", "shift", "schedule", "decode", "temperature", "top_k", "top_p", "set_steps",
-                 "first_set_steps", "set_refine")
+                 "first_set_steps", "set_refine", "diagonal_refine", "diagonal_delay", "diagonal_stride")
 
 
 def read_log(path: Path) -> list[dict]:
@@ -107,7 +107,7 @@ def main() -> None:
     ap.add_argument("--scores-command", default="", help="the command that made --scores")
     ap.add_argument("--default", action="append", default=[], metavar="KEY=VALUE",
                     help="a sampling default chosen after training (sampler, steps, guidance, shift, schedule, decode, "
-                         "temperature, top_k, top_p, set_steps, first_set_steps, set_refine), "
+                         "temperature, top_k, top_p, set_steps, first_set_steps, set_refine, diagonal_refine, diagonal_delay, diagonal_stride), "
                          "e.g. --default sampler=euler-stochastic; written into the card")
     ap.add_argument("--decode-with", action="append", default=[], metavar="ORDER=MODEL",
                     help="token models: a bundled sibling that decodes an order this one was not trained for "

@@ -93,6 +93,7 @@ class ARConfig:
     set_refine: int = 0  # set: Gibbs sweeps over each decoded token-frame (a request's `refine` overrides it)
     diagonal_delay: int = 4  # frame t runs this many passes behind frame t - 1 (raster model: tokens; set model: diagonals)
     diagonal_stride: int = 1  # set model, diagonal order: token (y, x) of a frame drawn at pass y * stride + x
+    diagonal_refine: int = 0  # set model, diagonal order: Gibbs sweeps after each token-frame's diagonals (a request's `refine` overrides it)
     raster_share: float = 0.0  # set objective: share of token-frames masked as raster decoding leaves them (a cut in raster order)
     diagonal_share: float = 0.0  # set objective: share masked as diagonal decoding leaves them (a cut in DiagD's order, any delay)
     train_strides: int = 1  # set objective: the diagonal masks' strides are drawn from 1..train_strides
@@ -101,8 +102,8 @@ class ARConfig:
     def __post_init__(self):
         if self.order not in ORDERS:
             raise ValueError(f"unknown training order '{self.order}'; choose one of {', '.join(ORDERS)}")
-        if self.first_set_steps < 0 or self.set_refine < 0:
-            raise ValueError("first_set_steps and set_refine must be >= 0")
+        if self.first_set_steps < 0 or self.set_refine < 0 or self.diagonal_refine < 0:
+            raise ValueError("first_set_steps, set_refine and diagonal_refine must be >= 0")
         if min(self.raster_share, self.diagonal_share) < 0 or self.raster_share + self.diagonal_share > 1:
             raise ValueError("raster_share and diagonal_share are shares of token-frames: each >= 0, together <= 1")
 
@@ -404,9 +405,10 @@ class TokenTransformer(nn.Module):
         """Set decoding's passes a token-frame, the first token-frame's, and Gibbs sweeps."""
         c = self.config
         K = request.steps or c.set_steps  # num_inference_steps: passes a token-frame (as in aMUSEd)
-        # Gibbs sweeps: the model's set_refine in its own set order; raster and diagonal stay pure
-        # orders unless a request asks for sweeps after them
-        sweeps = request.refine if request.refine is not None else (c.set_refine if request.decode == "set" else 0)
+        # Gibbs sweeps: the model's own count for its set and diagonal orders; raster stays a pure
+        # order unless a request asks for sweeps after it
+        own = {"set": c.set_refine, "diagonal": c.diagonal_refine}.get(request.decode, 0)
+        sweeps = request.refine if request.refine is not None else own
         # Where the clip starts from nothing, its first token-frame fixes the layout, and tokens drawn
         # in one pass do not see each other: few passes draw an object twice or with a ragged edge.
         # The model's default gives that token-frame more passes; a request's `steps` sets them all.
