@@ -192,10 +192,10 @@ def test_a_set_bundle_hands_raster_and_diagonal_to_its_decode_with_sibling(tmp_p
     assert "decoded_by" not in own.info and own.frames[0].shape == (2, 32, 32, 3)
 
 
-def test_the_bundled_shapes_ar_decodes_raster_and_diagonal_with_a_bundled_raster_sibling():
-    """`--model shapes-ar --decode raster|diagonal` runs on `shapes-ar-raster`: a bundled
-    raster-order model over the very same tokenizer (config and weights), so its clips are made
-    of the same codes."""
+def test_the_bundled_shapes_ar_decodes_every_order_itself():
+    """`--model shapes-ar --decode raster|diagonal` runs on shapes-ar's own trunk (no sibling), a pass
+    a token in raster order; `shapes-ar-raster`, the token-causal model, reads the very same codes
+    (tokenizer config and weights)."""
     from safetensors import safe_open
 
     import framecast
@@ -203,18 +203,16 @@ def test_the_bundled_shapes_ar_decodes_raster_and_diagonal_with_a_bundled_raster
     from framecast.pipeline import ASSETS
 
     cfg = read_config(ASSETS / "shapes-ar")
-    assert set(cfg["decode_with"]) == {"raster", "diagonal"}
-    for name in set(cfg["decode_with"].values()):
-        sib = read_config(ASSETS / name)
-        assert sib["generator"]["order"] == "raster"
-        assert sib["generator"]["tokenizer"] == cfg["generator"]["tokenizer"]
-        with safe_open(ASSETS / "shapes-ar" / "model.safetensors", "pt") as a, \
-                safe_open(ASSETS / name / "model.safetensors", "pt") as b:
-            keys = [k for k in a.keys() if k.startswith("tokenizer.")]
-            assert keys and all(torch.equal(a.get_tensor(k), b.get_tensor(k)) for k in keys)
-    out = framecast.load("shapes-ar", precision="fp32")(PROMPT, decode="diagonal", num_frames=2,
-                                                         generator=torch.Generator().manual_seed(0))
-    assert out.info["decoded_by"] == cfg["decode_with"]["diagonal"] and out.frames[0].shape == (2, 32, 32, 3)
+    assert "decode_with" not in cfg and cfg["generator"]["order"] == "set"
+    sib = read_config(ASSETS / "shapes-ar-raster")
+    assert sib["generator"]["order"] == "raster" and sib["generator"]["tokenizer"] == cfg["generator"]["tokenizer"]
+    with safe_open(ASSETS / "shapes-ar" / "model.safetensors", "pt") as a, safe_open(ASSETS / "shapes-ar-raster" / "model.safetensors", "pt") as b:
+        keys = [k for k in a.keys() if k.startswith("tokenizer.")]
+        assert keys and all(torch.equal(a.get_tensor(k), b.get_tensor(k)) for k in keys)
+    pipe = framecast.load("shapes-ar", precision="fp32")
+    assert pipe.total_steps(PROMPT, decode="raster", num_frames=2) == 128  # a pass a token of one token-frame
+    out = pipe(PROMPT, decode="diagonal", num_frames=2, generator=torch.Generator().manual_seed(0))
+    assert "decoded_by" not in out.info and out.frames[0].shape == (2, 32, 32, 3)
 
 
 def test_logits_stay_fp32_under_bf16_autocast(raster):
@@ -340,6 +338,9 @@ def test_set_pass_count_by_hand(setm, monkeypatch):
     monkeypatch.setattr(setm.config, "set_refine", 1)  # the model's sweeps belong to its set order alone
     assert setm.passes(_req(decode="raster")) == 2 * per_chunk and setm.passes(_req(decode="set")) == (5 + 8) + (2 + 8)
     assert setm.passes(_req(decode="raster", refine=1)) == 2 * (per_chunk + 8)  # asked for: a sweep after each token-frame
+    diagonal = setm.passes(_req(decode="diagonal"))
+    monkeypatch.setattr(setm.config, "diagonal_refine", 1)  # the model's own sweeps for its diagonal order
+    assert setm.passes(_req(decode="diagonal")) == diagonal + 2 * 8 and setm.passes(_req(decode="diagonal", refine=0)) == diagonal
 
 
 def test_ordered_masks_are_cuts_in_raster_or_diagonal_order(monkeypatch):

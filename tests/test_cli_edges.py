@@ -14,7 +14,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import framecast
-from framecast.cli import app, card_warning, progress_bar
+from framecast.cli import FAR_BELOW, app, card_warning, progress_bar
 from framecast.pipeline import resolve_model
 
 PROMPT = "a big red circle moves right"
@@ -221,15 +221,22 @@ def test_own_mp4_is_read_back_and_resized(tiny_model_dir, tmp_path):
     assert np.load(tmp_path / "next.npy").shape == (4, 32, 32, 3)
 
 
-def test_card_warning_reads_the_cards():
+def test_card_warning_reads_the_cards(tmp_path):
+    scores = json.loads((resolve_model("shapes-ar") / "scores.json").read_text())
     pipe = SimpleNamespace(path=resolve_model("shapes-ar"), name="shapes-ar")
-    raster = json.loads((resolve_model("shapes-ar-raster") / "scores.json").read_text())
-    default = json.loads((resolve_model("shapes-ar") / "scores.json").read_text())["scene_accuracy"]
-    said = card_warning(pipe, decode="raster")
-    assert said.startswith("warning: --decode raster") and f"{raster['scene_accuracy']:.2f}" in said and f"{default:.2f}" in said
-    assert f"{raster['diagonal']['scene_accuracy']:.2f}" in card_warning(pipe, decode="diagonal")
+    for order in ("raster", "diagonal"):  # the orders' own scores on the card, warned about where far below the default
+        said = card_warning(pipe, decode=order)
+        far = scores[order]["scene_accuracy"] < FAR_BELOW * scores["scene_accuracy"]
+        assert (said is not None) == far and (not far or f"{scores[order]['scene_accuracy']:.2f}" in said)
     assert card_warning(pipe, decode="set") is None and card_warning(pipe, decode=None) is None
     assert card_warning(SimpleNamespace(path=resolve_model("shapes-hybrid"), name="h"), schedule="full") is None
+    card = tmp_path / "m"  # a sibling's card is read where a bundle hands an order to one (decode_with)
+    card.mkdir()
+    (card / "config.json").write_text(json.dumps({"framecast_format": 1, "family": "autoregressive",
+                                               "decode_with": {"raster": str(resolve_model("shapes-ar-raster"))}}))
+    (card / "scores.json").write_text(json.dumps({"scene_accuracy": 0.9}))
+    raster = json.loads((resolve_model("shapes-ar-raster") / "scores.json").read_text())["scene_accuracy"]
+    assert f"{raster:.2f}" in card_warning(SimpleNamespace(path=card, name="m"), decode="raster")
 
 
 def test_progress_bar_counts_every_step(tiny_model_dir):
