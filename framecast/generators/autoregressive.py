@@ -239,10 +239,9 @@ class TokenTransformer(nn.Module):
 
     def _ordered_masks(self, masked_BN: torch.Tensor, generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Replace the random masks of a share of token-frames by the masks the raster and diagonal
-        decoding orders leave (every token from a cut in that order on still to be drawn; the
-        diagonal's delay drawn anew each time), so that one set model learns the questions all
-        three orders ask it. The diagonal's delay and stride are drawn anew each time. -> (masks
-        (B, N), masked share per token-frame (B, F))."""
+        decoding orders leave (every token from a cut in that order on still to be drawn), so that
+        one set model learns the questions all three orders ask it. The diagonal's delay and
+        stride are drawn anew each time. -> (masks (B, N), masked share per token-frame (B, F))."""
         c, n = self.config, self.tokens_per_chunk
         B, F_ = masked_BN.shape[0], masked_BN.shape[1] // n
         dev = masked_BN.device

@@ -239,19 +239,12 @@ def iter_set(frame_logits: FrameLogits, codes_BN: torch.Tensor, *, known: int, f
     Yields `(done, codes_BN)` after each token-frame (`done`: the leading tokens that are final)."""
     if passes < 1:
         raise ValueError(f"set decoding needs >= 1 passes a token-frame, got {passes}")
-    if sweeps < 0:
-        raise ValueError(f"refine counts Gibbs sweeps a token-frame: it must be >= 0, got {sweeps}")
-    if sweeps and slots_n is None:
-        raise ValueError("Gibbs sweeps need the places of tokens inside their patch (slots_n)")
 
-    def draw(frame_Bn: torch.Tensor, held_Bn: torch.Tensor, f: int) -> torch.Tensor:
+    def maskgit(frame_Bn: torch.Tensor, f: int) -> torch.Tensor:
         K = first_passes if first_passes and f == 0 and known == 0 else passes
-        frame_Bn = maskgit_passes(frame_logits, frame_Bn, f, passes=K, mask_id=mask_id, sample=sample)
-        if sweeps:
-            frame_Bn = gibbs_sweeps(frame_logits, frame_Bn, f, held_Bn=held_Bn, slots_n=slots_n, sweeps=sweeps,
-                                    mask_id=mask_id, sample=sample)
-        return frame_Bn
+        return maskgit_passes(frame_logits, frame_Bn, f, passes=K, mask_id=mask_id, sample=sample)
 
+    draw = _then_sweeps(frame_logits, maskgit, sweeps=sweeps, slots_n=slots_n, mask_id=mask_id, sample=sample)
     return _iter_token_frames(frame_logits, codes_BN, known, frame_tokens, mask_id, draw)
 
 
@@ -261,17 +254,30 @@ def iter_ranked(frame_logits: FrameLogits, codes_BN: torch.Tensor, *, known: int
     """A set model decoded in a fixed order (`ranked_passes`): token-frame by token-frame, each
     committed to the cache when finished, given tokens held; `sweeps` Gibbs sweeps may follow
     each token-frame's passes (as in `iter_set`). Yields as `iter_set`."""
+    def ranked(frame_Bn: torch.Tensor, f: int) -> torch.Tensor:
+        return ranked_passes(frame_logits, frame_Bn, f, ranks_n=ranks_n, mask_id=mask_id, sample=sample)
+
+    draw = _then_sweeps(frame_logits, ranked, sweeps=sweeps, slots_n=slots_n, mask_id=mask_id, sample=sample)
+    return _iter_token_frames(frame_logits, codes_BN, known, frame_tokens, mask_id, draw)
+
+
+def _then_sweeps(frame_logits: FrameLogits, passes: Callable[[torch.Tensor, int], torch.Tensor], *, sweeps: int,
+                 slots_n: torch.Tensor | None, mask_id: int, sample: dict | None):
+    """A token-frame's draw as every set-model order makes it: its order's `passes(frame_Bn, f)`,
+    then `sweeps` Gibbs sweeps over the places of `slots_n` (checked here, before any pass)."""
+    if sweeps < 0:
+        raise ValueError(f"refine counts Gibbs sweeps a token-frame: it must be >= 0, got {sweeps}")
     if sweeps and slots_n is None:
         raise ValueError("Gibbs sweeps need the places of tokens inside their patch (slots_n)")
 
     def draw(frame_Bn: torch.Tensor, held_Bn: torch.Tensor, f: int) -> torch.Tensor:
-        frame_Bn = ranked_passes(frame_logits, frame_Bn, f, ranks_n=ranks_n, mask_id=mask_id, sample=sample)
+        frame_Bn = passes(frame_Bn, f)
         if sweeps:
             frame_Bn = gibbs_sweeps(frame_logits, frame_Bn, f, held_Bn=held_Bn, slots_n=slots_n, sweeps=sweeps,
                                     mask_id=mask_id, sample=sample)
         return frame_Bn
 
-    return _iter_token_frames(frame_logits, codes_BN, known, frame_tokens, mask_id, draw)
+    return draw
 
 
 def _iter_token_frames(frame_logits: FrameLogits, codes_BN: torch.Tensor, known: int, n: int, mask_id: int,
