@@ -487,13 +487,9 @@ def _call_options(a) -> dict:
 def prompt_switches(values: list[str], no_recache: bool) -> dict:
     """--prompt-at FRAME:PROMPT (repeatable) and --no-recache as the pipeline's prompt_at and
     recache keywords; the pipeline checks the frames against the clip and the model."""
-    switches = []
-    for value in values:
-        frame, sep, prompt = value.partition(":")
-        if not sep or not frame.strip().isdigit() or not prompt.strip():
-            raise ValueError(f"--prompt-at {value[:60]!r}: give FRAME:PROMPT, a video frame and the prompt from it on, "
-                             "e.g. --prompt-at '24:a big red circle moves up'")
-        switches.append((int(frame), prompt.strip()))
+    from framecast.generators.prompt_at import parse_switch
+
+    switches = [parse_switch(v, "--prompt-at", "FRAME:PROMPT", "--prompt-at '24:a big red circle moves up'") for v in values]
     if no_recache and not switches:
         raise ValueError("--no-recache changes what happens at a prompt switch; give --prompt-at FRAME:PROMPT, or drop --no-recache")
     return ({"prompt_at": switches} if switches else {}) | ({"recache": False} if no_recache else {})

@@ -18,6 +18,16 @@ from framecast.text.encoder import check_prompts, shorten
 Switches = tuple[tuple[int, list[str]], ...]  # (video frame, one prompt per clip), frames increasing
 
 
+def parse_switch(text: str, what: str, usage: str, example: str) -> tuple[int, str]:
+    """A switch typed as text, 'FRAME:PROMPT' (`--prompt-at`, a line of the web form) -> (frame,
+    prompt); a ValueError naming the text as `what` shows it, with the `usage` and an `example`.
+    The frame is checked against the clip later, with the rest of `prompt_at`."""
+    frame, sep, prompt = text.partition(":")
+    if not sep or not frame.strip().isdigit() or not prompt.strip():
+        raise ValueError(f"{what} {text[:60]!r}: give {usage}, a video frame and the prompt from it on, e.g. {example}")
+    return int(frame), prompt.strip()
+
+
 def check_prompt_at(value, num_frames: int, batch: int) -> Switches:
     """`prompt_at` as given -> (frame, one prompt per clip) pairs, or a ValueError that names the
     input, the problem and the fix. A checked schedule passes again unchanged."""

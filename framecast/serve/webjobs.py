@@ -28,16 +28,11 @@ def _b64_png(image_HW3: np.ndarray) -> str:
 def prompt_switches(text: str | None) -> list[dict] | None:
     """The form's prompt switches, one a line as `FRAME: PROMPT` (`--prompt-at FRAME:PROMPT`) ->
     the API's `prompt_at` (None when there are none)."""
-    switches = []
-    for line in (text or "").splitlines():
-        if not line.strip():
-            continue
-        frame, sep, prompt = line.partition(":")
-        if not sep or not frame.strip().isdigit() or not prompt.strip():
-            raise ValueError(f"prompt switch {line.strip()[:60]!r}: give one a line as FRAME: PROMPT, a video frame and the prompt "
-                             "from it on, e.g. '24: a big red circle moves up'")
-        switches.append({"frame": int(frame), "prompt": prompt.strip()})
-    return switches or None
+    from framecast.generators.prompt_at import parse_switch
+
+    pairs = [parse_switch(line.strip(), "prompt switch", "one a line as FRAME: PROMPT", "'24: a big red circle moves up'")
+             for line in (text or "").splitlines() if line.strip()]
+    return [{"frame": frame, "prompt": prompt} for frame, prompt in pairs] or None
 
 
 def form_request(prompt, model, sampler, steps, guidance, seed, frames, schedule, decode, image, video, context_frames,
