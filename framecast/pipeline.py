@@ -124,6 +124,7 @@ class Pipeline:
 
     def __init__(self, model: torch.nn.Module, *, name: str = "", path: Path | None = None, precision: str = "auto"):
         self.model, self.name, self.path, self.requested_precision = model, name, path, check_precision(precision)
+        self.use_siblings = True  # False: a token model decodes every order itself, whatever its `decode_with` names
 
     @property
     def precision(self) -> str:
@@ -281,7 +282,7 @@ class Pipeline:
         ValueError that names it, raised before any work."""
         kwargs.update(negative_prompt=negative_prompt, num_frames=num_frames, num_inference_steps=num_inference_steps,
                       guidance_scale=guidance_scale, generator=generator, callback_on_step_end=callback_on_step_end)
-        sibling = self._decoded_by(kwargs.get("decode"))
+        sibling = self.decoded_by(kwargs.get("decode"))
         if sibling is not None:
             out = sibling(prompt, **kwargs)
             out.info["decoded_by"] = sibling.name
@@ -302,12 +303,13 @@ class Pipeline:
             info["step_cache"] = request.step_cache.summary()
         return VideoPipelineOutput(frames=frames, seconds=seconds, info=info, output_type=output_type)
 
-    def _decoded_by(self, decode) -> Pipeline | None:
-        """A token model decodes in the orders its objective trained it for (set, or raster and
-        diagonal). A bundle's config may name a sibling for the others (`decode_with`, e.g. a
-        set model naming a raster-order model over the same tokenizer); it is loaded on first use,
-        on this pipeline's device and precision."""
-        if not isinstance(decode, str) or self.model.family != "autoregressive" or self.path is None:
+    def decoded_by(self, decode) -> Pipeline | None:
+        """The pipeline that decodes `decode`, when it is not this one. A set model decodes every
+        order itself, a token-causal one raster and diagonal; a bundle's config may hand the orders
+        other than its own to a sibling over the same tokenizer that decodes them better
+        (`decode_with`: `shapes-ar` hands raster to `shapes-ar-orders`). The sibling is loaded on
+        first use, on this pipeline's device and precision; `use_siblings = False` turns it off."""
+        if not isinstance(decode, str) or self.model.family != "autoregressive" or self.path is None or not self.use_siblings:
             return None
         if (decode == "set") == (self.model.config.order == "set"):
             return None  # an order its objective trained it for: the generator decodes it
@@ -327,14 +329,14 @@ class Pipeline:
 
     def check(self, prompt: str | list[str] | None = None, **kwargs) -> None:
         """Raise the ValueError a call with these arguments would raise, without generating."""
-        target = self._decoded_by(kwargs.get("decode")) or self  # a token model may hand an order to a sibling
+        target = self.decoded_by(kwargs.get("decode")) or self  # a token model may hand an order to a sibling
         target.model.check(target._request(prompt, **kwargs))
 
     def total_steps(self, prompt: str | list[str], **kwargs) -> int:
         """How many times a call with these arguments calls `callback_on_step_end`: the rows of the
         noise-level matrix less one for diffusion and hybrid models, the decoding passes for token
-        models (on the sibling that decodes the order, see `_decoded_by`). What a progress bar counts."""
-        target = self._decoded_by(kwargs.get("decode")) or self
+        models (on the sibling that decodes the order, see `decoded_by`). What a progress bar counts."""
+        target = self.decoded_by(kwargs.get("decode")) or self
         request = target._request(prompt, **kwargs)
         if hasattr(target.model, "passes"):
             return target.model.passes(request)
@@ -350,10 +352,10 @@ class Pipeline:
         """Yield (k, H, W, 3) uint8 frames of the first clip as soon as they are final: hybrid models
         as their noise level reaches 0, token models as their codes are drawn (a token-frame at a
         time in set order, a frame at a time in raster and diagonal order; a decoding order handed
-        to a sibling, see `_decoded_by`, streams from it). Diffusion models make all frames at once
+        to a sibling, see `decoded_by`, streams from it). Diffusion models make all frames at once
         and refuse. The request is checked here, before the first frame is asked for, so a caller
         learns of a bad request before it opens its output."""
-        sibling = self._decoded_by(kwargs.get("decode"))
+        sibling = self.decoded_by(kwargs.get("decode"))
         if sibling is not None:
             return sibling.stream(prompt, **kwargs)
         if not hasattr(self.model, "stream"):

@@ -80,3 +80,26 @@ def test_an_interrupted_arena_reuses_the_models_it_finished(tiny_model_dir, tmp_
     # another plan is measured again
     with pytest.raises(AssertionError, match="measured again"):
         run_arena([str(tiny_model_dir)], tmp_path, ArenaPlan(**{**plan.__dict__, "num": 2}), isolate=False, progress=lambda m: None)
+
+
+def test_an_order_handed_to_a_sibling_is_counted_and_named_there(tiny_ar_dir, tmp_path):
+    """A set model whose config hands raster order to a sibling (`decode_with`): the arena's raster point
+    counts the sibling's passes (a pass a token) and its row names the sibling."""
+    from dataclasses import asdict
+
+    import framecast
+    from framecast.eval.arena import _point
+    from framecast.eval.evaluate import eval_prompts
+    from framecast.generators import save_pretrained
+    from framecast.train.recipes import shapes_ar_tiny
+    from tests.tiny_models import perturbed_generator
+
+    folder = save_pretrained(perturbed_generator(asdict(shapes_ar_tiny("set").model), 0.1), tmp_path / "set",
+                             extra={"decode_with": {"raster": str(tiny_ar_dir)}})
+    pipe = framecast.load(str(folder), precision="fp32", device="cpu")
+    prompts = eval_prompts("train", 1)
+    raster, _ = _point(pipe, "decode raster", prompts, 0, decode="raster", num_frames=2)
+    assert raster.extra["decoded_by"] == tiny_ar_dir.name
+    assert raster.forward_passes == pipe.total_steps(prompts[0], decode="raster", num_frames=2)  # the sibling's, a pass a token
+    own, _ = _point(pipe, "decode diagonal", prompts, 0, decode="diagonal", num_frames=2)
+    assert "decoded_by" not in own.extra and own.forward_passes > 0

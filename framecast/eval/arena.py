@@ -93,12 +93,16 @@ def memory_mb(device="cpu", peak: bool = False) -> float:
 
 
 def _point(pipe, label: str, prompts: list[str], seed: int, batch_size: int = 1, **kw) -> tuple[Point, list[np.ndarray]]:
-    """One batch a clip, so forward passes and seconds are those of making one clip."""
-    with PassCounter(pipe.model) as count:
+    """One batch a clip, so forward passes and seconds are those of making one clip. A token model
+    that hands this order to a `decode_with` sibling has the sibling's passes counted, and the point says so."""
+    decoder = pipe.decoded_by(kw.get("decode")) or pipe
+    with PassCounter(decoder.model) as count:
         s = evaluate(pipe, prompts, seed=seed, batch_size=batch_size, progress=False, **kw)
     p = Point(label=label, settings={k: v for k, v in kw.items() if v is not None}, clips=len(prompts),
               scene_accuracy=s["scene_accuracy"], object_accuracy=s["object_accuracy"], seconds_per_clip=s["seconds_per_clip"],
               forward_passes=count.calls * batch_size / len(prompts))
+    if decoder is not pipe:
+        p.extra["decoded_by"] = decoder.name
     return p, s["frames"]
 
 
@@ -376,7 +380,8 @@ def write_report(results: list[dict], out_dir: Path, plan: ArenaPlan, *, command
            "| model | setting | clips | scene acc. | object acc. | passes / clip | s / clip |", "|---|---|---|---|---|---|---|"]
     for r in results:
         for p in r["sweep"]:
-            md.append(f"| {r['model']} | {p['label']} | {p['clips']} | {p['scene_accuracy']:.2f} | {p['object_accuracy']:.2f} | "
+            by = f" (by {p['extra']['decoded_by']})" if p.get("extra", {}).get("decoded_by") else ""
+            md.append(f"| {r['model']} | {p['label']}{by} | {p['clips']} | {p['scene_accuracy']:.2f} | {p['object_accuracy']:.2f} | "
                       f"{p['forward_passes']:.0f} | {p['seconds_per_clip']:.2f} |")
     md += ["", "## Drift against clip length", "", f"![drift]({plots['drift']})", "",
            "| model | frames | objects present, right colour and shape (last 16) | presence (last 16) | scene acc. (first 16) | s / clip |",
