@@ -192,10 +192,10 @@ def test_a_set_bundle_hands_raster_and_diagonal_to_its_decode_with_sibling(tmp_p
     assert "decoded_by" not in own.info and own.frames[0].shape == (2, 32, 32, 3)
 
 
-def test_the_bundled_shapes_ar_decodes_every_order_itself():
-    """`--model shapes-ar --decode raster|diagonal` runs on shapes-ar's own trunk (no sibling), a pass
-    a token in raster order; `shapes-ar-raster`, the token-causal model, reads the very same codes
-    (tokenizer config and weights)."""
+def test_the_bundled_shapes_ar_hands_raster_to_its_order_tuned_sibling():
+    """`--model shapes-ar --decode raster` runs on `shapes-ar-orders` (the same trunk fine-tuned to
+    raster order, a pass a token), `--decode diagonal` on shapes-ar's own trunk; both siblings and
+    `shapes-ar-raster`, the token-causal model, read the very same codes (tokenizer config and weights)."""
     from safetensors import safe_open
 
     import framecast
@@ -203,14 +203,20 @@ def test_the_bundled_shapes_ar_decodes_every_order_itself():
     from framecast.pipeline import ASSETS
 
     cfg = read_config(ASSETS / "shapes-ar")
-    assert "decode_with" not in cfg and cfg["generator"]["order"] == "set"
-    sib = read_config(ASSETS / "shapes-ar-raster")
-    assert sib["generator"]["order"] == "raster" and sib["generator"]["tokenizer"] == cfg["generator"]["tokenizer"]
-    with safe_open(ASSETS / "shapes-ar" / "model.safetensors", "pt") as a, safe_open(ASSETS / "shapes-ar-raster" / "model.safetensors", "pt") as b:
-        keys = [k for k in a.keys() if k.startswith("tokenizer.")]
-        assert keys and all(torch.equal(a.get_tensor(k), b.get_tensor(k)) for k in keys)
+    assert cfg["decode_with"] == {"raster": "shapes-ar-orders"} and cfg["generator"]["order"] == "set"
+    orders = read_config(ASSETS / "shapes-ar-orders")
+    assert orders["generator"]["order"] == "set" and orders["generator"]["decode"] == "raster"
+    for sibling in ("shapes-ar-orders", "shapes-ar-raster"):
+        assert read_config(ASSETS / sibling)["generator"]["tokenizer"] == cfg["generator"]["tokenizer"]
+        with safe_open(ASSETS / "shapes-ar" / "model.safetensors", "pt") as a, safe_open(ASSETS / sibling / "model.safetensors", "pt") as b:
+            keys = [k for k in a.keys() if k.startswith("tokenizer.")]
+            assert keys and all(torch.equal(a.get_tensor(k), b.get_tensor(k)) for k in keys)
     pipe = framecast.load("shapes-ar", precision="fp32")
-    assert pipe.total_steps(PROMPT, decode="raster", num_frames=2) == 128  # a pass a token of one token-frame
+    assert pipe.total_steps(PROMPT, decode="raster", num_frames=2) == 128  # the sibling's passes: a pass a token of one token-frame
+    assert pipe.decoded_by("raster").name == "shapes-ar-orders" and pipe.decoded_by("diagonal") is None
+    pipe.use_siblings = False  # the benchmark of one trunk in every order
+    assert pipe.decoded_by("raster") is None and pipe.total_steps(PROMPT, decode="raster", num_frames=2) == 128
+    pipe.use_siblings = True
     out = pipe(PROMPT, decode="diagonal", num_frames=2, generator=torch.Generator().manual_seed(0))
     assert "decoded_by" not in out.info and out.frames[0].shape == (2, 32, 32, 3)
 

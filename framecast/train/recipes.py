@@ -245,19 +245,20 @@ def shapes_ar_local() -> TrainConfig:
 
 
 def shapes_ar_orders() -> TrainConfig:
-    """`shapes-ar` taught all three decoding orders: the set-only model fine-tuned with 40 % of
-    its token-frames masked as raster decoding leaves them (every token from a cut in raster
-    order on) and 30 % as diagonal decoding does (a cut in DiagD's anti-diagonal order, any
-    delay), the rest MaskGIT's random masks. The trunk is shared: one model decodes set by set,
-    token by token in raster order, or diagonally, each pass asking it for the tokens still
-    masked given all the others made so far. 2.8 s a step in fp32 on a 2-core AVX2 CPU (56 min)."""
+    """`shapes-ar-orders`: the bundled set-only `shapes-ar` taught the raster and diagonal orders
+    too, fine-tuned with 40 % of its token-frames masked as raster decoding leaves them (every
+    token from a cut in raster order on) and 30 % as diagonal decoding does (a cut in DiagD's
+    anti-diagonal order, any delay), the rest MaskGIT's random masks. One trunk then decodes set by
+    set, token by token in raster order, or diagonally, each pass asking it for the tokens still
+    masked given all the others made so far; `shapes-ar` hands it raster order (`decode_with`).
+    2.8 s a step in fp32 on a 2-core AVX2 CPU (56 min)."""
     from framecast.generators.autoregressive import ARConfig
 
     cfg = shapes_ar_small()
     cfg.recipe = "shapes-ar-orders"
     cfg.model.generator = asdict(ARConfig(order="set", frames=16, size=32, guidance=3.0, set_steps=8, raster_share=0.4,
                                           diagonal_share=0.3))
-    cfg.init_from, cfg.init_partial = "runs/shapes-ar-v1", False  # the set-only bundle (shapes-ar's card says how to get it)
+    cfg.init_from, cfg.init_partial = "shapes-ar", False  # the bundled set-only model
     cfg.init_components = {"tokenizer": "shapes-tokenizer-local"}
     cfg.data.latent_pool = 12000
     cfg.optim.lr, cfg.optim.warmup_steps = 1e-4, 50

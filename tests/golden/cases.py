@@ -31,7 +31,7 @@ CASES: dict[str, tuple[str, dict]] = {
     "hybrid-long-window": ("shapes-hybrid", dict(num_frames=24, num_inference_steps=2)),
     "ar-set": ("shapes-ar", dict(num_frames=4, num_inference_steps=2)),
     "ar-set-i2v": ("shapes-ar", dict(num_frames=4, num_inference_steps=2, image="first-frame", refine=0)),
-    "ar-set-raster": ("shapes-ar", dict(num_frames=2, decode="raster")),
+    "ar-orders-raster": ("shapes-ar-orders", dict(num_frames=2)),
     "ar-set-diagonal": ("shapes-ar", dict(num_frames=2, decode="diagonal")),
     "ar-raster": ("shapes-ar-raster", dict(num_frames=2, decode="raster")),
     "ar-diagonal": ("shapes-ar-raster", dict(num_frames=2, decode="diagonal")),
