@@ -270,3 +270,41 @@ def test_bundling_a_run_that_continued_a_bundled_model(tmp_path):
         bundle(tmp_path / "b", "--decode-with", "zigzag=m")
     with pytest.raises(SystemExit, match="for token models"):  # a diffusion model decodes no token orders
         bundle(tmp_path / "b", "--decode-with", "raster=m")
+
+
+def test_interpolated_weights_lie_between_two_models(tmp_path, tiny_model_dir):
+    """tools/interpolate_weights.py (WiSE-FT): (1 - alpha) * first + alpha * second, a new loadable folder;
+    a folder that exists or an alpha outside [0, 1] is refused with exit code 2 and nothing written."""
+    import runpy
+    import shutil
+    import sys
+    from pathlib import Path
+
+    from safetensors.torch import load_file, save_file
+
+    import framecast
+
+    tool = str(Path(__file__).resolve().parents[1] / "tools" / "interpolate_weights.py")
+    second = tmp_path / "second"
+    shutil.copytree(tiny_model_dir, second)
+    w = load_file(str(second / "model.safetensors"))
+    save_file({k: v + 1.0 if v.is_floating_point() else v for k, v in w.items()}, str(second / "model.safetensors"))
+
+    def run(*args):
+        argv = sys.argv
+        try:
+            sys.argv = [tool, *map(str, args)]
+            runpy.run_path(tool, run_name="__main__")
+        finally:
+            sys.argv = argv
+
+    run(tiny_model_dir, second, "--alpha", 0.25, "--out", tmp_path / "mix")
+    mix = load_file(str(tmp_path / "mix" / "model.safetensors"))
+    key = next(k for k, v in w.items() if v.is_floating_point())
+    assert torch.allclose(mix[key], w[key] + 0.25, atol=1e-3)
+    framecast.load(str(tmp_path / "mix"), device="cpu")
+    for bad in (["--alpha", 0.5, "--out", tmp_path / "mix"], ["--alpha", 1.5, "--out", tmp_path / "other"]):
+        with pytest.raises(SystemExit) as e:
+            run(tiny_model_dir, second, *bad)
+        assert e.value.code == 2
+    assert not (tmp_path / "other").exists()
