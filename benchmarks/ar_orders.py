@@ -47,7 +47,7 @@ def with_delay(pipe, delay: int | None):
 def orders(pipe, delays: list[int]) -> list[tuple[str, dict, int | None]]:
     """(label, call keywords, diagonal delay or None for the model's own) of every row."""
     c = pipe.model.config
-    own, sweeps = c.diagonal_delay, getattr(c, "diagonal_refine", 0)
+    own, sweeps = c.diagonal_delay, c.diagonal_refine
     swept = f" + {sweeps} Gibbs sweep" if sweeps else ""
     rows = [("raster, KV cache", {"decode": "raster"}, None), (f"diagonal, delay {own}{swept}", {"decode": "diagonal"}, None)]
     if sweeps:

@@ -314,8 +314,8 @@ def card_warning(pipe, **chosen) -> str | None:
             continue
         score, card = _setting_score(base, option, value), pipe.name
         if score is None and option == "decode" and value in siblings:  # the order is handed to a sibling: its card
-            card = Path(str(siblings[value])).name
-            score = _setting_score(_scores(resolve_model(siblings[value])), option, value)
+            sibling = resolve_model(siblings[value])
+            score, card = _setting_score(_scores(sibling), option, value), sibling.name
         if isinstance(score, (int, float)) and score < FAR_BELOW * default:
             return (f"warning: --{option} {value} scores a scene accuracy of {score:.2f} on {card}'s model card, "
                     f"against {default:.2f} with {pipe.name}'s default (framecast models {card})")

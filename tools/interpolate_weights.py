@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from framecast.generators.io import CONFIG_NAME, WEIGHTS_NAME
 from framecast.pipeline import resolve_model
+from framecast.video import atomic_folder
 
 
 def fail(message: str) -> None:
@@ -45,14 +46,15 @@ def main(argv: list[str] | None = None) -> None:
         fail(f"--alpha {args.alpha}: give a share between 0 and 1")
     if args.out.exists():
         fail(f"--out {args.out}: it exists; give a new folder")
-    first, second = resolve_model(args.first), resolve_model(args.second)
+    try:
+        first, second = resolve_model(args.first), resolve_model(args.second)
+    except ValueError as e:
+        fail(str(e))
     weights = interpolate(first, second, args.alpha)
-    tmp = args.out.with_name(args.out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file(weights, str(tmp / WEIGHTS_NAME))
-    shutil.copy(second / CONFIG_NAME, tmp / CONFIG_NAME)
-    tmp.rename(args.out)  # the folder appears whole or not at all
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_folder(args.out) as tmp:  # the folder appears whole or not at all
+        save_file(weights, str(tmp / WEIGHTS_NAME))
+        shutil.copy(second / CONFIG_NAME, tmp / CONFIG_NAME)
     print(f"wrote {args.out}: {1 - args.alpha:g} x {first.name} + {args.alpha:g} x {second.name}")
 
 

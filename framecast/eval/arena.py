@@ -380,7 +380,7 @@ def write_report(results: list[dict], out_dir: Path, plan: ArenaPlan, *, command
            "| model | setting | clips | scene acc. | object acc. | passes / clip | s / clip |", "|---|---|---|---|---|---|---|"]
     for r in results:
         for p in r["sweep"]:
-            by = f" (by {p['extra']['decoded_by']})" if p.get("extra", {}).get("decoded_by") else ""
+            by = f" (by {p['extra']['decoded_by']})" if "decoded_by" in p["extra"] else ""
             md.append(f"| {r['model']} | {p['label']}{by} | {p['clips']} | {p['scene_accuracy']:.2f} | {p['object_accuracy']:.2f} | "
                       f"{p['forward_passes']:.0f} | {p['seconds_per_clip']:.2f} |")
     md += ["", "## Drift against clip length", "", f"![drift]({plots['drift']})", "",

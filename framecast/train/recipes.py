@@ -270,7 +270,7 @@ def shapes_ar_orders() -> TrainConfig:
 def shapes_ar_raster() -> TrainConfig:
     """`shapes-ar-raster`: next-token prediction in raster order over `shapes-ar`'s codes
     (`shapes-tokenizer-local`) with a token-causal transformer (bundled as `shapes-ar-raster`, the
-    baseline against which `shapes-ar`'s own raster order is measured). One token a position (patch
+    baseline against which the set-trained trunks' raster order is measured). One token a position (patch
     1x1x1: 1024 positions a clip, 8x the set model's), so a smaller trunk trained from scratch, at
     batch 8: about 3 s a step in fp32 on a 2-core AVX2 CPU (SDPA's `is_causal` path; batch 16 took
     7 to 8 s), 1.5 s in bf16 on a 2-core AVX-512 BF16 one. The bundle is 6000 steps, made as a
