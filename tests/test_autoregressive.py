@@ -395,7 +395,7 @@ def test_raising_from_the_callback_stops_decoding(raster):
 def test_stream_yields_the_clip_generate_makes(raster, setm, decode, given):
     """Frames come as their codes become final (a frame at a time for raster and diagonal, a
     token-frame at a time for set; given frames with the first chunk), and joined they are the
-    clip `generate` makes with the same seed: the same codes, decoded a few frames at a time (a
+    clip `generate` makes with the same seed: the same codes, decoded chunk by chunk (a
     convolution over fewer frames may round differently, by about 1e-6)."""
     m = setm if decode == "set" else raster
     ctx = next(shapes_batches(batch_size=1, frames=given))["video"] if given else None
@@ -407,7 +407,7 @@ def test_stream_yields_the_clip_generate_makes(raster, setm, decode, given):
     else:
         assert sizes == ([given + 1] if given else [1]) + [1] * (2 - given)
     assert chunks[0].shape[2:] == whole.shape[2:]
-    assert torch.allclose(torch.cat(chunks, 1), whole, atol=1e-5, rtol=0) and torch.equal(chunks[-1], whole[:, -sizes[-1]:])
+    assert torch.allclose(torch.cat(chunks, 1), whole, atol=1e-5, rtol=0)
 
 
 def test_stream_checks_the_request_at_the_call(raster):

@@ -1,5 +1,6 @@
 """Codecs: the causal VAE's shapes, causality, objective, and its model folder."""
 
+import pytest
 import torch
 
 from framecast.codecs import CausalVAE, PixelCodec, VAEConfig
@@ -129,3 +130,21 @@ def test_tokenizer_windowed_decoding_is_exact():
         assert torch.allclose(tok.decode_frames(codes, 9, 12), whole[:, 9:12], atol=1e-5)
         assert not torch.allclose(tok.decode(codes[:, 8:12]), whole[:, 8:12], atol=1e-3)  # a short window is not enough
     assert VideoTokenizer(TokenizerConfig(encoder="patch", decoder="patch", levels=[4, 4, 4])).receptive_frames == 0
+
+
+@pytest.mark.parametrize("decoder", ["conv", "patch"])
+def test_tokenizer_stream_decoder_matches_whole_clip(decoder):
+    """Chunk after chunk (of uneven lengths, one frame too) the stream decoder gives the whole
+    clip's frames, the conv decoder from its kept state without decoding a frame twice."""
+    from framecast.codecs import TokenizerConfig, VideoTokenizer
+
+    torch.manual_seed(0)
+    tok = VideoTokenizer(TokenizerConfig(quantizer="fsq", width=16, stages=2, levels=[4, 4, 4], encoder=decoder, decoder=decoder))
+    with torch.no_grad():
+        for p in tok.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+        codes = torch.randint(0, tok.codebook_size, (2, 12, 8, 8))
+        whole = tok.decode(codes)
+        stream = tok.stream_decoder()
+        parts = [stream.decode_chunk(codes[:, a:b]) for a, b in [(0, 1), (1, 3), (3, 4), (4, 9), (9, 12)]]
+    assert torch.allclose(torch.cat(parts, 1), whole, atol=1e-5)

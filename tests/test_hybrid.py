@@ -100,6 +100,33 @@ def test_long_clip_beyond_training_length(model):
     assert sizes and max(sizes) <= model.config.sinks + model.window_frames()
 
 
+def test_a_finished_frame_enters_the_cache_in_the_next_frame_s_first_pass(model, monkeypatch):
+    """The pass that begins a frame also writes the frame before it into the cache: one model call
+    a frame fewer than a write pass of its own, and within the window the same clip. Beyond the
+    window the cache never holds more than sinks + window frames after a pass."""
+    from framecast.generators.hybrid import StreamDenoiser
+    from framecast.nn.attention import KVCache
+
+    def run(num_frames):
+        calls, held = [], []
+        commit = KVCache.commit
+        monkeypatch.setattr(KVCache, "commit", lambda self, *a: commit(self, *a) or held.append(self.num_frames))
+        h = model.backbone.register_forward_pre_hook(lambda mod, args: calls.append(args[0].shape[1]))
+        try:
+            return model.generate(_req(num_frames=num_frames)), calls, held
+        finally:
+            h.remove()
+            monkeypatch.setattr(KVCache, "commit", commit)
+
+    fused, fused_calls, _ = run(4)
+    _, _, held = run(12)
+    assert max(held) <= model.config.sinks + model.window_frames()
+    monkeypatch.setattr(StreamDenoiser, "fuse_writes", False)
+    two_pass, calls, _ = run(4)
+    assert len(calls) == 4 * 3 + 3 and len(fused_calls) == 4 * 3  # 3 steps a frame; frames 0-2 written on their own or not
+    assert torch.allclose(fused, two_pass, atol=1e-4)
+
+
 def test_context_frames_are_kept(model):
     clip = from_uint8(render_clip(1, frames=4).video)[None]
     out = model.generate(_req(context_BTCHW=clip[:, :2]))

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from framecast.codecs import CausalVAE, VAEConfig
+from framecast.codecs.base import StreamDecoder
 from framecast.data.shapes import shapes_batches
 from framecast.generators import GenerationRequest, ModelSpec, build_generator, from_pretrained, save_pretrained
 from framecast.train.recipes import shapes_diffusion_tiny, shapes_hybrid_tiny, shapes_vae_tiny
@@ -72,6 +73,10 @@ def test_windowed_decoding_is_exact():
     assert m.codec.receptive_frames == 6
     assert torch.allclose(m.decode_frames(z, 9, 12), whole[:, 9:12], atol=1e-5)
     assert not torch.allclose(m.from_latent(z[:, 8:12]), whole[:, 8:12], atol=1e-3)  # a short window is not enough
+    decode = m.stream_decoder()  # each frame decoded once, from the convolutions' kept inputs
+    assert torch.allclose(torch.cat([decode(z[:, a:b]) for a, b in [(0, 2), (2, 3), (3, 10), (10, 12)]], 1), whole, atol=1e-5)
+    generic = StreamDecoder(m.codec)  # the codec-agnostic one decodes each chunk with its window again
+    assert torch.allclose(torch.cat([generic.decode_chunk(z[:, a:a + 3]) for a in range(0, 12, 3)], 1), m.codec.decode(z), atol=1e-5)
 
 
 def test_hybrid_streams_latents_with_and_without_cache():

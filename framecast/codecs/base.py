@@ -28,6 +28,29 @@ class Codec(nn.Module):
         lo = max(0, start - self.receptive_frames)
         return self.decode(z_BTChw[:, lo:stop])[:, start - lo :]
 
+    def stream_decoder(self) -> "StreamDecoder":
+        """A decoder for one clip whose latent frames arrive in order (a stream): give it each new
+        chunk with `decode_chunk`."""
+        return StreamDecoder(self)
+
+
+class StreamDecoder:
+    """One clip decoded chunk by chunk: `decode_chunk(z)` -> the video frames of its next latent
+    frames z, equal to those of decoding the whole clip at once. This one decodes each chunk again
+    with the `receptive_frames` latent frames before it; a codec whose decoder can keep its own
+    state (the causal conv decoder, the Wan VAE) decodes every frame once instead."""
+
+    def __init__(self, codec: Codec):
+        self.codec, self.before = codec, None
+
+    def decode_chunk(self, z_BTChw: torch.Tensor) -> torch.Tensor:
+        if self.codec.temporal_downsample != 1:
+            raise ValueError("a codec that packs several video frames in a latent frame needs its own stream decoder")
+        z = z_BTChw if self.before is None else torch.cat([self.before, z_BTChw], 1)
+        keep = self.codec.receptive_frames
+        self.before = z[:, z.shape[1] - keep:] if keep else None
+        return self.codec.decode(z)[:, z.shape[1] - z_BTChw.shape[1]:]
+
 
 class PixelCodec(Codec):
     latent_channels = 3

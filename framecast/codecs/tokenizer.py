@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.nn.functional as F
 
-from framecast.codecs.base import Codec
-from framecast.codecs.conv import ConvDecoder, ConvEncoder
+from framecast.codecs.base import Codec, StreamDecoder
+from framecast.codecs.conv import ConvDecoder, ConvEncoder, ConvStreamDecoder
 from framecast.codecs.patch import PatchDecoder, PatchEncoder
 from framecast.codecs.quantizers import build_quantizer
 
@@ -65,11 +65,20 @@ class VideoTokenizer(Codec):
         return self.quantize(x_BTCHW).codes
 
     def decode(self, codes_BThw: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self._decoder_input(codes_BThw))
+
+    def _decoder_input(self, codes_BThw: torch.Tensor) -> torch.Tensor:
         if codes_BThw.dtype != torch.long:
             raise ValueError("the tokenizer decodes integer codes (B, T, h, w)")
         if codes_BThw.min() < 0 or codes_BThw.max() >= self.codebook_size:
             raise ValueError(f"codes must lie in [0, {self.codebook_size}); this tokenizer has {self.codebook_size} codes")
-        return self.decoder(self.quantizer.decode_codes(codes_BThw).movedim(-1, 2))
+        return self.quantizer.decode_codes(codes_BThw).movedim(-1, 2)
+
+    def stream_decoder(self) -> StreamDecoder | ConvStreamDecoder:
+        """Decodes a clip's codes chunk by chunk; with the conv decoder every frame once."""
+        if isinstance(self.decoder, ConvDecoder):
+            return ConvStreamDecoder(self.decoder, prepare=self._decoder_input)
+        return StreamDecoder(self)
 
     def forward(self, batch: dict, generator=None) -> torch.Tensor:
         """The training loss; `forward` so that DDP and FSDP wrappers see the call."""

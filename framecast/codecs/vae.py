@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from framecast.codecs.base import Codec
-from framecast.codecs.conv import ConvDecoder, ConvEncoder
+from framecast.codecs.conv import ConvDecoder, ConvEncoder, ConvStreamDecoder
 from framecast.rng import randn
 
 
@@ -48,6 +48,10 @@ class CausalVAE(Codec):
 
     def decode(self, z_BTChw: torch.Tensor) -> torch.Tensor:
         return self.decoder(z_BTChw)
+
+    def stream_decoder(self) -> ConvStreamDecoder:
+        """Decodes a clip chunk by chunk, every frame once (the temporal convolutions keep their inputs)."""
+        return ConvStreamDecoder(self.decoder)
 
     def forward(self, batch: dict, generator=None) -> torch.Tensor:
         """The training loss; `forward` so that DDP and FSDP wrappers see the call."""

@@ -444,19 +444,19 @@ class TokenTransformer(nn.Module):
     def stream(self, request: GenerationRequest) -> Iterator[torch.Tensor]:
         """Yield decoded frames in order, (B, k, 3, H, W) in [-1, 1] each, as soon as their codes
         are final; given context frames come with the first chunk. The tokenizer's decoder is
-        causal in time, so only the new frames and the few before them they depend on are decoded. The
+        causal in time and keeps its state from chunk to chunk, so each frame is decoded once. The
         request is checked here, at the call, before the first frame is asked for."""
         steps, start_BN = self._code_steps(request)
         return self._emit(steps, start_BN.shape[1] // (self.grid_hw[0] * self.grid_hw[1]))
 
     @torch.no_grad()
     def _emit(self, steps: Iterator[tuple[int, torch.Tensor]], T: int) -> Iterator[torch.Tensor]:
-        per, emitted = self.grid_hw[0] * self.grid_hw[1], 0  # frames already yielded
+        per, emitted, decoder = self.grid_hw[0] * self.grid_hw[1], 0, self.tokenizer.stream_decoder()  # frames already yielded
         for done, codes_BN in steps:
             frames = min(done // per, T)
             if frames > emitted:
-                codes_BThw = codes_BN[:, : frames * per].reshape(codes_BN.shape[0], frames, *self.grid_hw)
-                yield self.tokenizer.decode_frames(codes_BThw, emitted, frames).clamp(-1, 1)
+                codes_BThw = codes_BN[:, emitted * per : frames * per].reshape(codes_BN.shape[0], frames - emitted, *self.grid_hw)
+                yield decoder.decode_chunk(codes_BThw).clamp(-1, 1)
                 emitted = frames
 
     @torch.no_grad()

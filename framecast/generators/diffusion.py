@@ -141,6 +141,14 @@ class VideoDiffusion(nn.Module):
             return z_BTChw[:, start:stop]
         return self.codec.decode_frames(z_BTChw.float() / self.config.latent_scale, start, stop).float()
 
+    def stream_decoder(self):
+        """`decode(z)` for one clip whose latent frames are handed over in order, chunk after chunk
+        (the codec's stream decoder: every frame decoded once where the codec allows it)."""
+        if self.config.codec is None:
+            return lambda z_BTChw: z_BTChw
+        stream = self.codec.stream_decoder()
+        return lambda z_BTChw: stream.decode_chunk(z_BTChw.float() / self.config.latent_scale).float()
+
     # --- the objective ------------------------------------------------------------------
     def predict_x0(self, x_BTCHW: torch.Tensor, sigma: torch.Tensor, text: TextEmbedding, **backbone_kw) -> torch.Tensor:
         """sigma: (B,) one level per clip, or (B, F) one per token-frame."""

@@ -9,10 +9,11 @@ sampling asks of the model.
 
 Sampling steps a NoiseMatrix with the shared samplers (framecast.sampling.samplers, `causal`:
 each step computes only the frames up to the last one that moves). Frames that are clean and
-precede every frame still being denoised are encoded once into the KV cache; each later step
-attends to it without recomputing it (CausVid, Yin et al. 2025). A rolling window with a few kept
-"sink" frames bounds memory and time per frame for long clips (FAR's long/short context;
-StreamingLLM).
+precede every frame still being denoised are encoded once into the KV cache, in the pass that
+begins the frames after them; each later step attends to it without recomputing it (CausVid, Yin
+et al. 2025). A rolling window with a few kept "sink" frames bounds memory and time per frame for
+long clips (FAR's long/short context; StreamingLLM). A stream decodes each finished frame once
+(the codec's stream decoder keeps its causal convolutions' state).
 
 A request may change the prompt at given frames (`prompt_at`, interactive streaming): the frames
 from a switch on are made under the new prompt, and the frames in the cache are encoded again
@@ -144,13 +145,13 @@ class CausalVideoDiffusion(VideoDiffusion):
 
     @torch.no_grad()
     def _emit(self, steps: Iterator, K: torch.Tensor) -> Iterator[torch.Tensor]:
-        pf, emitted = self.patch_frames, 0  # token-frames already yielded
+        pf, emitted, decode = self.patch_frames, 0, self.stream_decoder()  # token-frames already yielded
         for i, x in steps:
             done = emitted
             while done < K.shape[1] and K[i + 1, done] == 0:
                 done += 1
             if done > emitted:
-                yield self.decode_frames(x, emitted * pf, done * pf).clamp(-1, 1)
+                yield decode(x[:, emitted * pf : done * pf]).clamp(-1, 1)
                 emitted = done
 
     @torch.no_grad()
@@ -210,7 +211,13 @@ class StreamDenoiser:
     `switches`: (token-frame, text) prompt changes; the text in force is that of the last switch at
     or before the first frame still being denoised. With `recache`, the cached frames are encoded
     again under the new text at a switch (LongLive); without it they keep the old prompt's keys.
-    Without a cache, every step reads the context under the text in force anyway."""
+    Without a cache, every step reads the context under the text in force anyway.
+
+    Newly finished frames enter the cache in the pass that begins the frames after them (`_fused`),
+    one model call a chunk fewer; `fuse_writes = False` gives every write a pass of its own, as
+    CausVid and Self-Forcing sample (for comparisons: within the window both give the same clip)."""
+
+    fuse_writes = True
 
     def __init__(self, model: CausalVideoDiffusion, text: TextEmbedding, scale: float, *, use_cache: bool,
                  context_level: float, context_noise: torch.Tensor | None, step_cache: StepCache | None = None,
@@ -255,6 +262,40 @@ class StreamDenoiser:
                 self.cache.keep_frames(torch.cat([ids[:sinks], ids[-window:]]))
         self.cache.writing = False
 
+    def _fusable(self, lo: int) -> bool:
+        """Whether the newly finished frames [cached_upto, lo) can enter the cache in the pass that
+        denoises the frames after them: they fit in the window, no switch asks for them to be
+        encoded under the prompt they were made with while the frames after them read another, and
+        no step cache wants the frames' first denoising pass as its reference (it never skips a
+        pass that writes the KV cache)."""
+        new = lo - self.cached_upto
+        pending = bool(self.switches) and self.switches[0][0] <= lo
+        return (self.fuse_writes and 0 < new <= self.keep[1] and not (pending and not self.recache)
+                and self.step_cache is None)
+
+    def _fused(self, x: torch.Tensor, sigma: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
+        """One pass over the finished frames [cached_upto, lo) and the noisy ones [lo, hi): the
+        finished frames' keys and values are kept in the cache (`write_limit`), the noisy ones' x0
+        is returned. Under the frame-causal mask the finished frames see exactly what a pass of
+        their own shows them, and the noisy frames what the next pass would: one model call a
+        chunk fewer. The window makes room first, so the noisy frames see sinks + window frames as
+        before; the finished frames then see one old frame fewer than a pass of their own would."""
+        B, start, (H, W) = x.shape[0], self.cached_upto, x.shape[-2:]
+        sinks, window = self.keep
+        ids, room = self.cache.frame_ids(), window - (lo - start)
+        if ids.numel() > sinks + room:
+            self.cache.keep_frames(torch.cat([ids[:sinks], ids[ids.numel() - room:]]))
+        inp, lv = self._as_context(x, start, lo)
+        grid = self.model.backbone.grid(inp.shape[1], H, W)
+        self.cache.writing, self.cache.write_limit = True, grid[0] * grid[1] * grid[2]
+        try:
+            x0 = self._x0(torch.cat([inp, x[:, self._frames(lo, hi)]], 1), torch.cat([lv, sigma[lo:hi].expand(B, -1)], 1),
+                          cache=self.cache, frame_offset=start)
+        finally:
+            self.cache.writing, self.cache.write_limit = False, None
+        self.cached_upto = lo
+        return torch.cat([x[:, self._frames(0, lo)].float(), x0[:, inp.shape[1]:]], 1)
+
     def _switch(self, x: torch.Tensor, lo: int) -> None:
         """Take up the prompt of every switch the stream has reached (token-frame <= lo)."""
         switched = False
@@ -289,6 +330,9 @@ class StreamDenoiser:
             inp, lv = self._as_context(x, 0, lo)
             return self._x0(torch.cat([inp, x[:, self._frames(lo, hi)]], 1), torch.cat([lv, sigma[lo:hi].expand(B, -1)], 1),
                             step_cache=self.step_cache)
+        if self._fusable(lo):
+            self._switch(x, lo)  # re-cached under the new prompt, as the new frames will be
+            return self._fused(x, sigma, lo, hi)
         self._encode_context(x, lo)  # finished frames enter the cache under the prompt they were made with
         self._switch(x, lo)
         start = self.cached_upto

@@ -153,6 +153,8 @@ class KVCache:
     `writing=True`: a forward pass appends its keys/values (encode context once).
     `writing=False`: a forward pass attends to the cache without changing it (every
     denoising step of the next frame or chunk; CausVid).
+    `write_limit=n` with `writing`: the pass appends its first n tokens only, so one pass can
+    encode new context frames and denoise the frames after them (a stream's fused write).
 
     With RoPE, attention depends only on position differences, so the cached frames are numbered
     consecutively in the order they were seen (their rank), and new frames follow them. Without
@@ -178,6 +180,7 @@ class KVCache:
         self.pos: torch.Tensor | None = None  # (N_cached, 3) absolute (t, y, x) of every cached token
         self.rot_pos: torch.Tensor | None = None  # (N_cached, 3) the positions their keys are rotated at
         self.writing = True
+        self.write_limit: int | None = None  # tokens of a writing pass that are kept (None: all)
         self.renumber = renumber
 
     def __len__(self) -> int:
@@ -221,7 +224,8 @@ class KVCache:
             if past_k is not None:
                 k_BHND, v_BHND = torch.cat([past_k[:, :, :n], k_BHND], 2), torch.cat([past_v[:, :, :n], v_BHND], 2)
             if self.writing:
-                self.k[layer], self.v[layer] = k_BHND, v_BHND
+                keep = n + (m if self.write_limit is None else self.write_limit)
+                self.k[layer], self.v[layer] = k_BHND[:, :, :keep], v_BHND[:, :, :keep]
             return k_BHND, v_BHND
         if past_k is None or past_k.shape[2] < n + m or past_k.dtype != k_BHND.dtype:
             B, H, _, D = k_BHND.shape
@@ -230,14 +234,15 @@ class KVCache:
             if past_k is not None:
                 grown_k[:, :, :n], grown_v[:, :, :n] = past_k[:, :, :n], past_v[:, :, :n]
             past_k, past_v = self.k[layer], self.v[layer] = grown_k, grown_v
-        past_k[:, :, n : n + m], past_v[:, :, n : n + m] = k_BHND, v_BHND  # past the end when reading: scratch
+        past_k[:, :, n : n + m], past_v[:, :, n : n + m] = k_BHND, v_BHND  # past the kept tokens: scratch
         return past_k[:, :, : n + m], past_v[:, :, : n + m]
 
     def commit(self, new_pos_N3: torch.Tensor, rot_pos_N3: torch.Tensor) -> None:
         """After a writing pass: its tokens' absolute positions and those their keys were rotated at."""
         if self.writing:
             cat = lambda a, b: b if a is None else torch.cat([a, b.to(a.device)])  # noqa: E731
-            self.pos, self.rot_pos = cat(self.pos, new_pos_N3), cat(self.rot_pos, rot_pos_N3)
+            keep = slice(None, self.write_limit)
+            self.pos, self.rot_pos = cat(self.pos, new_pos_N3[keep]), cat(self.rot_pos, rot_pos_N3[keep])
 
     def keep_frames(self, frame_ids: torch.Tensor) -> None:
         """Keep only the cached tokens of these frames (a rolling window with sinks)."""
