@@ -17,7 +17,7 @@ from framecast.train import dmd
 def _args(tmp_path, teacher_dir, **kw):
     base = dict(teacher=str(teacher_dir), teacher_dir=teacher_dir, output=str(tmp_path / "student"), iterations=2, batch=2,
                 student_steps=2, guidance=None, lr=1e-4, critic_lr=1e-4, critic_steps=1, paraphrase=0.3, save_every=1,
-                precision="fp32", seed=0, threads=1, reuse=2, snapshots=True)
+                precision="fp32", seed=0, threads=1, reuse=2, snapshots=True, whole_clip=False, init_student=None, critic_warmup=0, student_shift=None)
     return SimpleNamespace(**{**base, **kw})
 
 
@@ -58,6 +58,27 @@ def test_matching_scores_give_no_gradient(tiny_hybrid_dir):
     assert x0.grad.abs().max() > 1e-6
 
 
+def test_every_frame_at_once_is_each_frame_after_its_clean_context(tiny_hybrid_dir):
+    """The whole-clip unit: each token-frame at its own recorded step, and one teacher-forcing
+    pass gives every frame the x0 a pass of its own after the clean frames before it gives."""
+    model = from_pretrained(tiny_hybrid_dir).float()
+    model.config.steps, model.config.guidance, model.config.sampler = 3, 1.0, "euler"
+    caps = dmd.scene_captions(2, 0)
+    r = dmd.rollout(model, caps, torch.Generator().manual_seed(0))
+    x, levels = r.every_frame(torch.Generator().manual_seed(1))
+    pf, F = r.pf, r.clip.shape[1] // r.pf
+    assert levels.shape == (2, F) and len(set(levels.flatten().tolist())) > 1
+    text = model.text.encode(caps)
+    with torch.no_grad():
+        together = dmd.x0_every_frame(model, r.clip, x, levels, text)
+        for f in range(F):
+            j = [int(torch.isclose(r.levels, lv).nonzero()[0]) for lv in levels[:, f]]
+            unit = torch.stack([r.states[jb][b, f * pf : (f + 1) * pf] for b, jb in enumerate(j)])
+            assert torch.equal(x[:, f * pf : (f + 1) * pf], unit)
+            alone = dmd.x0_of(model, r.clip[:, : f * pf], unit, levels[:, f], text)
+            assert torch.allclose(together[:, f * pf : (f + 1) * pf], alone, atol=1e-4)
+
+
 @pytest.mark.parametrize("fixture", ["tiny_hybrid_dir", "tiny_model_dir"])
 def test_run_trains_the_student_and_resumes(fixture, request, tmp_path):
     teacher_dir = request.getfixturevalue(fixture)
@@ -74,6 +95,18 @@ def test_run_trains_the_student_and_resumes(fixture, request, tmp_path):
     with safe_open(out / "dmd_checkpoint.safetensors", "pt") as f:
         assert f.metadata()["iteration"] == "3"
     assert sorted(p.name for p in (out / "snapshots").iterdir()) == ["it-00001", "it-00002", "it-00003"]
+
+
+def test_whole_clip_run_goes_on_from_a_student(tiny_hybrid_dir, tmp_path):
+    """--whole-clip trains on every frame of a rollout; --init-student starts from a student's weights."""
+    first = dmd.run(_args(tmp_path, tiny_hybrid_dir, whole_clip=True, student_shift=0.5))
+    assert json.loads((first / "config.json").read_text())["generator"]["shift"] == 0.5
+    rec = [json.loads(x) for x in (first / "dmd_log.jsonl").read_text().splitlines()]
+    assert len(rec) == 2 and all(r["frame"] == -1 for r in rec)
+    on = dmd.run(_args(tmp_path, tiny_hybrid_dir, whole_clip=True, iterations=1, save_every=5, output=str(tmp_path / "on"),
+                       init_student=str(first), critic_warmup=1))
+    a, b = from_pretrained(first), from_pretrained(on)
+    assert all(torch.equal(p, q) for p, q in zip(a.backbone.parameters(), b.backbone.parameters()))  # warm-up: the critic alone
 
 
 def test_student_reads_other_words_for_the_same_scene():

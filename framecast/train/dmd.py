@@ -10,7 +10,10 @@ fresh noise between steps and no guidance. Each iteration:
    sampler and KV cache, and the state of every token-frame before each of its steps is kept
    (Self-Forcing, Huang et al. 2025: the context a frame is learned on is the student's own, as at
    sampling time). A unit is a random token-frame f at a random step j, after the clean frames
-   before it; for a full-sequence student the unit is the whole clip at step j.
+   before it; for a full-sequence student the unit is the whole clip at step j. With
+   `--whole-clip` a hybrid update takes every token-frame of the rollout at once, each at its own
+   random step after the clean frames before it (Self-Forcing's per-frame steps), in one pass of
+   the teacher-forcing layout: the frames of a clip give the gradient together.
 2. generator step: the student's x0 for the unit, with the gradient. Noised again
    to a random level t, the teacher's guided x0 (the real score) and the critic's x0 (the fake
    score) at that point give the distribution-matching gradient (DMD, Yin et al. 2024):
@@ -79,6 +82,25 @@ def x0_of(model, ctx: torch.Tensor, x: torch.Tensor, level: torch.Tensor, text: 
     return guided(fn, scale)(ctx, x, level)
 
 
+def x0_every_frame(model, clip: torch.Tensor, x: torch.Tensor, levels_BF: torch.Tensor, text: TextEmbedding,
+                   scale: float = 1.0) -> torch.Tensor:
+    """A hybrid model's x0 for every token-frame of `x` (B, T, ...), each at its own level
+    (levels_BF), after the clean frames of `clip` before it: one pass of the teacher-forcing layout
+    shows each frame what frame-by-frame sampling with the KV cache shows it."""
+    block = model.config.chunk if model.config.mask == "block-causal" else 1
+
+    def fn(clip_, x_, lv_):
+        out = model.backbone.forward_teacher_forced(clip_, x_, torch.zeros_like(lv_), lv_, text, block=block)
+        return out if model.config.prediction == "x0" else x_ - model.per_pixel(lv_, x_.shape[1]) * out
+
+    return guided(fn, scale)(clip, x, levels_BF)
+
+
+def per_unit(level_BF: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """(B, F) levels, one a token-frame -> (B, T, 1, 1, 1) against a clip `like` (B, T, ...)."""
+    return level_BF.repeat_interleave(like.shape[1] // level_BF.shape[1], 1).view(*like.shape[:2], *([1] * (like.dim() - 2)))
+
+
 @dataclass
 class Rollout:
     """One whole clip the student made with its own sampler: `states[j]` is the clip as it stood
@@ -95,6 +117,15 @@ class Rollout:
         """(clean context, the unit at step j, its (B,) level)."""
         now = slice(f * self.pf, (f + 1) * self.pf)
         return self.clip[:, : f * self.pf], self.states[j][:, now], self.levels[j].expand(self.clip.shape[0]).clone()
+
+    def every_frame(self, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every token-frame at its own random step: (the clip as those states, (B, F) levels)."""
+        B, T = self.clip.shape[:2]
+        j_BF = torch.randint(len(self.levels), (B, T // self.pf), generator=gen)
+        stacked = torch.stack(self.states)  # (J, B, T, ...)
+        pick = j_BF.repeat_interleave(self.pf, 1)  # (B, T)
+        x = stacked[pick, torch.arange(B)[:, None], torch.arange(T)[None]]
+        return x, self.levels[j_BF]
 
 
 @torch.no_grad()
@@ -121,28 +152,38 @@ def rollout(student, captions: list[str], gen: torch.Generator) -> Rollout:
 
 
 def dmd_loss(x0: torch.Tensor, ctx: torch.Tensor, teacher, critic, text_guided: TextEmbedding, text: TextEmbedding, scale: float,
-             gen: torch.Generator) -> torch.Tensor:
-    """The distribution-matching surrogate: its gradient in x0 is the normalised score difference."""
+             gen: torch.Generator, units: int = 1) -> torch.Tensor:
+    """The distribution-matching surrogate: its gradient in x0 is the normalised score difference.
+    `units` 1: x0 is one unit a clip, after the clean frames `ctx`; more: x0 is every token-frame of
+    the clip `ctx` (B, T, ...), each noised to its own level and normalised on its own."""
     B = x0.shape[0]
-    t = 0.02 + 0.96 * torch.rand(B, generator=gen)
+    t = 0.02 + 0.96 * torch.rand(B, units, generator=gen)
     eps = torch.randn(x0.shape, generator=gen)
-    xt = (1 - t.view(-1, 1, 1, 1, 1)) * x0.detach() + t.view(-1, 1, 1, 1, 1) * eps
+    t_px = per_unit(t, x0)
+    xt = (1 - t_px) * x0.detach() + t_px * eps
     with torch.no_grad():
-        real = x0_of(teacher, ctx, xt, t, text_guided if scale != 1.0 else text, scale)
-        fake = x0_of(critic, ctx, xt, t, text)
-        weight = 1.0 / (x0.detach() - real).abs().mean(dim=(1, 2, 3, 4), keepdim=True).clamp(min=1e-4)
+        if units == 1:
+            real = x0_of(teacher, ctx, xt, t[:, 0], text_guided if scale != 1.0 else text, scale)
+            fake = x0_of(critic, ctx, xt, t[:, 0], text)
+        else:
+            real = x0_every_frame(teacher, ctx, xt, t, text_guided if scale != 1.0 else text, scale)
+            fake = x0_every_frame(critic, ctx, xt, t, text)
+        gap = (x0.detach() - real).abs().unflatten(1, (units, -1))
+        weight = 1.0 / per_unit(gap.mean(dim=tuple(range(2, gap.dim()))).clamp(min=1e-4), x0)
         grad = (fake - real) * weight
     return 0.5 * ((x0.float() - (x0.detach().float() - grad)) ** 2).mean()
 
 
-def critic_loss(critic, x0: torch.Tensor, ctx: torch.Tensor, text: TextEmbedding, gen: torch.Generator) -> torch.Tensor:
-    """The teacher's own objective on the student's frames: ((x0 - x0_hat) / s)^2, s >= 0.05."""
+def critic_loss(critic, x0: torch.Tensor, ctx: torch.Tensor, text: TextEmbedding, gen: torch.Generator, units: int = 1) -> torch.Tensor:
+    """The teacher's own objective on the student's frames: ((x0 - x0_hat) / s)^2, s >= 0.05;
+    `units` as in `dmd_loss` (more: every token-frame at its own level after the clean clip `ctx`)."""
     B = x0.shape[0]
-    s = sample_training_sigmas(B, generator=gen).clamp(0.01, 0.99)
+    s = sample_training_sigmas((B, units), generator=gen).clamp(0.01, 0.99)
     eps = torch.randn(x0.shape, generator=gen)
-    xs = (1 - s.view(-1, 1, 1, 1, 1)) * x0 + s.view(-1, 1, 1, 1, 1) * eps
-    out = x0_of(critic, ctx, xs, s, text)
-    return (((out - x0) / s.clamp(min=0.05).view(-1, 1, 1, 1, 1)) ** 2).mean()
+    s_px = per_unit(s, x0)
+    xs = (1 - s_px) * x0 + s_px * eps
+    out = x0_of(critic, ctx, xs, s[:, 0], text) if units == 1 else x0_every_frame(critic, ctx, xs, s, text)
+    return (((out - x0) / s_px.clamp(min=0.05)) ** 2).mean()
 
 
 def _checkpoint(out: Path) -> Path:
@@ -171,24 +212,34 @@ def load_state(out: Path, student, critic) -> int:
         return int(f.metadata()["iteration"])
 
 
-def update(models, opts, args, r: Rollout, texts: tuple, gen: torch.Generator) -> dict:
-    """One generator step on a random unit of the rollout, then the critic's steps."""
+def update(models, opts, args, r: Rollout, texts: tuple, gen: torch.Generator, student_step: bool = True) -> dict:
+    """One generator step on a random unit of the rollout (skipped without `student_step`: the
+    critic's warm-up), then the critic's steps."""
     student, teacher, critic = models
     text_s, text_t, text_g = texts
     units = r.clip.shape[1] // r.pf
-    f, j = int(torch.randint(units, (1,), generator=gen)), int(torch.randint(len(r.levels), (1,), generator=gen))
-    ctx, x, level = r.unit(f, j)
+    if args.whole_clip and student.family == "hybrid":
+        f, j, n = -1, -1, units
+        ctx = r.clip
+        x, levels = r.every_frame(gen)
+        with autocast(args.precision):
+            x0 = x0_every_frame(student, ctx, x, levels, text_s)
+    else:
+        f, j, n = int(torch.randint(units, (1,), generator=gen)), int(torch.randint(len(r.levels), (1,), generator=gen)), 1
+        ctx, x, level = r.unit(f, j)
+        with autocast(args.precision):
+            x0 = x0_of(student, ctx, x, level, text_s)
     with autocast(args.precision):
-        x0 = x0_of(student, ctx, x, level, text_s)
-        g_loss = dmd_loss(x0, ctx, teacher, critic, text_g, text_t, args.guidance, gen)
+        g_loss = dmd_loss(x0, ctx, teacher, critic, text_g, text_t, args.guidance, gen, units=n)
     opts[0].zero_grad(set_to_none=True)
-    g_loss.backward()
-    torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-    opts[0].step()
+    if student_step:
+        g_loss.backward()
+        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+        opts[0].step()
     c_losses = []
     for _ in range(args.critic_steps):
         with autocast(args.precision):
-            c_loss = critic_loss(critic, x0.detach().float(), ctx, text_t, gen)
+            c_loss = critic_loss(critic, x0.detach().float(), ctx, text_t, gen, units=n)
         opts[1].zero_grad(set_to_none=True)
         c_loss.backward()
         torch.nn.utils.clip_grad_norm_(critic.parameters(), 1.0)
@@ -226,9 +277,13 @@ def run(args) -> Path:
     args.guidance = teacher.config.guidance if args.guidance is None else args.guidance
     student, critic = from_pretrained(args.teacher_dir).float(), from_pretrained(args.teacher_dir).float()
     student.config.steps, student.config.guidance, student.config.sampler = args.student_steps, 1.0, STUDENT_SAMPLER
+    if args.student_shift is not None:  # where the student's levels lie (< 1: more of them near the clean end)
+        student.config.shift = args.student_shift
     if student.text.kind != "pretrained":  # a word encoder reads the canonical grammar only
         args.paraphrase = 0.0
     start = load_state(out, student, critic)
+    if start == 0 and args.init_student:
+        student.load_state_dict({k: v.float() for k, v in load_file(Path(args.init_student) / "model.safetensors").items()})
     dtype = weights_dtype(Path(args.teacher_dir))
     extra = {k: v for k, v in json.loads((Path(args.teacher_dir) / "config.json").read_text()).items() if k in ("trained_steps", "recipe")}
     opts = (torch.optim.AdamW(trainable(student), lr=args.lr, betas=(0.0, 0.999), weight_decay=0.0),
@@ -244,7 +299,7 @@ def run(args) -> Path:
             texts = encode(student, teacher, captions, said)
             with autocast(args.precision):
                 r = rollout(student, said, gen)
-        rec = update((student, teacher, critic), opts, args, r, texts, gen)
+        rec = update((student, teacher, critic), opts, args, r, texts, gen, student_step=it >= args.critic_warmup)
         bar.set_postfix(g=f"{rec['generator']:.4f}", critic=f"{rec['critic']:.3f}")
         with open(log_path, "a") as fh:
             fh.write(json.dumps({"iteration": it, **rec, "seconds": time.time() - t0}) + "\n")
@@ -262,11 +317,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--iterations", type=int, default=600)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--student-steps", type=int, default=4)
+    p.add_argument("--student-shift", type=float, help="the shift of the student's levels (default: the teacher's)")
     p.add_argument("--guidance", type=float, help="the teacher's guidance for the real score (default: its own)")
     p.add_argument("--lr", type=float, default=1e-5)
     p.add_argument("--critic-lr", type=float, default=2e-5)
     p.add_argument("--critic-steps", type=int, default=2, help="critic updates per generator update")
     p.add_argument("--reuse", type=int, default=4, help="generator updates per rollout (each on another frame and step)")
+    p.add_argument("--whole-clip", action="store_true",
+                   help="hybrid: each update on every token-frame of the rollout, each at its own step (one teacher-forcing pass)")
+    p.add_argument("--init-student", help="a student folder to go on from (its critic starts from the teacher)")
+    p.add_argument("--critic-warmup", type=int, default=0,
+                   help="first iterations that train the critic alone (with --init-student: it learns the student's frames first)")
     p.add_argument("--paraphrase", type=float, default=0.3, help="share of captions the student reads in other words")
     p.add_argument("--save-every", type=int, default=25)
     p.add_argument("--snapshots", action="store_true", help="keep the student of every save in snapshots/ (distribution matching can drift)")
@@ -275,6 +336,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     args.teacher_dir = resolve_model(args.teacher)
+    args.init_student = resolve_model(args.init_student) if args.init_student else None
     run(args)
 
 
