@@ -41,11 +41,11 @@ class StreamDecoder:
     state (the causal conv decoder, the Wan VAE) decodes every frame once instead."""
 
     def __init__(self, codec: Codec):
+        if codec.temporal_downsample != 1:
+            raise ValueError("a codec that packs several video frames in a latent frame needs its own stream decoder")
         self.codec, self.before = codec, None
 
     def decode_chunk(self, z_BTChw: torch.Tensor) -> torch.Tensor:
-        if self.codec.temporal_downsample != 1:
-            raise ValueError("a codec that packs several video frames in a latent frame needs its own stream decoder")
         z = z_BTChw if self.before is None else torch.cat([self.before, z_BTChw], 1)
         keep = self.codec.receptive_frames
         self.before = z[:, z.shape[1] - keep:] if keep else None

@@ -249,6 +249,19 @@ class StreamDenoiser:
         noisy = (1 - self.level) * x[:, self._frames(a, b)] + self.level * self.noise[:, self._frames(a, b)]
         return noisy, torch.full((B, b - a), self.level, device=x.device)
 
+    def _after_context(self, x: torch.Tensor, sigma: torch.Tensor, a: int, lo: int, hi: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Finished token-frames [a, lo) as context followed by the noisy ones [lo, hi): one pass's
+        input and levels."""
+        inp, lv = self._as_context(x, a, lo)
+        return torch.cat([inp, x[:, self._frames(lo, hi)]], 1), torch.cat([lv, sigma[lo:hi].expand(x.shape[0], -1)], 1)
+
+    def _roll(self, recent: int) -> None:
+        """Keep the sink frames and the `recent` latest cached ones, when the cache holds more
+        (rolling window + sinks: bounded memory)."""
+        ids, sinks = self.cache.frame_ids(), self.keep[0]
+        if ids.numel() > sinks + recent:
+            self.cache.keep_frames(torch.cat([ids[:sinks], ids[ids.numel() - recent:]]))
+
     def _encode_context(self, x: torch.Tensor, lo: int) -> None:
         """Clean token-frames not yet cached go into the cache, once; then the window rolls."""
         if lo > self.cached_upto:
@@ -256,10 +269,7 @@ class StreamDenoiser:
             inp, lv = self._as_context(x, self.cached_upto, lo)
             self._x0(inp, lv, cache=self.cache, frame_offset=self.cached_upto)
             self.cached_upto = lo
-            ids = self.cache.frame_ids()
-            sinks, window = self.keep
-            if ids.numel() > sinks + window:  # rolling window + sinks (bounded memory)
-                self.cache.keep_frames(torch.cat([ids[:sinks], ids[-window:]]))
+            self._roll(self.keep[1])
         self.cache.writing = False
 
     def _fusable(self, lo: int) -> bool:
@@ -280,21 +290,17 @@ class StreamDenoiser:
         their own shows them, and the noisy frames what the next pass would: one model call a
         chunk fewer. The window makes room first, so the noisy frames see sinks + window frames as
         before; the finished frames then see one old frame fewer than a pass of their own would."""
-        B, start, (H, W) = x.shape[0], self.cached_upto, x.shape[-2:]
-        sinks, window = self.keep
-        ids, room = self.cache.frame_ids(), window - (lo - start)
-        if ids.numel() > sinks + room:
-            self.cache.keep_frames(torch.cat([ids[:sinks], ids[ids.numel() - room:]]))
-        inp, lv = self._as_context(x, start, lo)
-        grid = self.model.backbone.grid(inp.shape[1], H, W)
+        start = self.cached_upto
+        self._roll(self.keep[1] - (lo - start))
+        finished = (lo - start) * self.model.patch_frames  # video frames entering the cache
+        grid = self.model.backbone.grid(finished, *x.shape[-2:])
         self.cache.writing, self.cache.write_limit = True, grid[0] * grid[1] * grid[2]
         try:
-            x0 = self._x0(torch.cat([inp, x[:, self._frames(lo, hi)]], 1), torch.cat([lv, sigma[lo:hi].expand(B, -1)], 1),
-                          cache=self.cache, frame_offset=start)
+            x0 = self._x0(*self._after_context(x, sigma, start, lo, hi), cache=self.cache, frame_offset=start)
         finally:
             self.cache.writing, self.cache.write_limit = False, None
         self.cached_upto = lo
-        return torch.cat([x[:, self._frames(0, lo)].float(), x0[:, inp.shape[1]:]], 1)
+        return torch.cat([x[:, self._frames(0, lo)].float(), x0[:, finished:]], 1)
 
     def _switch(self, x: torch.Tensor, lo: int) -> None:
         """Take up the prompt of every switch the stream has reached (token-frame <= lo)."""
@@ -327,9 +333,7 @@ class StreamDenoiser:
             self.step_cache.scope = (lo, hi)
         if self.cache is None:
             self._switch(x, lo)
-            inp, lv = self._as_context(x, 0, lo)
-            return self._x0(torch.cat([inp, x[:, self._frames(lo, hi)]], 1), torch.cat([lv, sigma[lo:hi].expand(B, -1)], 1),
-                            step_cache=self.step_cache)
+            return self._x0(*self._after_context(x, sigma, 0, lo, hi), step_cache=self.step_cache)
         if self._fusable(lo):
             self._switch(x, lo)  # re-cached under the new prompt, as the new frames will be
             return self._fused(x, sigma, lo, hi)
