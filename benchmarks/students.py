@@ -1,9 +1,10 @@
-"""Steps against quality: a few-step student against its teacher sampled with as few steps.
+"""Steps against quality: few-step students against their teacher sampled with as few steps.
 
     python benchmarks/students.py --pair shapes-hybrid:shapes-hybrid-fast --num 100 --seeds 0,1000 \\
         --plot docs/images/students.png --output benchmarks/results/students.json
+    python benchmarks/students.py --pair "shapes-diffusion:runs/diffusion-dmd=distribution matching:runs/diffusion-cd=consistency"
 
-For each pair TEACHER:STUDENT, each method is sampled at 1, 2, 4 and 8 steps on the same `train`
+For each TEACHER:STUDENT[=METHOD][:STUDENT[=METHOD]...], each method is sampled at 1, 2, 4 and 8 steps on the same `train`
 prompts and noise seeds: the teacher with its own sampler and guidance (training-free: the same
 model asked for fewer steps), the student with its own (no guidance, one model call a step). The
 teacher at its default steps is the reference row. Each row has scene accuracy (the Shapes judge,
@@ -65,7 +66,8 @@ def plot(rows: list[dict], path: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--pair", action="append", required=True, help="TEACHER:STUDENT (bundled names or folders); repeatable")
+    ap.add_argument("--pair", action="append", required=True,
+                    help="TEACHER:STUDENT[=METHOD][:STUDENT[=METHOD]...] (bundled names or folders); repeatable")
     ap.add_argument("--steps", default="1,2,4,8")
     ap.add_argument("--num", type=int, default=100)
     ap.add_argument("--seeds", default="0,1000")
@@ -78,8 +80,9 @@ def main() -> None:
     steps_list = [int(s) for s in args.steps.split(",")]
     rows = []
     for pair in args.pair:
-        teacher_name, student_name = pair.split(":")
-        for name, label in ((teacher_name, "teacher, fewer steps"), (student_name, "student")):
+        teacher_name, *students = pair.split(":")
+        runs = [(teacher_name, "teacher, fewer steps")] + [(*st.split("=", 1),) if "=" in st else (st, "student") for st in students]
+        for name, label in runs:
             pipe = load(name)
             if label.startswith("teacher"):
                 rows.append({"method": f"{pipe.name} (its own steps)", "model": pipe.name, "reference": True, **score(pipe, prompts, seeds, None)})

@@ -1,0 +1,218 @@
+"""Few-step students by consistency distillation, for diffusion and hybrid models.
+
+    python -m framecast.train.consistency --teacher shapes-diffusion --output runs/diffusion-cd --iterations 1200
+    python -m framecast.train.consistency --teacher shapes-hybrid --output runs/hybrid-cd --iterations 1200
+
+A consistency model maps any point of the teacher's probability-flow ODE to that trajectory's clean
+end (Song et al. 2023); sampled in a few steps, it predicts the clean clip, noises it again with
+fresh noise to the next level, and predicts again: the `euler-stochastic` sampler the students of
+framecast.train.dmd use, so a consistency student is a model folder like theirs.
+
+Each iteration (consistency distillation, as in LCM, Luo et al. 2023):
+
+1. a batch of Shapes clips x0 (from `--pool` clips encoded once), a level t_n of the teacher's `--grid`-step
+   schedule and noise: x_n = (1 - t_n) x0 + t_n eps;
+2. one guided Euler step of the teacher's ODE, dx/dt = (x - x0_hat) / t, from t_n to the next level
+   t_m: x_m, a point of the same trajectory (guidance is distilled with the steps);
+3. the target is the target network's clean clip for x_m (x_m itself at t_m = 0, the boundary);
+   the loss is the distance of the student's clean clip for x_n to it. The target network is an
+   exponential moving average of the student (`--ema`; 0 makes it the student without gradient).
+
+A hybrid's token-frames each take their own level and see the clean frames before them, in one
+pass of the teacher-forcing layout, as they see the frames a stream has finished (the context is
+the data's, not the student's own: framecast.train.dmd trains on the student's rollouts).
+
+The student reads the canonical caption or, with probability `--paraphrase` (models with a
+pretrained text encoder), the same scene in other words. The student and the target network are
+written atomically every `--save-every` iterations, and a run resumes from them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from framecast.data.shapes import render, sample_scene
+from framecast.generators import from_pretrained, save_pretrained
+from framecast.generators.io import write_atomic
+from framecast.precision import autocast, resolve_precision
+from framecast.sampling.guidance import guided
+from framecast.sampling.schedules import flow_sigmas
+from framecast.train.dmd import SCENE_SEED, STUDENT_SAMPLER, encode, per_unit, student_caption, trainable, x0_every_frame
+from framecast.text.encoder import TextEmbedding
+
+
+def clean_latents(model, seeds: list[int]) -> tuple[torch.Tensor, list[str]]:
+    """Shapes clips of these scene seeds as the model's latents, with their captions."""
+    clips = [render(sample_scene(s, size=model.config.size), model.config.frames) for s in seeds]
+    video = torch.stack([torch.from_numpy(c.video) for c in clips]).permute(0, 1, 4, 2, 3).float() / 127.5 - 1
+    with torch.no_grad():
+        return model.to_latent(video), [c.caption for c in clips]
+
+
+def latent_pool(model, size: int, cache: Path) -> tuple[torch.Tensor, list[str]]:
+    """The first `size` scenes the students learn from, encoded once (the codec's encoder costs
+    more than a transformer pass) and kept in `cache`, which a resumed run reads back."""
+    if cache.is_file():
+        with safe_open(str(cache), "pt") as f:
+            captions = json.loads(f.metadata()["captions"])
+            if len(captions) == size:
+                return f.get_tensor("latents").float(), captions
+    latents, captions = [], []
+    for lo in tqdm(range(0, size, 64), desc="encoding the latent pool", unit="batch"):
+        z, caps = clean_latents(model, [SCENE_SEED + i for i in range(lo, min(size, lo + 64))])
+        latents.append(z.to(torch.bfloat16))
+        captions += caps
+    pool = torch.cat(latents)
+    write_atomic(cache, lambda p: save_file({"latents": pool.contiguous()}, p, metadata={"captions": json.dumps(captions)}))
+    return pool.float(), captions
+
+
+def ode_step(x: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, t_next: torch.Tensor) -> torch.Tensor:
+    """One Euler step of the flow ODE dx/dt = (x - x0) / t from level t to t_next (each (B, U):
+    one level a unit, units splitting x's frames evenly)."""
+    return x0 + per_unit(t_next / t, x) * (x - x0)
+
+
+def clean_of(model, clip: torch.Tensor, x: torch.Tensor, levels: torch.Tensor, text: TextEmbedding, scale: float = 1.0) -> torch.Tensor:
+    """The model's clean clip for `x` at `levels` (B, U): a full-sequence model's one level a clip
+    (U = 1); a hybrid's one level a token-frame, each after the clean frames of `clip` before it
+    (the teacher-forcing layout: what frame-by-frame sampling with the KV cache shows it)."""
+    if model.family == "hybrid":
+        return x0_every_frame(model, clip, x, levels, text, scale)
+    return guided(lambda x_, lv_: model.predict_x0(x_, lv_, text), scale)(x, levels[:, 0])
+
+
+def consistency_loss(student, target, teacher, x0: torch.Tensor, grid: torch.Tensor, text_s: TextEmbedding,
+                     text_t: TextEmbedding, text_g: TextEmbedding, scale: float, gen: torch.Generator) -> torch.Tensor:
+    """The distance of the student's clean clip at a random level t_n of `grid` to the target
+    network's at the next level, reached by the teacher's guided ODE step. A hybrid's token-frames
+    each take their own level, after the clean frames of x0 before them."""
+    B = x0.shape[0]
+    units = x0.shape[1] // student.patch_frames if student.family == "hybrid" else 1
+    n = torch.randint(len(grid) - 1, (B, units), generator=gen)
+    t, t_next = grid[n], grid[n + 1]
+    eps = torch.randn(x0.shape, generator=gen)
+    x_n = (1 - per_unit(t, x0)) * x0 + per_unit(t, x0) * eps
+    with torch.no_grad():
+        x0_teacher = clean_of(teacher, x0, x_n, t, text_g if scale != 1.0 else text_t, scale)
+        x_m = ode_step(x_n, x0_teacher.float(), t, t_next)
+        goal = torch.where(per_unit(t_next, x0) == 0, x_m, clean_of(target, x0, x_m, t_next, text_s).float())
+    pred = clean_of(student, x0, x_n, t, text_s).float()
+    return ((pred - goal) ** 2).mean()
+
+
+@torch.no_grad()
+def ema_update(target, student, decay: float) -> None:
+    for pt, ps in zip(target.parameters(), student.parameters()):
+        pt.lerp_(ps.detach(), 1.0 - decay)
+
+
+def _checkpoint(out: Path) -> Path:
+    return out / "cd_checkpoint.safetensors"
+
+
+def save_state(out: Path, student, target, it: int, dtype, extra: dict, snapshot: bool = False) -> None:
+    """The student as a model folder (and, with `snapshot`, as snapshots/it-NNNNN), and the target
+    network with the iteration (to resume)."""
+    save_pretrained(student, out, dtype=dtype, extra=extra)
+    if snapshot:
+        save_pretrained(student, out / "snapshots" / f"it-{it:05d}", dtype=dtype, extra=extra)
+    state = {k: v.detach().contiguous() for k, v in target.state_dict().items()}
+    write_atomic(_checkpoint(out), lambda p: save_file(state, p, metadata={"iteration": str(it)}))
+
+
+def load_state(out: Path, student, target) -> int:
+    """The iteration a run stopped at (0 for a new run), with its student and target loaded."""
+    if not _checkpoint(out).exists():
+        return 0
+    student.load_state_dict({k: v.float() for k, v in load_file(out / "model.safetensors").items()})
+    target.load_state_dict(load_file(_checkpoint(out)))
+    with safe_open(_checkpoint(out), "pt") as f:
+        return int(f.metadata()["iteration"])
+
+
+def run(args) -> Path:
+    from framecast.train.connector import weights_dtype
+
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    args.precision = resolve_precision(args.precision)
+    teacher = from_pretrained(args.teacher_dir).float().eval()
+    if teacher.family not in ("diffusion", "hybrid"):
+        raise SystemExit(f"'{args.teacher}' is a {teacher.family} model; consistency distillation is for diffusion and hybrid models")
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    scale = teacher.config.guidance if args.guidance is None else args.guidance
+    student, target = from_pretrained(args.teacher_dir).float(), from_pretrained(args.teacher_dir).float()
+    student.config.steps, student.config.guidance, student.config.sampler = args.student_steps, 1.0, STUDENT_SAMPLER
+    for p in target.parameters():
+        p.requires_grad_(False)
+    if student.text.kind != "pretrained":  # a word encoder reads the canonical grammar only
+        args.paraphrase = 0.0
+    start = load_state(out, student, target)
+    grid = flow_sigmas(args.grid, shift=teacher.config.shift)
+    dtype = weights_dtype(Path(args.teacher_dir))
+    extra = {k: v for k, v in json.loads((Path(args.teacher_dir) / "config.json").read_text()).items() if k in ("trained_steps", "recipe")}
+    opt = torch.optim.AdamW(trainable(student), lr=args.lr, betas=(0.9, 0.999), weight_decay=0.0)
+    rng, gen = random.Random(args.seed + start), torch.Generator().manual_seed(args.seed + start)
+    log_path, t0 = out / "cd_log.jsonl", time.time()
+    pool, pool_captions = latent_pool(teacher, args.pool, out / "latent_pool.safetensors")
+    bar = tqdm(range(start, args.iterations), desc="consistency", unit="it", initial=start, total=args.iterations)
+    for it in bar:
+        rows = torch.randint(len(pool), (args.batch,), generator=gen)
+        x0, captions = pool[rows], [pool_captions[i] for i in rows.tolist()]
+        said = [student_caption(cap, rng, args.paraphrase) for cap in captions]
+        text_s, text_t, text_g = encode(student, teacher, captions, said)
+        with autocast(args.precision):
+            loss = consistency_loss(student, target, teacher, x0, grid, text_s, text_t, text_g, scale, gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+        opt.step()
+        ema_update(target, student, args.ema)
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+        with open(log_path, "a") as fh:
+            fh.write(json.dumps({"iteration": it, "loss": loss.item(), "seconds": time.time() - t0}) + "\n")
+        if (it + 1) % args.save_every == 0 or it + 1 == args.iterations:
+            save_state(out, student, target, it + 1, dtype, extra, args.snapshots)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    from framecast.pipeline import resolve_model
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--teacher", required=True, help="a bundled model name or folder (diffusion or hybrid)")
+    p.add_argument("--output", required=True, help="the student's folder (its checkpoint and log are kept there)")
+    p.add_argument("--iterations", type=int, default=1500)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--pool", type=int, default=4000, help="Shapes clips encoded once and drawn from")
+    p.add_argument("--student-steps", type=int, default=4)
+    p.add_argument("--grid", type=int, default=25, help="steps of the teacher's ODE schedule that the targets step along")
+    p.add_argument("--guidance", type=float, help="the teacher's guidance in its ODE steps (default: its own)")
+    p.add_argument("--ema", type=float, default=0.95, help="decay of the target network (0: the student without gradient)")
+    p.add_argument("--lr", type=float, default=2e-5)
+    p.add_argument("--paraphrase", type=float, default=0.3, help="share of captions the student reads in other words")
+    p.add_argument("--save-every", type=int, default=100)
+    p.add_argument("--snapshots", action="store_true", help="keep the student of every save in snapshots/")
+    p.add_argument("--precision", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+    args.teacher_dir = resolve_model(args.teacher)
+    run(args)
+
+
+if __name__ == "__main__":
+    main()
