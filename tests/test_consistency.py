@@ -67,6 +67,8 @@ def test_run_trains_the_student_resumes_and_samples_in_its_steps(tiny_model_dir,
     pool = (out / "latent_pool.safetensors").stat().st_mtime_ns
     cd.run(_args(tmp_path, tiny_model_dir, iterations=3))  # resumes at iteration 2, reads the pool back
     assert (out / "latent_pool.safetensors").stat().st_mtime_ns == pool
+    latents, _ = cd.latent_pool(teacher, 2, out / "latent_pool.safetensors")  # another pool: encoded again
+    assert (out / "latent_pool.safetensors").stat().st_mtime_ns != pool and latents.shape[0] == 2
     assert [json.loads(x)["iteration"] for x in (out / "cd_log.jsonl").read_text().splitlines()] == [0, 1, 2]
     with safe_open(out / "cd_checkpoint.safetensors", "pt") as f:
         assert f.metadata()["iteration"] == "3"

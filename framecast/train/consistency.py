@@ -60,19 +60,22 @@ def clean_latents(model, seeds: list[int]) -> tuple[torch.Tensor, list[str]]:
 
 def latent_pool(model, size: int, cache: Path) -> tuple[torch.Tensor, list[str]]:
     """The first `size` scenes the students learn from, encoded once (the codec's encoder costs
-    more than a transformer pass) and kept in `cache`, which a resumed run reads back."""
+    more than a transformer pass) and kept in `cache`, which a resumed run reads back when it was
+    made for the same size, clip shape and latent scale."""
+    c = model.config
+    fingerprint = json.dumps([size, c.size, c.frames, c.latent_scale])
     if cache.is_file():
         with safe_open(str(cache), "pt") as f:
-            captions = json.loads(f.metadata()["captions"])
-            if len(captions) == size:
-                return f.get_tensor("latents").float(), captions
+            meta = f.metadata() or {}
+            if meta.get("fingerprint") == fingerprint:
+                return f.get_tensor("latents").float(), json.loads(meta["captions"])
     latents, captions = [], []
     for lo in tqdm(range(0, size, 64), desc="encoding the latent pool", unit="batch"):
         z, caps = clean_latents(model, [SCENE_SEED + i for i in range(lo, min(size, lo + 64))])
         latents.append(z.to(torch.bfloat16))
         captions += caps
     pool = torch.cat(latents)
-    write_atomic(cache, lambda p: save_file({"latents": pool.contiguous()}, p, metadata={"captions": json.dumps(captions)}))
+    write_atomic(cache, lambda p: save_file({"latents": pool.contiguous()}, p, metadata={"captions": json.dumps(captions), "fingerprint": fingerprint}))
     return pool.float(), captions
 
 
