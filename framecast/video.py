@@ -349,6 +349,8 @@ def video_fps(path: str | Path) -> float | None:
 
 def read_image(path: str | Path) -> np.ndarray:
     """One image -> (H, W, 3) uint8."""
+    if not str(path).strip():
+        raise ValueError("the image path is empty; give an image file")
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"image '{path}' does not exist")
@@ -361,6 +363,8 @@ def read_image(path: str | Path) -> np.ndarray:
 
 def read_video(path: str | Path) -> np.ndarray:
     """A video file, .gif, .npy or folder of frames -> (T, H, W, 3) uint8."""
+    if not str(path).strip():
+        raise ValueError("the video path is empty; give a video file, a .gif, a .npy or a folder of frames")
     path = Path(path)
     if not path.exists():
         raise ValueError(f"video '{path}' does not exist")

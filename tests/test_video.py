@@ -52,6 +52,8 @@ def test_folder_of_frames(clip, tmp_path):
 def test_bad_files_give_clear_errors(tmp_path, clip):
     with pytest.raises(ValueError, match="does not exist"):
         read_video(tmp_path / "missing.mp4")
+    with pytest.raises(ValueError, match="video path is empty"):  # not the working directory as a folder of frames
+        read_video("")
     (tmp_path / "empty.mp4").write_bytes(b"")
     with pytest.raises(ValueError, match="empty"):
         read_video(tmp_path / "empty.mp4")
