@@ -37,23 +37,36 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from framecast.data.shapes import render, sample_scene
-from framecast.generators import from_pretrained, save_pretrained
+from framecast.data.shapes import render_clip
+from framecast.generators import from_pretrained
 from framecast.generators.io import write_atomic
 from framecast.precision import autocast, resolve_precision
 from framecast.sampling.guidance import guided
 from framecast.sampling.schedules import flow_sigmas
-from framecast.train.dmd import SCENE_SEED, STUDENT_SAMPLER, encode, per_unit, student_caption, trainable, x0_every_frame
+from framecast.train.dmd import (
+    SCENE_SEED,
+    encode,
+    folder_metadata,
+    frozen_teacher,
+    load_state,
+    new_student,
+    per_unit,
+    save_state,
+    student_caption,
+    trainable,
+    x0_every_frame,
+)
 from framecast.text.encoder import TextEmbedding
+from framecast.video import from_uint8
 
 
 def clean_latents(model, seeds: list[int]) -> tuple[torch.Tensor, list[str]]:
     """Shapes clips of these scene seeds as the model's latents, with their captions."""
-    clips = [render(sample_scene(s, size=model.config.size), model.config.frames) for s in seeds]
-    video = torch.stack([torch.from_numpy(c.video) for c in clips]).permute(0, 1, 4, 2, 3).float() / 127.5 - 1
+    clips = [render_clip(s, size=model.config.size, frames=model.config.frames) for s in seeds]
+    video = torch.stack([from_uint8(c.video) for c in clips])
     with torch.no_grad():
         return model.to_latent(video), [c.caption for c in clips]
 
@@ -119,54 +132,23 @@ def ema_update(target, student, decay: float) -> None:
         pt.lerp_(ps.detach(), 1.0 - decay)
 
 
-def _checkpoint(out: Path) -> Path:
-    return out / "cd_checkpoint.safetensors"
-
-
-def save_state(out: Path, student, target, it: int, dtype, extra: dict, snapshot: bool = False) -> None:
-    """The student as a model folder (and, with `snapshot`, as snapshots/it-NNNNN), and the target
-    network with the iteration (to resume)."""
-    save_pretrained(student, out, dtype=dtype, extra=extra)
-    if snapshot:
-        save_pretrained(student, out / "snapshots" / f"it-{it:05d}", dtype=dtype, extra=extra)
-    state = {k: v.detach().contiguous() for k, v in target.state_dict().items()}
-    write_atomic(_checkpoint(out), lambda p: save_file(state, p, metadata={"iteration": str(it)}))
-
-
-def load_state(out: Path, student, target) -> int:
-    """The iteration a run stopped at (0 for a new run), with its student and target loaded."""
-    if not _checkpoint(out).exists():
-        return 0
-    student.load_state_dict({k: v.float() for k, v in load_file(out / "model.safetensors").items()})
-    target.load_state_dict(load_file(_checkpoint(out)))
-    with safe_open(_checkpoint(out), "pt") as f:
-        return int(f.metadata()["iteration"])
+CHECKPOINT = "cd_checkpoint.safetensors"
 
 
 def run(args) -> Path:
-    from framecast.train.connector import weights_dtype
-
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     args.precision = resolve_precision(args.precision)
-    teacher = from_pretrained(args.teacher_dir).float().eval()
-    if teacher.family not in ("diffusion", "hybrid"):
-        raise SystemExit(f"'{args.teacher}' is a {teacher.family} model; consistency distillation is for diffusion and hybrid models")
-    for p in teacher.parameters():
-        p.requires_grad_(False)
+    teacher = frozen_teacher(args)
     scale = teacher.config.guidance if args.guidance is None else args.guidance
-    student, target = from_pretrained(args.teacher_dir).float(), from_pretrained(args.teacher_dir).float()
-    student.config.steps, student.config.guidance, student.config.sampler = args.student_steps, 1.0, STUDENT_SAMPLER
+    student, target = new_student(args), from_pretrained(args.teacher_dir).float()
     for p in target.parameters():
         p.requires_grad_(False)
-    if student.text.kind != "pretrained":  # a word encoder reads the canonical grammar only
-        args.paraphrase = 0.0
-    start = load_state(out, student, target)
+    start = load_state(out, student, target, CHECKPOINT)
     grid = flow_sigmas(args.grid, shift=teacher.config.shift)
-    dtype = weights_dtype(Path(args.teacher_dir))
-    extra = {k: v for k, v in json.loads((Path(args.teacher_dir) / "config.json").read_text()).items() if k in ("trained_steps", "recipe")}
+    dtype, extra = folder_metadata(args.teacher_dir)
     opt = torch.optim.AdamW(trainable(student), lr=args.lr, betas=(0.9, 0.999), weight_decay=0.0)
     rng, gen = random.Random(args.seed + start), torch.Generator().manual_seed(args.seed + start)
     log_path, t0 = out / "cd_log.jsonl", time.time()
@@ -188,7 +170,7 @@ def run(args) -> Path:
         with open(log_path, "a") as fh:
             fh.write(json.dumps({"iteration": it, "loss": loss.item(), "seconds": time.time() - t0}) + "\n")
         if (it + 1) % args.save_every == 0 or it + 1 == args.iterations:
-            save_state(out, student, target, it + 1, dtype, extra, args.snapshots)
+            save_state(out, student, target, it + 1, dtype, extra, args.snapshots, CHECKPOINT)
     return out
 
 

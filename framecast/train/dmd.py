@@ -186,30 +186,59 @@ def critic_loss(critic, x0: torch.Tensor, ctx: torch.Tensor, text: TextEmbedding
     return (((out - x0) / s_px.clamp(min=0.05)) ** 2).mean()
 
 
-def _checkpoint(out: Path) -> Path:
-    return out / "dmd_checkpoint.safetensors"
+CHECKPOINT = "dmd_checkpoint.safetensors"
 
 
-def save_state(out: Path, student, critic, it: int, dtype: torch.dtype | None, extra: dict, snapshot: bool = False) -> None:
+def save_state(out: Path, student, other, it: int, dtype: torch.dtype | None, extra: dict, snapshot: bool = False,
+               checkpoint: str = CHECKPOINT) -> None:
     """The student as a model folder (usable at once; with `snapshot` also kept as
-    snapshots/it-NNNNN, to pick from on held-out prompts) and the critic with the iteration (to resume)."""
+    snapshots/it-NNNNN, to pick from on held-out prompts) and the recipe's other network (the
+    critic, or a consistency run's target) in `checkpoint` with the iteration (to resume)."""
     save_pretrained(student, out, dtype=dtype, extra=extra)
     if snapshot:
         save_pretrained(student, out / "snapshots" / f"it-{it:05d}", dtype=dtype, extra=extra)
-    state = {k: v.detach().contiguous() for k, v in critic.state_dict().items()}
-    write_atomic(_checkpoint(out), lambda p: save_file(state, p, metadata={"iteration": str(it)}))
+    state = {k: v.detach().contiguous() for k, v in other.state_dict().items()}
+    write_atomic(out / checkpoint, lambda p: save_file(state, p, metadata={"iteration": str(it)}))
 
 
-def load_state(out: Path, student, critic) -> int:
-    """The iteration a run stopped at (0 for a new run), with its student and critic loaded."""
+def load_state(out: Path, student, other, checkpoint: str = CHECKPOINT) -> int:
+    """The iteration a run stopped at (0 for a new run), with its student and other network loaded."""
     from safetensors import safe_open
 
-    if not _checkpoint(out).exists():
+    if not (out / checkpoint).exists():
         return 0
     student.load_state_dict({k: v.float() for k, v in load_file(out / "model.safetensors").items()})
-    critic.load_state_dict(load_file(_checkpoint(out)))
-    with safe_open(_checkpoint(out), "pt") as f:
+    other.load_state_dict(load_file(out / checkpoint))
+    with safe_open(out / checkpoint, "pt") as f:
         return int(f.metadata()["iteration"])
+
+
+def frozen_teacher(args):
+    """The teacher (fp32, no gradients), refused unless a diffusion or hybrid model."""
+    teacher = from_pretrained(args.teacher_dir).float().eval()
+    if teacher.family not in ("diffusion", "hybrid"):
+        raise SystemExit(f"'{args.teacher}' is a {teacher.family} model; few-step distillation is for diffusion and hybrid models")
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
+def new_student(args):
+    """A copy of the teacher set to sample in `args.student_steps` unguided steps with the
+    students' sampler (a word encoder's student reads the canonical grammar only: no paraphrases)."""
+    student = from_pretrained(args.teacher_dir).float()
+    student.config.steps, student.config.guidance, student.config.sampler = args.student_steps, 1.0, STUDENT_SAMPLER
+    if student.text.kind != "pretrained":
+        args.paraphrase = 0.0
+    return student
+
+
+def folder_metadata(teacher_dir: str | Path) -> tuple[torch.dtype | None, dict]:
+    """(the dtype of the teacher's weights, the teacher's config keys a student folder keeps)."""
+    from framecast.train.connector import weights_dtype
+
+    config = json.loads((Path(teacher_dir) / "config.json").read_text())
+    return weights_dtype(Path(teacher_dir)), {k: v for k, v in config.items() if k in ("trained_steps", "recipe")}
 
 
 def update(models, opts, args, r: Rollout, texts: tuple, gen: torch.Generator, student_step: bool = True) -> dict:
@@ -262,30 +291,20 @@ def trainable(model) -> list[torch.nn.Parameter]:
 
 
 def run(args) -> Path:
-    from framecast.train.connector import weights_dtype
-
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     args.precision = resolve_precision(args.precision)
-    teacher = from_pretrained(args.teacher_dir).float().eval()
-    if teacher.family not in ("diffusion", "hybrid"):
-        raise SystemExit(f"'{args.teacher}' is a {teacher.family} model; few-step distillation is for diffusion and hybrid models")
-    for p in teacher.parameters():
-        p.requires_grad_(False)
+    teacher = frozen_teacher(args)
     args.guidance = teacher.config.guidance if args.guidance is None else args.guidance
-    student, critic = from_pretrained(args.teacher_dir).float(), from_pretrained(args.teacher_dir).float()
-    student.config.steps, student.config.guidance, student.config.sampler = args.student_steps, 1.0, STUDENT_SAMPLER
+    student, critic = new_student(args), from_pretrained(args.teacher_dir).float()
     if args.student_shift is not None:  # where the student's levels lie (< 1: more of them near the clean end)
         student.config.shift = args.student_shift
-    if student.text.kind != "pretrained":  # a word encoder reads the canonical grammar only
-        args.paraphrase = 0.0
     start = load_state(out, student, critic)
     if start == 0 and args.init_student:
         student.load_state_dict({k: v.float() for k, v in load_file(Path(args.init_student) / "model.safetensors").items()})
-    dtype = weights_dtype(Path(args.teacher_dir))
-    extra = {k: v for k, v in json.loads((Path(args.teacher_dir) / "config.json").read_text()).items() if k in ("trained_steps", "recipe")}
+    dtype, extra = folder_metadata(args.teacher_dir)
     opts = (torch.optim.AdamW(trainable(student), lr=args.lr, betas=(0.0, 0.999), weight_decay=0.0),
             torch.optim.AdamW(trainable(critic), lr=args.critic_lr, betas=(0.0, 0.999), weight_decay=0.0))
     rng, gen = random.Random(args.seed + start), torch.Generator().manual_seed(args.seed + start)
