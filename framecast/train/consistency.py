@@ -53,6 +53,7 @@ from framecast.train.dmd import (
     frozen_teacher,
     load_state,
     new_student,
+    paraphrase_share,
     per_unit,
     save_state,
     student_caption,
@@ -146,6 +147,7 @@ def run(args) -> Path:
     student, target = new_student(args), from_pretrained(args.teacher_dir).float()
     for p in target.parameters():
         p.requires_grad_(False)
+    paraphrase = paraphrase_share(student, args.paraphrase)
     start = load_state(out, student, target, CHECKPOINT)
     grid = flow_sigmas(args.grid, shift=teacher.config.shift)
     dtype, extra = folder_metadata(args.teacher_dir)
@@ -157,7 +159,7 @@ def run(args) -> Path:
     for it in bar:
         rows = torch.randint(len(pool), (args.batch,), generator=gen)
         x0, captions = pool[rows], [pool_captions[i] for i in rows.tolist()]
-        said = [student_caption(cap, rng, args.paraphrase) for cap in captions]
+        said = [student_caption(cap, rng, paraphrase) for cap in captions]
         text_s, text_t, text_g = encode(student, teacher, captions, said)
         with autocast(args.precision):
             loss = consistency_loss(student, target, teacher, x0, grid, text_s, text_t, text_g, scale, gen)

@@ -225,12 +225,16 @@ def frozen_teacher(args):
 
 def new_student(args):
     """A copy of the teacher set to sample in `args.student_steps` unguided steps with the
-    students' sampler (a word encoder's student reads the canonical grammar only: no paraphrases)."""
+    students' sampler."""
     student = from_pretrained(args.teacher_dir).float()
     student.config.steps, student.config.guidance, student.config.sampler = args.student_steps, 1.0, STUDENT_SAMPLER
-    if student.text.kind != "pretrained":
-        args.paraphrase = 0.0
     return student
+
+
+def paraphrase_share(student, share: float) -> float:
+    """The share of captions the student reads in other words: none for a word encoder, which
+    reads the canonical grammar only."""
+    return share if student.text.kind == "pretrained" else 0.0
 
 
 def folder_metadata(teacher_dir: str | Path) -> tuple[torch.dtype | None, dict]:
@@ -301,6 +305,7 @@ def run(args) -> Path:
     student, critic = new_student(args), from_pretrained(args.teacher_dir).float()
     if args.student_shift is not None:  # where the student's levels lie (< 1: more of them near the clean end)
         student.config.shift = args.student_shift
+    paraphrase = paraphrase_share(student, args.paraphrase)
     start = load_state(out, student, critic)
     if start == 0 and args.init_student:
         student.load_state_dict({k: v.float() for k, v in load_file(Path(args.init_student) / "model.safetensors").items()})
@@ -314,7 +319,7 @@ def run(args) -> Path:
     for it in bar:
         if r is None or it % args.reuse == 0:  # a fresh rollout every `reuse` generator steps
             captions = scene_captions(args.batch, (it * args.batch) % 10**6)
-            said = [student_caption(cap, rng, args.paraphrase) for cap in captions]
+            said = [student_caption(cap, rng, paraphrase) for cap in captions]
             texts = encode(student, teacher, captions, said)
             with autocast(args.precision):
                 r = rollout(student, said, gen)
