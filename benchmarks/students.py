@@ -7,9 +7,9 @@
 For each TEACHER:STUDENT[=METHOD][:STUDENT[=METHOD]...], each method is sampled at 1, 2, 4 and 8
 steps on the same `train` prompts and noise seeds: the teacher with its own sampler and guidance
 (training-free: the same model asked for fewer steps), each student with its own (no guidance,
-one model call a step). The teacher at its default steps is the reference row. Each row has scene accuracy (the Shapes judge,
-mean over the seeds), FVD against real clips of the same prompts (the shipped Shapes features,
-first seed) and seconds per clip (batched, one run).
+one model call a step). The teacher at its default steps is the reference row. Each row has
+scene accuracy (the Shapes judge, mean over the seeds), FVD against real clips of the same
+prompts (the shipped Shapes features, first seed) and seconds per clip (batched, one run).
 """
 
 from __future__ import annotations
