@@ -15,5 +15,8 @@ def reference() -> dict[str, torch.Tensor]:
 def test_bundled_model_reproduces_reference_clip(name, reference):
     clip = run_case(name)
     assert clip.shape == reference[name].shape
-    # 1 or 2 threads split the matmuls differently: the roundings differ by up to about 1e-5
-    assert (clip - reference[name]).abs().max() <= 3e-5, f"{name}: max difference {(clip - reference[name]).abs().max():.2e}"
+    # 1 or 2 threads, or CPUs with other vector units (AVX2, AVX-512), round the matmuls
+    # differently: the clips differ by about 1e-7 on average and up to 5e-4 in a few pixels that
+    # the steps amplify. A change of the maths moves every pixel.
+    diff = (clip - reference[name]).abs()
+    assert diff.mean() <= 1e-5 and diff.max() <= 2e-3, f"{name}: mean difference {diff.mean():.2e}, max {diff.max():.2e}"
