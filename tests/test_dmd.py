@@ -17,7 +17,8 @@ from framecast.train import dmd
 def _args(tmp_path, teacher_dir, **kw):
     base = dict(teacher=str(teacher_dir), teacher_dir=teacher_dir, output=str(tmp_path / "student"), iterations=2, batch=2,
                 student_steps=2, guidance=None, lr=1e-4, critic_lr=1e-4, critic_steps=1, paraphrase=0.3, save_every=1,
-                precision="fp32", seed=0, threads=1, reuse=2, snapshots=True, whole_clip=False, init_student=None, critic_warmup=0, student_shift=None)
+                precision="fp32", seed=0, threads=1, reuse=2, snapshots=True, whole_clip=False, init_student=None, critic_warmup=0, student_shift=None,
+                gan_weight=0.0, disc_lr=1e-3, r1=0.0, disc_kernel=1, disc_warmup=3, disc_steps=1)
     return SimpleNamespace(**{**base, **kw})
 
 
@@ -107,6 +108,52 @@ def test_whole_clip_run_goes_on_from_a_student(tiny_hybrid_dir, tmp_path):
                        init_student=str(first), critic_warmup=1))
     a, b = from_pretrained(first), from_pretrained(on)
     assert all(torch.equal(p, q) for p, q in zip(a.backbone.parameters(), b.backbone.parameters()))  # warm-up: the critic alone
+
+
+def test_adversarial_run_keeps_its_discriminator_and_leaves_the_codec(tiny_hybrid_dir, tmp_path):
+    """--gan-weight adds a discriminator on decoded frames: it is checkpointed beside the critic
+    and the run resumes with it; only the backbone learns (the codec the frames come from stays)."""
+    with pytest.raises(SystemExit, match="--whole-clip"):
+        dmd.run(_args(tmp_path, tiny_hybrid_dir, gan_weight=0.5))
+    out = dmd.run(_args(tmp_path, tiny_hybrid_dir, whole_clip=True, gan_weight=0.5, output=str(tmp_path / "gan")))
+    dmd.run(_args(tmp_path, tiny_hybrid_dir, whole_clip=True, gan_weight=0.5, output=str(tmp_path / "gan"), iterations=3))
+    rec = [json.loads(x) for x in (out / "dmd_log.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in rec] == [0, 1, 2]
+    assert all(r["adversarial"] > 0 and r["discriminator"] > 0 for r in rec)
+    with safe_open(out / "dmd_checkpoint.safetensors", "pt") as f:
+        keys = list(f.keys())
+    assert any(k.startswith("discriminator.") for k in keys) and any(k.startswith("critic.") for k in keys)
+    teacher, student = from_pretrained(tiny_hybrid_dir), from_pretrained(out)
+    assert all(torch.equal(p, q) for p, q in zip(teacher.codec.parameters(), student.codec.parameters()))
+    assert any(not torch.equal(p, q) for p, q in zip(teacher.backbone.parameters(), student.backbone.parameters()))
+
+
+def test_discriminator_tells_hard_edges_from_blurred_ones_and_pushes_towards_them():
+    """A square drawn on whole pixels against the same square spread over two pixel columns (the
+    students' miss): 150 steps teach the discriminator the difference, and the generator's
+    gradient then points from the blurred edge towards a hard one."""
+    from framecast.nn.discriminator import PatchDiscriminator
+
+    torch.manual_seed(0)
+    real = -torch.ones(8, 2, 3, 16, 16)
+    real[..., 4:10, 4:10] = 1.0
+    fake = real.clone()
+    fake[..., 4:10, 10] = 0.0  # the edge column half on
+    fake[..., 4:10, 4] = 0.0
+    disc = PatchDiscriminator(width=32)
+    opt = torch.optim.Adam(disc.parameters(), lr=3e-3, betas=(0.0, 0.99))
+    for _ in range(150):
+        loss = dmd.discriminator_loss(disc, fake, real, r1=0.01)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        assert disc(real).mean() > disc(fake).mean() + 1.0
+    x = fake.clone().requires_grad_(True)
+    for _ in range(20):  # the generator's steps on the frames themselves
+        (g,) = torch.autograd.grad(torch.nn.functional.softplus(-disc(x)).sum(), x)
+        x = (x - 0.5 * g).clamp(-1, 1).detach().requires_grad_(True)
+    assert x[..., 4:10, 10].abs().mean() > 0.3  # the half-on column is pushed on or off
 
 
 def test_student_reads_other_words_for_the_same_scene():

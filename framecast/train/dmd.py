@@ -21,6 +21,15 @@ fresh noise between steps and no guidance. Each iteration:
 3. critic steps (`--critic-steps`, two time-scale updates as in DMD2): the critic, also
    initialised from the teacher, learns the student's frames with the teacher's own denoising
    objective, so it tracks the distribution the student makes now.
+4. with `--gan-weight` w > 0 (DMD2's adversarial term, here on pixels): the student's x0 is
+   decoded and a discriminator of small neighbourhoods (framecast.nn.discriminator) scores its
+   frames; the generator's gradient in x0 becomes g_dmd + w |g_dmd| / |g_gan| g_gan, so w is the
+   adversarial share of its size whatever the two losses' scales. The discriminator tells the
+   student's rollouts from the codec's reconstructions of the same scenes' real clips,
+   `--disc-steps` non-saturating steps (`--r1` penalty on the real frames) an iteration, after
+   `--disc-warmup` steps on a pool of the first student's rollouts (a discriminator that does
+   not yet tell them apart only adds noise to the generator's gradient). It works on whole clips: a full-sequence
+   student, or a hybrid with `--whole-clip`.
 
 Guidance is distilled with the steps: the real score is the teacher guided at its own scale. The
 teacher and the critic read the canonical caption; the student reads it, or with probability
@@ -37,15 +46,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from framecast.data.phrasing import describe
-from framecast.data.shapes import parse_caption, sample_scene
+from framecast.data.shapes import parse_caption, render, sample_scene
 from framecast.generators import from_pretrained, save_pretrained
 from framecast.generators.base import GenerationRequest
 from framecast.generators.io import write_atomic
+from framecast.nn.discriminator import PatchDiscriminator
 from framecast.precision import autocast, resolve_precision
 from framecast.sampling.guidance import guided
 from framecast.sampling.schedules import flow_sigmas, sample_training_sigmas
@@ -57,6 +69,12 @@ SCENE_SEED = 2 * 10**7  # scenes the student learns from: far from the evaluatio
 
 def scene_captions(n: int, start: int) -> list[str]:
     return [sample_scene(SCENE_SEED + start + i).caption for i in range(n)]
+
+
+def scene_videos(n: int, start: int) -> torch.Tensor:
+    """The clips of `scene_captions(n, start)`, (B, T, C, H, W) in [-1, 1]."""
+    clips = [render(sample_scene(SCENE_SEED + start + i)).video for i in range(n)]
+    return torch.from_numpy(np.stack(clips)).permute(0, 1, 4, 2, 3).float() / 127.5 - 1.0
 
 
 def student_caption(caption: str, rng: random.Random, paraphrase: float) -> str:
@@ -186,6 +204,63 @@ def critic_loss(critic, x0: torch.Tensor, ctx: torch.Tensor, text: TextEmbedding
     return (((out - x0) / s_px.clamp(min=0.05)) ** 2).mean()
 
 
+def pixels_of(model, z: torch.Tensor) -> torch.Tensor:
+    """The frames a model's clip representation `z` decodes to, with the gradient (the codec is frozen)."""
+    return z if model.config.codec is None else model.codec.decode(z.float() / model.config.latent_scale)
+
+
+def adversarial_grad(x0: torch.Tensor, student, disc: PatchDiscriminator) -> tuple[torch.Tensor, float]:
+    """The non-saturating generator loss's gradient in x0: softplus(-D(frames)), frames decoded from x0."""
+    adv = F.softplus(-disc(pixels_of(student, x0))).mean()
+    return torch.autograd.grad(adv, x0, retain_graph=True)[0], adv.item()
+
+
+@torch.no_grad()
+def real_and_fake(student, captions: list[str], start: int, r: Rollout) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the codec's reconstruction of the real clips of these scenes, the student's rollout decoded)."""
+    real = pixels_of(student, student.to_latent(scene_videos(len(captions), start)))
+    return real.float(), pixels_of(student, r.clip).float()
+
+
+def discriminator_steps(disc: PatchDiscriminator, opt, frames: tuple[torch.Tensor, torch.Tensor], steps: int, r1: float,
+                        gen: torch.Generator) -> float:
+    """`steps` discriminator steps, each on 64 random frames of the real clips and 64 of the
+    student's (frames: (real, fake), each (B, T, C, H, W)); the last step's loss. Many small steps
+    learn faster than few large ones: the evidence is a few pixels a frame."""
+    real, fake = (f.flatten(0, 1)[:, None] for f in frames)
+    for _ in range(steps):
+        loss = discriminator_loss(disc, fake[torch.randint(len(fake), (64,), generator=gen)],
+                                  real[torch.randint(len(real), (64,), generator=gen)], r1)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return loss.item()
+
+
+def warm_discriminator(disc: PatchDiscriminator, opt, student, args, gen: torch.Generator) -> None:
+    """`args.disc_warmup` discriminator steps on a pool of 8 rollouts of the student as it starts."""
+    pool = []
+    for k in tqdm(range(8), desc="discriminator pool", unit="rollout"):
+        start = 9 * 10**5 + k * args.batch
+        captions = scene_captions(args.batch, start)
+        with autocast(args.precision):
+            pool.append(real_and_fake(student, captions, start, rollout(student, captions, gen)))
+    frames = torch.cat([p[0] for p in pool]), torch.cat([p[1] for p in pool])
+    for done in tqdm(range(0, args.disc_warmup, 100), desc="discriminator warm-up", unit="100 steps"):
+        discriminator_steps(disc, opt, frames, min(100, args.disc_warmup - done), args.r1, gen)
+
+
+def discriminator_loss(disc: PatchDiscriminator, fake: torch.Tensor, real: torch.Tensor, r1: float) -> torch.Tensor:
+    """softplus(D(fake)) + softplus(-D(real)) + r1 / 2 E|grad_real D|^2 (Mescheder et al. 2018)."""
+    real = real.detach().requires_grad_(r1 > 0)
+    d_real = disc(real)
+    loss = F.softplus(disc(fake.detach())).mean() + F.softplus(-d_real).mean()
+    if r1 > 0:
+        (g,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)
+        loss = loss + 0.5 * r1 * g.pow(2).sum(dim=(2, 3, 4)).mean()
+    return loss
+
+
 CHECKPOINT = "dmd_checkpoint.safetensors"
 
 
@@ -245,10 +320,13 @@ def folder_metadata(teacher_dir: str | Path) -> tuple[torch.dtype | None, dict]:
     return weights_dtype(Path(teacher_dir)), {k: v for k, v in config.items() if k in ("trained_steps", "recipe")}
 
 
-def update(models, opts, args, r: Rollout, texts: tuple, gen: torch.Generator, student_step: bool = True) -> dict:
+def update(models, opts, args, r: Rollout, texts: tuple, gen: torch.Generator, student_step: bool = True,
+           frames: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict:
     """One generator step on a random unit of the rollout (skipped without `student_step`: the
-    critic's warm-up), then the critic's steps."""
-    student, teacher, critic = models
+    critic's warm-up), then the critic's steps and, with a discriminator (models[3]), its steps
+    on `frames` (real, the rollout's)."""
+    student, teacher, critic = models[:3]
+    disc = models[3] if len(models) > 3 else None
     text_s, text_t, text_g = texts
     units = r.clip.shape[1] // r.pf
     if args.whole_clip and student.family == "hybrid":
@@ -264,9 +342,16 @@ def update(models, opts, args, r: Rollout, texts: tuple, gen: torch.Generator, s
             x0 = x0_of(student, ctx, x, level, text_s)
     with autocast(args.precision):
         g_loss = dmd_loss(x0, ctx, teacher, critic, text_g, text_t, args.guidance, gen, units=n)
+    rec = {}
     opts[0].zero_grad(set_to_none=True)
     if student_step:
-        g_loss.backward()
+        if disc is None:
+            g_loss.backward()
+        else:
+            (g_dmd,) = torch.autograd.grad(g_loss, x0, retain_graph=True)
+            g_adv, rec["adversarial"] = adversarial_grad(x0, student, disc)
+            scale = args.gan_weight * g_dmd.norm() / g_adv.norm().clamp(min=1e-12)
+            x0.backward(g_dmd + scale * g_adv)
         torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
         opts[0].step()
     c_losses = []
@@ -278,7 +363,9 @@ def update(models, opts, args, r: Rollout, texts: tuple, gen: torch.Generator, s
         torch.nn.utils.clip_grad_norm_(critic.parameters(), 1.0)
         opts[1].step()
         c_losses.append(c_loss.item())
-    return {"generator": g_loss.item(), "critic": sum(c_losses) / len(c_losses), "frame": f, "step": j}
+    if disc is not None:
+        rec["discriminator"] = discriminator_steps(disc, opts[2], frames, args.disc_steps, args.r1, gen)
+    return {"generator": g_loss.item(), "critic": sum(c_losses) / len(c_losses), "frame": f, "step": j, **rec}
 
 
 def encode(student, teacher, captions: list[str], said: list[str]) -> tuple[TextEmbedding, TextEmbedding, TextEmbedding]:
@@ -289,8 +376,10 @@ def encode(student, teacher, captions: list[str], said: list[str]) -> tuple[Text
 
 
 def trainable(model) -> list[torch.nn.Parameter]:
-    for p in model.text.parameters():
-        p.requires_grad_(False)
+    """The backbone's parameters: the text encoder and the codec stay as they are."""
+    for part in (model.text, model.codec):
+        for p in part.parameters():
+            p.requires_grad_(False)
     return [p for p in model.parameters() if p.requires_grad]
 
 
@@ -303,32 +392,45 @@ def run(args) -> Path:
     teacher = frozen_teacher(args)
     args.guidance = teacher.config.guidance if args.guidance is None else args.guidance
     student, critic = new_student(args), from_pretrained(args.teacher_dir).float()
+    adversarial = args.gan_weight > 0
+    if adversarial and student.family == "hybrid" and not args.whole_clip:
+        raise SystemExit("--gan-weight needs whole clips: add --whole-clip for a hybrid teacher")
+    disc = PatchDiscriminator(channels=3, width=32, kernel=args.disc_kernel) if adversarial else None
+    other = torch.nn.ModuleDict({"critic": critic, "discriminator": disc}) if adversarial else critic
     if args.student_shift is not None:  # where the student's levels lie (< 1: more of them near the clean end)
         student.config.shift = args.student_shift
     paraphrase = paraphrase_share(student, args.paraphrase)
-    start = load_state(out, student, critic)
+    start = load_state(out, student, other)
     if start == 0 and args.init_student:
         student.load_state_dict({k: v.float() for k, v in load_file(Path(args.init_student) / "model.safetensors").items()})
     dtype, extra = folder_metadata(args.teacher_dir)
     opts = (torch.optim.AdamW(trainable(student), lr=args.lr, betas=(0.0, 0.999), weight_decay=0.0),
             torch.optim.AdamW(trainable(critic), lr=args.critic_lr, betas=(0.0, 0.999), weight_decay=0.0))
+    if adversarial:
+        opts += (torch.optim.AdamW(disc.parameters(), lr=args.disc_lr, betas=(0.9, 0.999), weight_decay=0.0),)
     rng, gen = random.Random(args.seed + start), torch.Generator().manual_seed(args.seed + start)
+    if adversarial and start == 0:
+        warm_discriminator(disc, opts[2], student, args, gen)
     log_path, t0 = out / "dmd_log.jsonl", time.time()
     bar = tqdm(range(start, args.iterations), desc="dmd", unit="it", initial=start, total=args.iterations)
-    r = texts = None
+    r = texts = frames = None
     for it in bar:
         if r is None or it % args.reuse == 0:  # a fresh rollout every `reuse` generator steps
-            captions = scene_captions(args.batch, (it * args.batch) % 10**6)
+            first = (it * args.batch) % 10**6
+            captions = scene_captions(args.batch, first)
             said = [student_caption(cap, rng, paraphrase) for cap in captions]
             texts = encode(student, teacher, captions, said)
             with autocast(args.precision):
                 r = rollout(student, said, gen)
-        rec = update((student, teacher, critic), opts, args, r, texts, gen, student_step=it >= args.critic_warmup)
+            if adversarial:  # real frames as the codec gives them back: what a perfect latent decodes to
+                frames = real_and_fake(student, captions, first, r)
+        models = (student, teacher, critic) + ((disc,) if adversarial else ())
+        rec = update(models, opts, args, r, texts, gen, student_step=it >= args.critic_warmup, frames=frames)
         bar.set_postfix(g=f"{rec['generator']:.4f}", critic=f"{rec['critic']:.3f}")
         with open(log_path, "a") as fh:
             fh.write(json.dumps({"iteration": it, **rec, "seconds": time.time() - t0}) + "\n")
         if (it + 1) % args.save_every == 0 or it + 1 == args.iterations:
-            save_state(out, student, critic, it + 1, dtype, extra, args.snapshots)
+            save_state(out, student, other, it + 1, dtype, extra, args.snapshots)
     return out
 
 
@@ -352,6 +454,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--init-student", help="a student folder to go on from (its critic starts from the teacher)")
     p.add_argument("--critic-warmup", type=int, default=0,
                    help="first iterations that train the critic alone (with --init-student: it learns the student's frames first)")
+    p.add_argument("--gan-weight", type=float, default=0.0,
+                   help="the adversarial term's share of the generator's gradient in x0, from a patch discriminator on decoded frames (0: none)")
+    p.add_argument("--disc-lr", type=float, default=3e-3, help="the discriminator's learning rate")
+    p.add_argument("--disc-kernel", type=int, default=1, help="the discriminator's kernel: 1 judges each pixel's colour, 3 its 3x3 neighbourhood")
+    p.add_argument("--disc-steps", type=int, default=4, help="discriminator steps an iteration, each on 64 frames")
+    p.add_argument("--disc-warmup", type=int, default=3000, help="discriminator steps on the first student's rollouts before the student learns")
+    p.add_argument("--r1", type=float, default=0.0, help="the R1 penalty's weight on the discriminator's real frames")
     p.add_argument("--paraphrase", type=float, default=0.3, help="share of captions the student reads in other words")
     p.add_argument("--save-every", type=int, default=25)
     p.add_argument("--snapshots", action="store_true", help="keep the student of every save in snapshots/ (distribution matching can drift)")
