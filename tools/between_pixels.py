@@ -43,7 +43,7 @@ def main() -> None:
             start = FIRST + 24 * k
             captions = dmd.scene_captions(24, start)
             rollout = dmd.rollout(model, captions, torch.Generator().manual_seed(k))
-            r, f = dmd.real_and_fake(model, captions, start, rollout)
+            r, f = dmd.real_and_fake(model, start, rollout)
             real.append(between(r))
             made.append(between(f))
     print(f"{args.model}: {sum(made) / len(made):.2f} pixels between off and on a frame; "

@@ -40,7 +40,6 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from framecast.data.shapes import render_clip
 from framecast.generators import from_pretrained
 from framecast.generators.io import write_atomic
 from framecast.precision import autocast, resolve_precision
@@ -48,6 +47,7 @@ from framecast.sampling.guidance import guided
 from framecast.sampling.schedules import flow_sigmas
 from framecast.train.dmd import (
     SCENE_SEED,
+    clean_latents,
     encode,
     folder_metadata,
     frozen_teacher,
@@ -61,15 +61,6 @@ from framecast.train.dmd import (
     x0_every_frame,
 )
 from framecast.text.encoder import TextEmbedding
-from framecast.video import from_uint8
-
-
-def clean_latents(model, seeds: list[int]) -> tuple[torch.Tensor, list[str]]:
-    """Shapes clips of these scene seeds as the model's latents, with their captions."""
-    clips = [render_clip(s, size=model.config.size, frames=model.config.frames) for s in seeds]
-    video = torch.stack([from_uint8(c.video) for c in clips])
-    with torch.no_grad():
-        return model.to_latent(video), [c.caption for c in clips]
 
 
 def latent_pool(model, size: int, cache: Path) -> tuple[torch.Tensor, list[str]]:

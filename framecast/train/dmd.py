@@ -46,14 +46,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from framecast.data.phrasing import describe
-from framecast.data.shapes import parse_caption, render, sample_scene
+from framecast.data.shapes import parse_caption, render_clip, sample_scene
 from framecast.generators import from_pretrained, save_pretrained
 from framecast.generators.base import GenerationRequest
 from framecast.generators.io import write_atomic
@@ -62,6 +61,7 @@ from framecast.precision import autocast, resolve_precision
 from framecast.sampling.guidance import guided
 from framecast.sampling.schedules import flow_sigmas, sample_training_sigmas
 from framecast.text.encoder import TextEmbedding, encode_for_guidance
+from framecast.video import from_uint8
 
 STUDENT_SAMPLER = "euler-stochastic"
 SCENE_SEED = 2 * 10**7  # scenes the student learns from: far from the evaluation's seeds
@@ -71,10 +71,12 @@ def scene_captions(n: int, start: int) -> list[str]:
     return [sample_scene(SCENE_SEED + start + i).caption for i in range(n)]
 
 
-def scene_videos(n: int, start: int) -> torch.Tensor:
-    """The clips of `scene_captions(n, start)`, (B, T, C, H, W) in [-1, 1]."""
-    clips = [render(sample_scene(SCENE_SEED + start + i)).video for i in range(n)]
-    return torch.from_numpy(np.stack(clips)).permute(0, 1, 4, 2, 3).float() / 127.5 - 1.0
+def clean_latents(model, seeds: list[int]) -> tuple[torch.Tensor, list[str]]:
+    """Shapes clips of these scene seeds as the model's latents, with their captions."""
+    clips = [render_clip(s, size=model.config.size, frames=model.config.frames) for s in seeds]
+    video = torch.stack([from_uint8(c.video) for c in clips])
+    with torch.no_grad():
+        return model.to_latent(video), [c.caption for c in clips]
 
 
 def student_caption(caption: str, rng: random.Random, paraphrase: float) -> str:
@@ -216,9 +218,11 @@ def adversarial_grad(x0: torch.Tensor, student, disc: PatchDiscriminator) -> tup
 
 
 @torch.no_grad()
-def real_and_fake(student, captions: list[str], start: int, r: Rollout) -> tuple[torch.Tensor, torch.Tensor]:
-    """(the codec's reconstruction of the real clips of these scenes, the student's rollout decoded)."""
-    real = pixels_of(student, student.to_latent(scene_videos(len(captions), start)))
+def real_and_fake(student, start: int, r: Rollout) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the codec's reconstruction of the real clips of the rollout's scenes, those of
+    `scene_captions(len(r.clip), start)`; the student's rollout decoded)."""
+    z, _ = clean_latents(student, [SCENE_SEED + start + i for i in range(len(r.clip))])
+    real = pixels_of(student, z)
     return real.float(), pixels_of(student, r.clip).float()
 
 
@@ -244,7 +248,7 @@ def warm_discriminator(disc: PatchDiscriminator, opt, student, args, gen: torch.
         start = 9 * 10**5 + k * args.batch
         captions = scene_captions(args.batch, start)
         with autocast(args.precision):
-            pool.append(real_and_fake(student, captions, start, rollout(student, captions, gen)))
+            pool.append(real_and_fake(student, start, rollout(student, captions, gen)))
     frames = torch.cat([p[0] for p in pool]), torch.cat([p[1] for p in pool])
     for done in tqdm(range(0, args.disc_warmup, 100), desc="discriminator warm-up", unit="100 steps"):
         discriminator_steps(disc, opt, frames, min(100, args.disc_warmup - done), args.r1, gen)
@@ -423,7 +427,7 @@ def run(args) -> Path:
             with autocast(args.precision):
                 r = rollout(student, said, gen)
             if adversarial:  # real frames as the codec gives them back: what a perfect latent decodes to
-                frames = real_and_fake(student, captions, first, r)
+                frames = real_and_fake(student, first, r)
         models = (student, teacher, critic) + ((disc,) if adversarial else ())
         rec = update(models, opts, args, r, texts, gen, student_step=it >= args.critic_warmup, frames=frames)
         bar.set_postfix(g=f"{rec['generator']:.4f}", critic=f"{rec['critic']:.3f}")
