@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from report import write_report
+from report import result_path, write_report
 
 from framecast.eval.switch import judge_switch, render_switch, summarize_switches, switch_cases
 from framecast.pipeline import load
@@ -69,8 +69,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--sheet", type=Path, default=None, help="also write a PNG contact sheet around the switch")
-    ap.add_argument("--output", type=Path, default=Path("benchmarks/results/prompt_switch.json"))
+    ap.add_argument("--output", type=Path, default=None,
+                    help="default: benchmarks/results/prompt_switch.json for shapes-hybrid, prompt_switch-MODEL.json for another model")
     args = ap.parse_args()
+    args.output = args.output or result_path("prompt_switch", args.model)
     torch.set_num_threads(args.threads)
     pipe = load(args.model, device=args.device)
     cases = switch_cases(args.num, size=pipe.model.config.size)

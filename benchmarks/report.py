@@ -42,6 +42,13 @@ def describe(m: dict) -> str:
     return f"{where}, {m['precision']}"
 
 
+def result_path(stem: str, model: str, default_model: str = "shapes-hybrid") -> Path:
+    """benchmarks/results/STEM.json for the benchmark's default model, STEM-MODEL.json for another
+    (a folder by its name), so each model keeps one canonical result."""
+    name = Path(model).name
+    return Path("benchmarks/results") / (f"{stem}.json" if name == default_model else f"{stem}-{name}.json")
+
+
 def write_report(path: Path, result: dict, table: list[str], *, device: str = "cpu", precision: str | None = None) -> None:
     """Write the result with the machine and the command that made it; the table gets both as its last line.
     `precision` names what the rows ran in where it is not the one `auto` picks (a benchmark of several)."""

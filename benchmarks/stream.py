@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from report import write_report
+from report import result_path, write_report
 
 from framecast.eval.arena import memory_mb
 from framecast.eval.drift import judge_windows, summarize_windows
@@ -30,8 +30,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--sheet", type=Path, default=None, help="also write a PNG: one row a clip (first 6), every 16th frame")
-    ap.add_argument("--output", type=Path, default=Path("benchmarks/results/stream.json"))
+    ap.add_argument("--output", type=Path, default=None,
+                    help="default: benchmarks/results/stream.json for shapes-hybrid, stream-MODEL.json for another model")
     args = ap.parse_args()
+    args.output = args.output or result_path("stream", args.model)
     pipe = load(args.model, device=args.device)
     prompts = eval_prompts("train", args.num)
     T = args.frames
