@@ -7,7 +7,9 @@
 For each TEACHER:STUDENT[=METHOD][:STUDENT[=METHOD]...], each method is sampled at 1, 2, 4 and 8
 steps on the same `train` prompts and noise seeds: the teacher with its own sampler and guidance
 (training-free: the same model asked for fewer steps), each student with its own (no guidance,
-one model call a step). The teacher at its default steps is the reference row. Each row has
+one model call a step). A hybrid student whose config gives its first frame more steps
+(`first_steps`) is sampled twice: with N steps for every frame, and with its first frame's own
+steps and N for the rest. The teacher at its default steps is the reference row. Each row has
 scene accuracy (the Shapes judge, mean over the seeds), FVD against real clips of the same
 prompts (the shipped Shapes features, first seed) and seconds per clip (batched, one run).
 """
@@ -26,11 +28,11 @@ from framecast.eval.fvd import shapes_fvd
 from framecast.pipeline import load
 
 
-def score(pipe, prompts: list[str], seeds: list[int], steps: int | None) -> dict:
+def score(pipe, prompts: list[str], seeds: list[int], steps: int | None, **options) -> dict:
     """Scene accuracy per seed (and their mean), FVD of the first seed's clips, seconds per clip."""
     accs, seconds, fvd = [], [], None
     for k, seed in enumerate(seeds):
-        s = evaluate(pipe, prompts, seed=seed, batch_size=10, progress=False, num_inference_steps=steps)
+        s = evaluate(pipe, prompts, seed=seed, batch_size=10, progress=False, num_inference_steps=steps, **options)
         accs.append(s["scene_accuracy"])
         seconds.append(s["seconds_per_clip"])
         if k == 0:
@@ -84,11 +86,15 @@ def main() -> None:
         runs = [(teacher_name, "teacher, fewer steps")] + [(*st.split("=", 1),) if "=" in st else (st, "student") for st in students]
         for name, label in runs:
             pipe = load(name)
+            first = getattr(pipe.model.config, "first_steps", 0)
             if label.startswith("teacher"):
                 rows.append({"method": f"{pipe.name} (its own steps)", "model": pipe.name, "reference": True, **score(pipe, prompts, seeds, None)})
-            for steps in steps_list:
-                rows.append({"method": f"{pipe.name} ({label})", "model": pipe.name, "reference": False, **score(pipe, prompts, seeds, steps)})
-                print(rows[-1], flush=True)
+            variants = [(label, {"first_steps": 0} if first else {})] + ([(f"{label}, first frame {first} steps", {})] if first else [])
+            for method, options in variants:
+                for steps in steps_list:
+                    rows.append({"method": f"{pipe.name} ({method})", "model": pipe.name, "reference": False,
+                                 **score(pipe, prompts, seeds, steps, **options)})
+                    print(rows[-1], flush=True)
     table = ["| model | method | steps | scene accuracy (mean of draws) | draws | FVD | s / clip |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         kind = "reference" if r["reference"] else r["method"].split("(")[-1].rstrip(")")

@@ -154,7 +154,7 @@ def seeds_used(clips: int, best_of: int = 1, chunk: int | None = None) -> int:
 
 
 def sampling_numbers(*, steps=None, guidance=None, temperature=None, top_k=None, top_p=None, frames=None, context_level=None,
-                     refine=None, step_cache=None) -> None:
+                     refine=None, step_cache=None, first_steps=None) -> None:
     """The options generate, eval and lens share, checked before a model is loaded."""
     count("--frames", frames)
     count("--steps", steps, hi=MAX_STEPS, why=" (the bundled models use 4 to 50)")
@@ -164,6 +164,7 @@ def sampling_numbers(*, steps=None, guidance=None, temperature=None, top_k=None,
     real("--top-p", top_p, lo=0.0, hi=1.0, above=True)
     real("--context-level", context_level, lo=0.0, hi=1.0)
     count("--refine", refine, lo=0, hi=MAX_REFINE)
+    count("--first-steps", first_steps, lo=0, hi=MAX_STEPS)
     real("--step-cache", step_cache, lo=0.0)  # a threshold; 0 is off (framecast.nn.step_cache)
 
 
@@ -386,6 +387,7 @@ def generate(
     stream: bool = typer.Option(False, "--stream", help="hybrid and AR models: write frames as they are made"),
     no_cache: bool = typer.Option(False, "--no-cache", help="hybrid and AR models: recompute the context at every step"),
     context_level: Optional[float] = typer.Option(None, "--context-level", help="hybrid models: noise level of finished frames seen as context"),
+    first_steps: Optional[int] = typer.Option(None, "--first-steps", help="hybrid models: steps of the first frame when nothing comes before it (default: the model's; 0: --steps)"),
     prompt_at: List[str] = typer.Option([], "--prompt-at", help="hybrid models: FRAME:PROMPT, from video frame FRAME on follow PROMPT "
                                         "(repeatable, frames increasing; with --stream, interactive streaming)"),
     no_recache: bool = typer.Option(False, "--no-recache", help="with --prompt-at: keep the cached context under the old prompt "
@@ -423,7 +425,7 @@ def _check_generate(a) -> None:
     from framecast.video import check_fps
 
     sampling_numbers(steps=a.steps, guidance=a.guidance, temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, frames=a.frames,
-                     context_level=a.context_level, refine=a.refine, step_cache=a.step_cache)
+                     context_level=a.context_level, refine=a.refine, step_cache=a.step_cache, first_steps=a.first_steps)
     count("--best-of", a.best_of, hi=MAX_CANDIDATES, why=" (candidates are drawn in one batch)")
     count("--context-frames", a.context_frames)
     count("--height", a.height)
@@ -481,7 +483,8 @@ def _call_options(a) -> dict:
     an option of another family is refused by the pipeline, naming it)."""
     return dict(negative_prompt=a.negative_prompt, num_inference_steps=a.steps, guidance_scale=a.guidance, height=a.height, width=a.width,
                 **_given(sampler=a.sampler, schedule=a.schedule, decode=a.decode, temperature=a.temperature, top_k=a.top_k,
-                         top_p=a.top_p, refine=a.refine, context_level=a.context_level, step_cache=a.step_cache),
+                         top_p=a.top_p, refine=a.refine, context_level=a.context_level, step_cache=a.step_cache,
+                         first_steps=a.first_steps),
                 **({"use_cache": False} if a.no_cache else {}), **a.switches)
 
 
@@ -585,6 +588,7 @@ def eval_(
     top_p: Optional[float] = typer.Option(None, "--top-p", help="autoregressive models"),
     refine: Optional[int] = typer.Option(None, "--refine", help="autoregressive models, set decoding: Gibbs sweeps over each token-frame"),
     context_level: Optional[float] = typer.Option(None, "--context-level", help="hybrid models: noise level of finished frames seen as context"),
+    first_steps: Optional[int] = typer.Option(None, "--first-steps", help="hybrid models: steps of the first frame when nothing comes before it (default: the model's; 0: --steps)"),
     step_cache: Optional[float] = typer.Option(None, "--step-cache", help="diffusion and hybrid models: reuse a step's later blocks while the first block's output changes less than THRESHOLD (relative L1; 0: off; 0.15 to 0.3 on the bundled models)", metavar="THRESHOLD"),
     frames: Optional[int] = typer.Option(None, "--frames"),
     batch_size: int = typer.Option(10, "--batch-size", help=f"clips drawn at once (at most {MAX_BATCH}; bounded by memory)"),
@@ -614,17 +618,10 @@ def eval_(
     count("--best-of", best_of, hi=MAX_CANDIDATES, why=" (candidates are drawn in one batch)")
     count("--chunk", chunk)
     sampling_numbers(steps=steps, guidance=guidance, temperature=temperature, top_k=top_k, top_p=top_p, frames=frames,
-                     context_level=context_level, refine=refine, step_cache=step_cache)
+                     context_level=context_level, refine=refine, step_cache=step_cache, first_steps=first_steps)
     seed_range(seed, seeds_used(num, best_of, chunk))
     outputs([output, output.with_suffix(".png")], overwrite, extensions=None)
-    extractor = None
-    if fvd_network is not None:  # before generating, so a bad network fails fast
-        from framecast.data.shapes import SPLITS
-        from framecast.eval.fvd import feature_network, shapes_fvd
-
-        if prompts not in SPLITS:
-            raise ValueError(f"--fvd compares with real Shapes clips, so --prompts must be a Shapes split ({', '.join(SPLITS)})")
-        extractor = feature_network(fvd_network)
+    extractor = _fvd_network(fvd_network, prompts)  # before generating, so a bad network fails fast
     pipe = load(model, precision=precision, device=device)
     check_size(pipe, frames, steps, max(min(batch_size, num), best_of), schedule=schedule)
     warning = card_warning(pipe, decode=decode, schedule=schedule, sampler=sampler)
@@ -637,10 +634,12 @@ def eval_(
         num_inference_steps=steps, guidance_scale=guidance, sampler=sampler, num_frames=frames,
         best_of=best_of, verifier=verifier, chunk=chunk,
         **_given(schedule=schedule, decode=decode, temperature=temperature, top_k=top_k, top_p=top_p, refine=refine, context_level=context_level,
-                 step_cache=skips),
+                 step_cache=skips, first_steps=first_steps),
     )
     _report_skips(summary, skips)
     if extractor is not None:
+        from framecast.eval.fvd import shapes_fvd
+
         summary.update(shapes_fvd(summary["frames"], split=prompts, network=extractor))
     summary["prompts"] = prompts
     with atomic_path(output) as tmp, atomic_path(output.with_suffix(".png")) as tmp_png:
@@ -648,6 +647,18 @@ def eval_(
         Image.fromarray(sheet_of_clips(summary["frames"])).save(tmp_png, format="PNG")
     _eval_table(pipe, summary, num, prompts, seed)
     typer.echo(f"wrote {output} and {output.with_suffix('.png')}")
+
+
+def _fvd_network(name: str | None, prompts: str):
+    """--fvd's feature network (None without it); the prompts must be a Shapes split to compare with."""
+    if name is None:
+        return None
+    from framecast.data.shapes import SPLITS
+    from framecast.eval.fvd import feature_network
+
+    if prompts not in SPLITS:
+        raise ValueError(f"--fvd compares with real Shapes clips, so --prompts must be a Shapes split ({', '.join(SPLITS)})")
+    return feature_network(name)
 
 
 def _skip_counter(step_cache: float | None):

@@ -35,7 +35,7 @@ ASSETS = Path(__file__).parent / "assets"
 GENERATOR_FAMILIES = ("diffusion", "hybrid", "autoregressive")
 # family options a call may pass by keyword (each generator refuses another family's)
 OPTIONS = {"sampler", "shift", "schedule", "use_cache", "context_level", "decode", "temperature", "top_k", "top_p", "refine",
-           "step_cache", "prompt_at", "recache"}
+           "step_cache", "prompt_at", "recache", "first_steps"}
 
 
 def bundled_models() -> dict[str, Path]:
@@ -272,7 +272,8 @@ class Pipeline:
         empty kwargs), callback_on_step_end_tensor_inputs ("latents", "x0"), image or video
         to start from (another size is resized, with a warning) and context_frames.
         By family: sampler, shift; for hybrid models schedule ('autoregressive', 'pyramid',
-        'full'), use_cache, context_level, and prompt_at=[(frame, prompt), ...] (the prompt changes
+        'full'), use_cache, context_level, first_steps (steps of the first frame when nothing comes
+        before it: a few-step student lays the scene out there), and prompt_at=[(frame, prompt), ...] (the prompt changes
         at those video frames; a prompt is a string or one per clip) with recache (default True: at
         a switch the cached context is re-encoded under the new prompt); for autoregressive models
         decode ('raster', 'diagonal', 'set'), temperature, top_k, top_p and refine. For diffusion

@@ -59,6 +59,8 @@ def _leftovers(folder):
         (["--fps", "nan"], "--fps"),
         (["--fps", "0"], "--fps"),
         (["--context-level", "inf"], "--context-level"),
+        (["--first-steps", "-1"], "--first-steps"),
+        (["--first-steps", str(2**40)], "--first-steps"),
     ],
 )
 def test_generate_refuses_bad_numbers(args, named, tiny_model_dir, tmp_path):

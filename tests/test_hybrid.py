@@ -146,6 +146,25 @@ def test_custom_matrix_and_errors(model):
         model.generate(_req(sampler="ddim-magic"))
 
 
+def test_first_steps_from_the_config_and_the_request(model):
+    plain = model.noise_matrix(_req()).levels
+    try:
+        model.config.first_steps = 6
+        K = model.noise_matrix(_req()).levels
+        assert K.shape[0] == plain.shape[0] + 3 and int((K[1:, 0] != K[:-1, 0]).sum()) == 6
+        assert torch.equal(model.noise_matrix(_req(first_steps=0)).levels, plain)  # the request's 0: the same steps for all
+        assert model.noise_matrix(_req(schedule="full")).steps == 3  # the model's default does not apply to full
+        context = model.noise_matrix(_req(), context_frames=model.patch_frames).levels
+        assert (context[:, 0] == 0).all() and context.shape[0] == plain.shape[0] - 3  # a given first frame needs no steps
+    finally:
+        model.config.first_steps = 0
+    assert model.generate(_req(first_steps=5)).shape[1] == 4
+    with pytest.raises(ValueError, match="full schedule"):
+        model.generate(_req(first_steps=5, schedule="full"))
+    with pytest.raises(ValueError, match="first_steps must be between"):
+        model.generate(_req(first_steps=-1))
+
+
 @pytest.mark.parametrize("sampler", ["euler", "euler-ancestral", "heun", "dpmpp-2m"])
 @pytest.mark.parametrize("schedule", ["autoregressive", "pyramid"])
 def test_every_sampler_steps_the_matrix_the_same_with_and_without_the_cache(model, sampler, schedule):

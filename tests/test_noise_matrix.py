@@ -54,3 +54,22 @@ def test_impossible_matrices_are_refused():
 def test_picture():
     img = matrix_image(build_matrix("pyramid", 4, 4, offset=1), cell=3)
     assert img.shape == ((3 + 4 + 1) * 3, 4 * 3, 3) and img.dtype.name == "uint8"
+
+
+@pytest.mark.parametrize("name", ["autoregressive", "pyramid"])
+def test_the_first_frame_takes_its_own_steps(name):
+    K = build_matrix(name, 4, 3, first_steps=8).levels
+    moves = K[1:] != K[:-1]
+    assert int(moves[:, 0].sum()) == 8 and (moves[:, 1:].sum(0) == 3).all()
+    assert int(moves[:, 0].nonzero()[-1]) < int(moves[:, 1:].any(1).nonzero()[0])  # frame 0 is clean before the others start
+    assert torch.equal(K[8:], build_matrix(name, 4, 3, context=1).levels)  # then the schedule, frame 0 as context
+    assert torch.allclose(K[:9, 0], torch.linspace(1, 0, 9))
+
+
+def test_first_steps_changes_nothing_else():
+    ar = build_matrix("autoregressive", 4, 6).levels
+    assert torch.equal(build_matrix("autoregressive", 4, 6, first_steps=4).levels, ar)  # no more than the others' steps
+    assert torch.equal(build_matrix("autoregressive", 4, 6, first_steps=12, context=1).levels,
+                       build_matrix("autoregressive", 4, 6, context=1).levels)  # the first frame is given
+    assert torch.equal(build_matrix("full", 4, 6, first_steps=12).levels, build_matrix("full", 4, 6).levels)
+    assert build_matrix("autoregressive", 1, 3, first_steps=5).steps == 5

@@ -363,3 +363,13 @@ def test_step_cache_through_the_api(tmp_path, tiny_hybrid_dir, tiny_ar_dir):
         for bad in (body(tiny_hybrid_dir, step_cache=-1), body(tiny_ar_dir, step_cache=0.5, num_inference_steps=None)):
             r = c.post("/v1/videos", json=bad)
             assert r.status_code == 422 and "step" in r.json()["detail"], r.text
+
+
+def test_first_steps_through_the_api(tmp_path, tiny_hybrid_dir):
+    """`first_steps` reaches the pipeline, which refuses it with the full schedule before the job is queued."""
+    with client(tmp_path, [tiny_hybrid_dir]) as c:
+        r = c.post("/v1/videos", json=body(tiny_hybrid_dir, first_steps=5, format="npy"))
+        assert r.status_code == 202, r.text
+        assert wait(c, r.json()["id"])["status"] == "succeeded"
+        r = c.post("/v1/videos", json=body(tiny_hybrid_dir, first_steps=5, schedule="full"))
+        assert r.status_code == 422 and "first_steps" in r.json()["detail"], r.text

@@ -59,6 +59,7 @@ class GenerationRequest:
     # hybrid
     matrix: object | None = None  # a NoiseMatrix; overrides schedule
     context_level: float | None = None  # noise level finished frames are shown at as context
+    first_steps: int | None = None  # steps of the first token-frame when nothing comes before it (0: steps)
     # streaming families (hybrid, autoregressive)
     use_cache: bool | None = None
     # hybrid streaming: [(video frame, prompt or one per clip), ...] (framecast.generators.prompt_at)
@@ -76,14 +77,15 @@ COMMON = {"prompts", "negative_prompts", "num_frames", "steps", "guidance", "gen
 DENOISING = {"sampler", "shift", "schedule", "latents"}
 FAMILY_OPTIONS: dict[str, set[str]] = {
     "diffusion": COMMON | DENOISING | {"step_cache"},
-    "hybrid": COMMON | DENOISING | {"matrix", "context_level", "use_cache", "step_cache", "prompt_at", "recache"},
+    "hybrid": COMMON | DENOISING | {"matrix", "context_level", "first_steps", "use_cache", "step_cache", "prompt_at", "recache"},
     "autoregressive": COMMON | {"use_cache", "decode", "refine", "temperature", "top_k", "top_p"},
     "wan": COMMON | DENOISING | {"use_cache", "height", "width"},
 }
 WHO_READS = {  # for the message that refuses an option
     "latents": "diffusion and hybrid models (their starting noise)",
     "sampler": "diffusion and hybrid models", "shift": "diffusion and hybrid models", "schedule": "diffusion and hybrid models",
-    "matrix": "hybrid models", "context_level": "hybrid models, which sample frame by frame from context",
+    "matrix": "hybrid models", "first_steps": "hybrid models, which make the first frame before the others",
+    "context_level": "hybrid models, which sample frame by frame from context",
     "step_cache": "diffusion and hybrid models (framecast's own backbone)",
     "use_cache": "hybrid and autoregressive models",
     "prompt_at": "hybrid models, which make frames in order and can change prompt mid-stream",

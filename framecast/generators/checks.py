@@ -124,6 +124,8 @@ def check_options(values: dict, batch: int) -> dict:
         out["top_k"] = check_int("top_k", values["top_k"], 0, None, "; 0 keeps every token")
     if values.get("context_level") is not None:
         out["context_level"] = check_real("context_level", values["context_level"], 0.0, 1.0, high_open=True)
+    if values.get("first_steps") is not None:
+        out["first_steps"] = check_int("first_steps", values["first_steps"], 0, MAX_STEPS, "; 0 gives the first frame the same steps as the rest")
     if values.get("refine") is not None:
         out["refine"] = check_int("refine", values["refine"], 0, MAX_REFINE, "; refine counts Gibbs sweeps a token-frame")
     if values.get("step_cache") is not None:

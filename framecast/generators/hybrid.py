@@ -52,6 +52,9 @@ class HybridConfig(DiffusionConfig):
     context_level: float = 0.0  # sampling: finished frames are shown to the model as context at this noise level (0 = clean)
     window: int = 0  # token-frames of recent context kept when streaming (0 = fill the training length)
     sinks: int = 1  # first token-frames always kept in the cache
+    # sampling: steps of the first token-frame when nothing comes before it (0: `steps`); a few-step
+    # student lays the scene out there, and the frames after it continue from clean context
+    first_steps: int = 0
 
     def mask_spec(self) -> MaskSpec:
         return MaskSpec(self.mask, block=self.chunk)
@@ -101,7 +104,7 @@ class CausalVideoDiffusion(VideoDiffusion):
     def request_defaults(self) -> dict:
         c = self.config
         return {**super().request_defaults(), "schedule": c.schedule, "context_level": c.context_level, "use_cache": True,
-                "recache": True}
+                "recache": True, "first_steps": c.first_steps}
 
     def check(self, request: GenerationRequest) -> None:
         super().check(request)
@@ -130,7 +133,11 @@ class CausalVideoDiffusion(VideoDiffusion):
             if r.matrix.frames != frames:
                 raise ValueError(f"the noise-level matrix has {r.matrix.frames} frames; the clip has {frames} token-frames")
             return r.matrix
-        return build_matrix(r.schedule, frames, r.steps, shift=r.shift, offset=self.config.pyramid_offset or None, context=context)
+        if request.first_steps and r.schedule == "full":
+            raise ValueError("first_steps gives the first frame steps of its own, and the full schedule denoises every frame together; "
+                             "use the autoregressive or pyramid schedule, or leave first_steps out")
+        return build_matrix(r.schedule, frames, r.steps, shift=r.shift, offset=self.config.pyramid_offset or None, context=context,
+                            first_steps=r.first_steps)
 
     def window_frames(self) -> int:
         """Recent token-frames kept in the cache: by default sinks + window + the frame being made

@@ -11,6 +11,10 @@ sampling step moves each frame from K[r] to K[r + 1]. Frames are token-frames (c
     pyramid         column t starts `offset` rows after column t - 1: the asynchronous schedule
                     of AR-Diffusion / rolling diffusion; offset = steps is autoregressive,
                     offset = 0 is full
+
+The in-order schedules (autoregressive, pyramid) can give the first frame more steps than the
+rest (`first_steps`): with no context before it, that frame lays out the whole scene, which a
+few-step student does worst; the frames after it continue from clean context.
 """
 
 from __future__ import annotations
@@ -90,8 +94,16 @@ def autoregressive_matrix(frames: int, steps: int, *, shift: float = 1.0, contex
     return NoiseMatrix(m.levels, "autoregressive")
 
 
-def build_matrix(name: str, frames: int, steps: int, *, shift: float = 1.0, offset: int | None = None, context: int = 0) -> NoiseMatrix:
-    """A named schedule. `context` clean frames come first (image to video, continuation)."""
+def build_matrix(name: str, frames: int, steps: int, *, shift: float = 1.0, offset: int | None = None, context: int = 0,
+                 first_steps: int = 0) -> NoiseMatrix:
+    """A named schedule. `context` clean frames come first (image to video, continuation).
+    `first_steps` > `steps`: with no context, frame 0 of an in-order schedule takes that many steps
+    alone, and the schedule runs over the other frames after it."""
+    if name not in SCHEDULES:
+        raise ValueError(f"unknown schedule '{name}'; choose one of {', '.join(SCHEDULES)}")
+    if first_steps > steps and context == 0 and name != "full":
+        return with_first_steps(build_matrix(name, frames, steps, shift=shift, offset=offset, context=min(1, frames - 1)),
+                                first_steps, shift=shift)
     if name == "full":
         if context:
             K = full_matrix(frames - context, steps, shift=shift).levels
@@ -99,9 +111,20 @@ def build_matrix(name: str, frames: int, steps: int, *, shift: float = 1.0, offs
         return full_matrix(frames, steps, shift=shift)
     if name == "autoregressive":
         return autoregressive_matrix(frames, steps, shift=shift, context=context)
-    if name == "pyramid":
-        return pyramid_matrix(frames, steps, offset if offset is not None else max(1, steps // 2), shift=shift, context=context)
-    raise ValueError(f"unknown schedule '{name}'; choose one of {', '.join(SCHEDULES)}")
+    return pyramid_matrix(frames, steps, offset if offset is not None else max(1, steps // 2), shift=shift, context=context)
+
+
+def with_first_steps(rest: NoiseMatrix, first_steps: int, *, shift: float = 1.0) -> NoiseMatrix:
+    """Frame 0 denoised alone in `first_steps` steps, then `rest` (a matrix that holds frame 0
+    clean) over the frames after it; a one-frame `rest` is replaced by frame 0's own steps."""
+    sig = flow_sigmas(first_steps, shift=shift)
+    if rest.frames == 1:
+        return NoiseMatrix(sig[:, None].clone(), rest.name)
+    if (rest.levels[:, 0] != 0).any():
+        raise ValueError("the matrix after the first frame must hold frame 0 clean")
+    head = rest.levels[:1].repeat(first_steps, 1)
+    head[:, 0] = sig[:-1]
+    return NoiseMatrix(torch.cat([head, rest.levels]), rest.name)
 
 
 def matrix_image(matrix: NoiseMatrix, cell: int = 12, cell_width: int | None = None):

@@ -55,6 +55,8 @@ class VideoRequest(BaseModel):
     recache: Optional[bool] = None
     step_cache: Optional[float] = Field(None, description="diffusion and hybrid models: skip a step's later blocks when the first "
                                        "block's residual changed less than this (e.g. 0.1; 0 is off)")
+    first_steps: Optional[int] = Field(None, le=MAX_STEPS, description="hybrid models: steps of the first frame when nothing comes "
+                                       "before it (default: the model's; 0: num_inference_steps)")
     format: Literal["mp4", "gif", "npy"] = "mp4"
     fps: int = Field(8, gt=0, le=60)
 
@@ -116,6 +118,8 @@ def pipeline_kwargs(req: VideoRequest) -> dict:
         kw["recache"] = req.recache
     if req.step_cache is not None:
         kw["step_cache"] = req.step_cache  # checked by the pipeline, in its words
+    if req.first_steps is not None:
+        kw["first_steps"] = req.first_steps
     return kw
 
 
