@@ -166,7 +166,9 @@ def rollout(student, captions: list[str], gen: torch.Generator) -> Rollout:
             if hit:
                 states[hit[0]][:, f * pf : (f + 1) * pf] = x[:, f * pf : (f + 1) * pf].float()
 
-    request = GenerationRequest(prompts=captions, latents=z, generator=gen, callback=record)
+    # every token-frame takes the student's own steps, the first too (whatever `first_steps` its
+    # folder samples with), so each of its states lies at one of the recorded levels
+    request = GenerationRequest(prompts=captions, latents=z, generator=gen, callback=record, **({"first_steps": 0} if hybrid else {}))
     clip = student.generate_latents(request).float()
     return Rollout(states, clip, levels, pf)
 
