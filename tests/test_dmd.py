@@ -18,7 +18,7 @@ def _args(tmp_path, teacher_dir, **kw):
     base = dict(teacher=str(teacher_dir), teacher_dir=teacher_dir, output=str(tmp_path / "student"), iterations=2, batch=2,
                 student_steps=2, guidance=None, lr=1e-4, critic_lr=1e-4, critic_steps=1, paraphrase=0.3, save_every=1,
                 precision="fp32", seed=0, threads=1, reuse=2, snapshots=True, whole_clip=False, init_student=None, critic_warmup=0, student_shift=None,
-                gan_weight=0.0, disc_lr=1e-3, r1=0.0, disc_kernel=1, disc_warmup=3, disc_steps=1)
+                gan_weight=0.0, score_levels=(0.02, 0.98), disc_lr=1e-3, r1=0.0, disc_kernel=1, disc_warmup=3, disc_steps=1)
     return SimpleNamespace(**{**base, **kw})
 
 
@@ -61,6 +61,21 @@ def test_matching_scores_give_no_gradient(tiny_hybrid_dir):
     x0.grad = None
     dmd.dmd_loss(x0, ctx, teacher, critic, text_g, text, 1.0, gen).backward()
     assert x0.grad.abs().max() > 1e-6
+
+
+def test_scores_are_taken_at_the_levels_asked_for(tiny_hybrid_dir, monkeypatch):
+    teacher = from_pretrained(tiny_hybrid_dir).float()
+    caps = dmd.scene_captions(4, 0)
+    text = teacher.text.encode(caps)
+    ctx, x, _ = dmd.rollout(teacher, caps, torch.Generator().manual_seed(0)).unit(1, 0)
+    seen, x0_of = [], dmd.x0_of
+    monkeypatch.setattr(dmd, "x0_of", lambda model, c, xt, level, *a, **k: seen.append(level) or x0_of(model, c, xt, level, *a, **k))
+    for lo, hi in ((0.02, 0.98), (0.1, 0.3)):
+        seen.clear()
+        for i in range(5):
+            dmd.dmd_loss(x.clone().requires_grad_(), ctx, teacher, teacher, text, text, 1.0, torch.Generator().manual_seed(i), levels=(lo, hi))
+        levels = torch.cat(seen)
+        assert levels.min() >= lo and levels.max() <= hi and levels.max() - levels.min() > (hi - lo) / 3
 
 
 def test_every_frame_at_once_is_each_frame_after_its_clean_context(tiny_hybrid_dir):

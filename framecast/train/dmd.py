@@ -15,7 +15,7 @@ fresh noise between steps and no guidance. Each iteration:
    random step after the clean frames before it (Self-Forcing's per-frame steps), in one pass of
    the teacher-forcing layout: the frames of a clip give the gradient together.
 2. generator step: the student's x0 for the unit, with the gradient. Noised again
-   to a random level t, the teacher's guided x0 (the real score) and the critic's x0 (the fake
+   to a random level t (`--score-levels`), the teacher's guided x0 (the real score) and the critic's x0 (the fake
    score) at that point give the distribution-matching gradient (DMD, Yin et al. 2024):
    grad = (fake - real) / mean|x0 - real|, applied as 0.5 ||x0 - sg(x0 - grad)||^2.
 3. critic steps (`--critic-steps`, two time-scale updates as in DMD2): the critic, also
@@ -174,12 +174,12 @@ def rollout(student, captions: list[str], gen: torch.Generator) -> Rollout:
 
 
 def dmd_loss(x0: torch.Tensor, ctx: torch.Tensor, teacher, critic, text_guided: TextEmbedding, text: TextEmbedding, scale: float,
-             gen: torch.Generator, units: int = 1) -> torch.Tensor:
+             gen: torch.Generator, units: int = 1, levels: tuple[float, float] = (0.02, 0.98)) -> torch.Tensor:
     """The distribution-matching surrogate: its gradient in x0 is the normalised score difference.
     `units` 1: x0 is one unit a clip, after the clean frames `ctx`; more: x0 is every token-frame of
     the clip `ctx` (B, T, ...), each noised to its own level and normalised on its own."""
     B = x0.shape[0]
-    t = 0.02 + 0.96 * torch.rand(B, units, generator=gen)
+    t = levels[0] + (levels[1] - levels[0]) * torch.rand(B, units, generator=gen)
     eps = torch.randn(x0.shape, generator=gen)
     t_px = per_unit(t, x0)
     xt = (1 - t_px) * x0.detach() + t_px * eps
@@ -347,7 +347,7 @@ def update(models, opts, args, r: Rollout, texts: tuple, gen: torch.Generator, s
         with autocast(args.precision):
             x0 = x0_of(student, ctx, x, level, text_s)
     with autocast(args.precision):
-        g_loss = dmd_loss(x0, ctx, teacher, critic, text_g, text_t, args.guidance, gen, units=n)
+        g_loss = dmd_loss(x0, ctx, teacher, critic, text_g, text_t, args.guidance, gen, units=n, levels=tuple(args.score_levels))
     rec = {}
     opts[0].zero_grad(set_to_none=True)
     if student_step:
@@ -453,6 +453,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--guidance", type=float, help="the teacher's guidance for the real score (default: its own)")
     p.add_argument("--lr", type=float, default=1e-5)
     p.add_argument("--critic-lr", type=float, default=2e-5)
+    p.add_argument("--score-levels", type=float, nargs=2, default=[0.02, 0.98], metavar=("LO", "HI"),
+                   help="the levels the student's x0 is noised to for the two scores (uniform between LO and HI)")
     p.add_argument("--critic-steps", type=int, default=2, help="critic updates per generator update")
     p.add_argument("--reuse", type=int, default=4, help="generator updates per rollout (each on another frame and step)")
     p.add_argument("--whole-clip", action="store_true",
@@ -474,6 +476,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
+    if not 0 < args.score_levels[0] < args.score_levels[1] < 1:
+        p.error(f"--score-levels {args.score_levels[0]} {args.score_levels[1]}: give two levels with 0 < LO < HI < 1")
     args.teacher_dir = resolve_model(args.teacher)
     args.init_student = resolve_model(args.init_student) if args.init_student else None
     run(args)
