@@ -914,6 +914,7 @@ def schedule_show(
     steps: int = typer.Option(10, "--steps", help=f"denoising steps per frame, at most {SCHEDULE_SHOW['steps']}"),
     offset: Optional[int] = typer.Option(None, "--offset", help="pyramid: rows between neighbouring columns"),
     shift: float = typer.Option(1.0, "--shift"),
+    first_steps: int = typer.Option(0, "--first-steps", help="autoregressive, pyramid: steps of frame 0 alone before the rest"),
     output: Path = typer.Option(Path("schedule.png"), "--output", "-o", help=".png (or .jpg, .bmp)"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace the picture if it exists"),
 ):
@@ -930,13 +931,16 @@ def schedule_show(
     count("--frames", frames, hi=SCHEDULE_SHOW["frames"], why=" (columns of the picture)")
     count("--steps", steps, hi=SCHEDULE_SHOW["steps"], why=" (rows of the picture)")
     count("--offset", offset, lo=0, hi=SCHEDULE_SHOW["steps"])
+    count("--first-steps", first_steps, lo=0, hi=SCHEDULE_SHOW["steps"])
     real("--shift", shift, lo=0.0, hi=MAX_SHIFT, above=True)
-    rows = {"autoregressive": frames * steps, "pyramid": steps + (offset if offset is not None else steps // 2) * (frames - 1)}.get(name, steps)
+    alone = first_steps if first_steps > steps and name != "full" else 0  # frame 0's rows of its own
+    rest = frames - 1 if alone else frames
+    rows = alone + {"autoregressive": rest * steps, "pyramid": steps + (offset if offset is not None else steps // 2) * (rest - 1)}.get(name, steps)
     if rows > SCHEDULE_SHOW["rows"]:
         raise ValueError(f"schedule '{name}' with --frames {frames} and --steps {steps} has {rows} rows, above the limit of "
                          f"{SCHEDULE_SHOW['rows']} a picture shows; give fewer frames or steps")
     outputs([output], overwrite, extensions=(".png", ".jpg", ".jpeg", ".bmp"))
-    m = build_matrix(name, frames, steps, shift=shift, offset=offset)
+    m = build_matrix(name, frames, steps, shift=shift, offset=offset, first_steps=first_steps)
     rows, cols = m.levels.shape
     grid = Image.fromarray(matrix_image(m, cell=max(3, min(24, 480 // rows)), cell_width=max(12, min(48, 480 // cols))))
     pad_top, pad_left = 40, 8

@@ -273,14 +273,14 @@ class Pipeline:
         to start from (another size is resized, with a warning) and context_frames.
         By family: sampler, shift; for hybrid models schedule ('autoregressive', 'pyramid',
         'full'), use_cache, context_level, first_steps (steps of the first frame when nothing comes
-        before it: a few-step student lays the scene out there), and prompt_at=[(frame, prompt), ...] (the prompt changes
-        at those video frames; a prompt is a string or one per clip) with recache (default True: at
-        a switch the cached context is re-encoded under the new prompt); for autoregressive models
-        decode ('raster', 'diagonal', 'set'), temperature, top_k, top_p and refine. For diffusion
-        and hybrid models step_cache=THRESHOLD (e.g. 0.1; 0, the default, is off) reuses a step's
-        later blocks while the first block's output barely changes (framecast.nn.step_cache);
-        `info["step_cache"]` then counts the block passes skipped. Every bad argument is a
-        ValueError that names it, raised before any work."""
+        before it: a few-step student lays the scene out there), and prompt_at=[(frame, prompt),
+        ...] (the prompt changes at those video frames; a prompt is a string or one per clip) with
+        recache (default True: at a switch the cached context is re-encoded under the new prompt);
+        for autoregressive models decode ('raster', 'diagonal', 'set'), temperature, top_k, top_p
+        and refine. For diffusion and hybrid models step_cache=THRESHOLD (e.g. 0.1; 0, the default,
+        is off) reuses a step's later blocks while the first block's output barely changes
+        (framecast.nn.step_cache); `info["step_cache"]` then counts the block passes skipped. Every
+        bad argument is a ValueError that names it, raised before any work."""
         kwargs.update(negative_prompt=negative_prompt, num_frames=num_frames, num_inference_steps=num_inference_steps,
                       guidance_scale=guidance_scale, generator=generator, callback_on_step_end=callback_on_step_end)
         sibling = self.decoded_by(kwargs.get("decode"))

@@ -103,6 +103,8 @@ def test_schedule_show_and_streaming(tmp_path):
     assert r.exit_code == 0 and (tmp_path / "m.png").is_file() and "model calls" in r.output
     r = _run("schedule", "show", "zigzag", "--output", tmp_path / "m.png")
     assert r.exit_code != 0 and "unknown schedule" in r.output
+    r = _run("schedule", "show", "autoregressive", "--frames", 4, "--steps", 2, "--first-steps", 6, "--output", tmp_path / "f.png")
+    assert r.exit_code == 0 and "12 steps x 4 frames" in r.output  # 6 for frame 0, then 2 for each of the other 3
 
 
 def test_stream_of_a_token_model_writes_a_frame_at_a_time(tiny_ar_dir, tmp_path):

@@ -88,6 +88,7 @@ def test_frames_limit_is_derived_from_memory_and_said(tiny_model_dir, tmp_path):
         (["schedule", "show", "full", "--frames", "100000", "--steps", "100000"], "--frames 100000"),
         (["schedule", "show", "autoregressive", "--frames", "100", "--steps", "1000"], "rows"),
         (["schedule", "show", "full", "--shift", "nan"], "--shift"),
+        (["schedule", "show", "autoregressive", "--frames", "100", "--steps", "40", "--first-steps", "1000"], "rows"),
         (["data", "preview", "shapes", "--num", "0"], "--num"),
         (["data", "preview", "shapes", "--frames", "1000000"], "--frames"),
         (["lens", PROMPT, "--steps", str(2**40)], "--steps"),

@@ -14,9 +14,9 @@ fresh noise between steps and no guidance. Each iteration:
    `--whole-clip` a hybrid update takes every token-frame of the rollout at once, each at its own
    random step after the clean frames before it (Self-Forcing's per-frame steps), in one pass of
    the teacher-forcing layout: the frames of a clip give the gradient together.
-2. generator step: the student's x0 for the unit, with the gradient. Noised again
-   to a random level t (`--score-levels`), the teacher's guided x0 (the real score) and the critic's x0 (the fake
-   score) at that point give the distribution-matching gradient (DMD, Yin et al. 2024):
+2. generator step: the student's x0 for the unit, with the gradient. Noised again to a random
+   level t (`--score-levels`), the teacher's guided x0 (the real score) and the critic's x0 (the
+   fake score) at that point give the distribution-matching gradient (DMD, Yin et al. 2024):
    grad = (fake - real) / mean|x0 - real|, applied as 0.5 ||x0 - sg(x0 - grad)||^2.
 3. critic steps (`--critic-steps`, two time-scale updates as in DMD2): the critic, also
    initialised from the teacher, learns the student's frames with the teacher's own denoising
