@@ -184,3 +184,22 @@ def test_student_reads_other_words_for_the_same_scene():
     assert any(s != caption for s in said)
     assert all(dmd.student_caption(caption, rng, 0.0) == caption for _ in range(5))
     assert parse_caption(caption)  # the canonical caption is what the critic and teacher read
+
+
+def test_student_misses_tool_runs_both_checks(tiny_model_dir, tiny_hybrid_dir):
+    """tools/student_misses.py on tiny models: both checks print their judged lines; a hybrid
+    model handed to `finish` is refused in one line with exit code 2."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tool = str(Path(__file__).resolve().parents[1] / "tools" / "student_misses.py")
+    base = [sys.executable, tool, "--num", "2", "--threads", "1"]
+    out = subprocess.run([*base, "finish", str(tiny_model_dir), "--teacher", str(tiny_model_dir), "--at", "0", "--teacher-steps", "2"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "student alone" in out.stdout and "teacher from the student's state at level" in out.stdout
+    out = subprocess.run([*base, "snap", str(tiny_hybrid_dir), "--first-steps", "0"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.count("snapped at") == 3, out.stderr
+    out = subprocess.run([*base, "finish", str(tiny_hybrid_dir), "--teacher", str(tiny_model_dir)], capture_output=True, text=True)
+    assert out.returncode == 2 and "diffusion" in out.stderr.splitlines()[-1]
