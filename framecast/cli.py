@@ -923,7 +923,7 @@ def schedule_show(
     Example: framecast schedule show pyramid --frames 8 --steps 10 -o pyramid.png"""
     from PIL import Image, ImageDraw
 
-    from framecast.sampling.noise_matrix import SCHEDULES, build_matrix, matrix_image
+    from framecast.sampling.noise_matrix import SCHEDULES, build_matrix, matrix_image, matrix_steps
     from framecast.video import atomic_path
 
     if name not in SCHEDULES:
@@ -933,9 +933,7 @@ def schedule_show(
     count("--offset", offset, lo=0, hi=SCHEDULE_SHOW["steps"])
     count("--first-steps", first_steps, lo=0, hi=SCHEDULE_SHOW["steps"])
     real("--shift", shift, lo=0.0, hi=MAX_SHIFT, above=True)
-    alone = first_steps if first_steps > steps and name != "full" else 0  # frame 0's rows of its own
-    rest = frames - 1 if alone else frames
-    rows = alone + {"autoregressive": rest * steps, "pyramid": steps + (offset if offset is not None else steps // 2) * (rest - 1)}.get(name, steps)
+    rows = matrix_steps(name, frames, steps, offset=offset, first_steps=first_steps)
     if rows > SCHEDULE_SHOW["rows"]:
         raise ValueError(f"schedule '{name}' with --frames {frames} and --steps {steps} has {rows} rows, above the limit of "
                          f"{SCHEDULE_SHOW['rows']} a picture shows; give fewer frames or steps")

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from framecast.sampling.noise_matrix import NoiseMatrix, build_matrix, matrix_image
+from framecast.sampling.noise_matrix import NoiseMatrix, build_matrix, matrix_image, matrix_steps
 
 
 @pytest.mark.parametrize("name", ["full", "autoregressive", "pyramid"])
@@ -73,3 +73,10 @@ def test_first_steps_changes_nothing_else():
                        build_matrix("autoregressive", 4, 6, context=1).levels)  # the first frame is given
     assert torch.equal(build_matrix("full", 4, 6, first_steps=12).levels, build_matrix("full", 4, 6).levels)
     assert build_matrix("autoregressive", 1, 3, first_steps=5).steps == 5
+
+
+@pytest.mark.parametrize("name", ["full", "autoregressive", "pyramid"])
+def test_steps_are_counted_without_building(name):
+    for frames, steps, offset, first in [(1, 3, None, 0), (4, 1, None, 0), (5, 6, 2, 0), (5, 4, None, 9), (1, 2, None, 7), (3, 5, 0, 5)]:
+        expected = build_matrix(name, frames, steps, offset=offset, first_steps=first).steps
+        assert matrix_steps(name, frames, steps, offset=offset, first_steps=first) == expected

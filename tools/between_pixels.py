@@ -2,9 +2,10 @@
 
 The Shapes world draws hard edges, so a pixel whose brightest channel lies in (40, 215) of 255 is
 a blurred edge: the codec's reconstructions of real clips hold about one a frame, the few-step
-students ten or more. The model's clips are its own sampling (its steps and sampler, no guidance
-beyond its config's) for 96 training scenes `framecast.train.dmd` never uses; the real clips are
-the same scenes rendered and passed through the model's codec.
+students ten or more. The model's clips are its distillation rollouts (`framecast.train.dmd.rollout`:
+its steps for every frame, the first too, its sampler, no guidance beyond its config's) for 96
+training scenes `framecast.train.dmd` never uses; the real clips are the same scenes rendered and
+passed through the model's codec.
 
     python tools/between_pixels.py shapes-hybrid-fast
     python tools/between_pixels.py runs/hybrid-gan/snapshots/it-00200 --threads 2

@@ -25,6 +25,7 @@ from framecast.eval.shapes import judge_clip, summarize
 from framecast.generators import GenerationRequest, from_pretrained
 from framecast.generators.base import guidance_text, resolve
 from framecast.pipeline import load, resolve_model
+from framecast.sampling.samplers import get_sampler
 from framecast.video import to_uint8
 
 
@@ -63,11 +64,8 @@ def finish(args, prompts: list[str]) -> None:
         z = student.generate_latents(GenerationRequest(prompts=batch, generator=gens, callback=keep))
         r = resolve(GenerationRequest(prompts=batch), "diffusion", teacher.request_defaults())
         denoise = teacher.guided_denoiser(guidance_text(teacher.text, r)[0], r.guidance)
-        x, level = kept["x"], float(kept["level"].reshape(-1)[0])
-        levels = torch.linspace(level, 0.0, args.teacher_steps + 1)
-        for a, b in zip(levels[:-1], levels[1:]):  # Euler along the teacher's flow
-            x0 = denoise(x, torch.full_like(kept["level"], float(a)))
-            x = (1 - b) * x0 + b * (x - (1 - a) * x0) / a
+        level = float(kept["level"].reshape(-1)[0])
+        x = get_sampler("euler")(denoise, kept["x"], torch.linspace(level, 0.0, args.teacher_steps + 1))
         drawn += [to_uint8(c) for c in teacher.from_latent(z).clamp(-1, 1)]
         finished += [to_uint8(c) for c in teacher.from_latent(x).clamp(-1, 1)]
     print(f"student alone: {judged(drawn, prompts)}")

@@ -114,6 +114,20 @@ def build_matrix(name: str, frames: int, steps: int, *, shift: float = 1.0, offs
     return pyramid_matrix(frames, steps, offset if offset is not None else max(1, steps // 2), shift=shift, context=context)
 
 
+def matrix_steps(name: str, frames: int, steps: int, *, offset: int | None = None, first_steps: int = 0) -> int:
+    """The steps (rows less one) of `build_matrix(name, frames, steps, ...)` without context, counted
+    without building it (a caller can refuse a matrix too large to draw)."""
+    if name not in SCHEDULES:
+        raise ValueError(f"unknown schedule '{name}'; choose one of {', '.join(SCHEDULES)}")
+    if first_steps > steps and name != "full":
+        return first_steps + (matrix_steps(name, frames - 1, steps, offset=offset) if frames > 1 else 0)
+    if name == "autoregressive":
+        return frames * steps
+    if name == "pyramid":
+        return steps + (offset if offset is not None else max(1, steps // 2)) * (frames - 1)
+    return steps
+
+
 def with_first_steps(rest: NoiseMatrix, first_steps: int, *, shift: float = 1.0) -> NoiseMatrix:
     """Frame 0 denoised alone in `first_steps` steps, then `rest` (a matrix that holds frame 0
     clean) over the frames after it; a one-frame `rest` is replaced by frame 0's own steps."""

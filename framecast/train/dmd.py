@@ -420,6 +420,7 @@ def run(args) -> Path:
     log_path, t0 = out / "dmd_log.jsonl", time.time()
     bar = tqdm(range(start, args.iterations), desc="dmd", unit="it", initial=start, total=args.iterations)
     r = texts = frames = None
+    models = (student, teacher, critic) + ((disc,) if adversarial else ())
     for it in bar:
         if r is None or it % args.reuse == 0:  # a fresh rollout every `reuse` generator steps
             first = (it * args.batch) % 10**6
@@ -430,7 +431,6 @@ def run(args) -> Path:
                 r = rollout(student, said, gen)
             if adversarial:  # real frames as the codec gives them back: what a perfect latent decodes to
                 frames = real_and_fake(student, first, r)
-        models = (student, teacher, critic) + ((disc,) if adversarial else ())
         rec = update(models, opts, args, r, texts, gen, student_step=it >= args.critic_warmup, frames=frames)
         bar.set_postfix(g=f"{rec['generator']:.4f}", critic=f"{rec['critic']:.3f}")
         with open(log_path, "a") as fh:
