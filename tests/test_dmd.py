@@ -198,7 +198,12 @@ def test_student_misses_tool_runs_both_checks(tiny_model_dir, tiny_hybrid_dir):
     out = subprocess.run([*base, "finish", str(tiny_model_dir), "--teacher", str(tiny_model_dir), "--at", "0", "--teacher-steps", "2"],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert "student alone" in out.stdout and "teacher from the student's state at level" in out.stdout
+    assert "student alone" in out.stdout and out.stdout.count("teacher from the student's state at level") == 1
+    out = subprocess.run([*base, "finish", str(tiny_model_dir), "--teacher", str(tiny_model_dir), "--at", "0", "--teacher-steps", "2",
+                          "--teacher-sampler", "euler-stochastic", "--draws", "2"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()[1:]
+    assert [w in line for w, line in zip(("draw 0:", "draw 1:", "the mean of the 2 draws' latents:"), lines)] == [True] * 3 and len(lines) == 3
     out = subprocess.run([*base, "snap", str(tiny_hybrid_dir), "--first-steps", "0"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.count("snapped at") == 3, out.stderr
     out = subprocess.run([*base, "finish", str(tiny_hybrid_dir), "--teacher", str(tiny_model_dir)], capture_output=True, text=True)

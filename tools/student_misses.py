@@ -1,21 +1,29 @@
-"""Where a few-step student's misses come from: two checks on the 100 evaluation clips.
+"""Where a few-step student's misses come from: checks on the 100 evaluation clips and on a finish bank.
 
     python tools/student_misses.py snap shapes-hybrid-fast --first-steps 0
     python tools/student_misses.py finish shapes-diffusion-fast --teacher shapes-diffusion --at 2 --teacher-steps 12
+    python tools/student_misses.py finish shapes-diffusion-fast --at 1 --teacher-steps 25 --teacher-sampler euler-stochastic --draws 4
+    python tools/student_misses.py bank runs/diffusion-finish --bank runs/diffusion-finish/bank/chunk-00000.safetensors
 
 `snap`: the student's clips judged as they are, then with every channel snapped to off or on at
 96, 128 and 160 of 255. A miss that snapping fixes is a rendering fault (soft pixels); one it
 does not fix is in what the model drew.
 
 `finish`: the student samples down to the state after its step `--at` (level 0.25 after step 2 of
-4), then the teacher finishes from there, guided, in `--teacher-steps` Euler steps of its ODE (1:
-its one-step prediction of the clean clip). If the teacher cannot rescue the clip, the miss was
-settled by that level. Full-sequence (diffusion) students only.
+4), then the teacher finishes from there, guided, in `--teacher-steps` steps of `--teacher-sampler`
+(`euler`, its ODE, by default; 1 step: its one-step prediction of the clean clip). If the teacher
+cannot rescue the clip, the miss was settled by that level. With `--draws K` > 1 the teacher
+finishes each state K times (each judged), and the mean of the K finishes' latents is judged too:
+what a regression onto the finishes would learn. Full-sequence (diffusion) students only.
+
+`bank`: for each step of a finish bank file (framecast.train.finish), the student's clean clip
+from the file's states judged beside the file's targets, with their mean squared distance.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 
 import numpy as np
 import torch
@@ -51,7 +59,7 @@ def finish(args, prompts: list[str]) -> None:
     teacher = from_pretrained(resolve_model(args.teacher)).float().eval()
     if student.family != "diffusion" or teacher.family != "diffusion":
         raise ValueError("finish compares full-sequence (diffusion) models; give a diffusion student and teacher")
-    drawn, finished, level = [], [], None
+    drawn, finished, level = [], [[] for _ in range(args.draws + (args.draws > 1))], None
     for start in range(0, len(prompts), 25):
         batch = prompts[start : start + 25]
         kept = {}
@@ -65,20 +73,55 @@ def finish(args, prompts: list[str]) -> None:
         r = resolve(GenerationRequest(prompts=batch), "diffusion", teacher.request_defaults())
         denoise = teacher.guided_denoiser(guidance_text(teacher.text, r)[0], r.guidance)
         level = float(kept["level"].reshape(-1)[0])
-        x = get_sampler("euler")(denoise, kept["x"], torch.linspace(level, 0.0, args.teacher_steps + 1))
+        outs = []
+        for k in range(args.draws):  # draw 0 goes on with the student's generators; later draws with their own
+            g = gens if k == 0 else [torch.Generator().manual_seed(10**6 * k + args.seed + start + j) for j in range(len(batch))]
+            outs.append(get_sampler(args.teacher_sampler)(denoise, kept["x"], torch.linspace(level, 0.0, args.teacher_steps + 1), generator=g))
+        if args.draws > 1:
+            outs.append(torch.stack(outs).mean(0))
         drawn += [to_uint8(c) for c in teacher.from_latent(z).clamp(-1, 1)]
-        finished += [to_uint8(c) for c in teacher.from_latent(x).clamp(-1, 1)]
+        for k, x in enumerate(outs):
+            finished[k] += [to_uint8(c) for c in teacher.from_latent(x).clamp(-1, 1)]
     print(f"student alone: {judged(drawn, prompts)}")
-    print(f"teacher from the student's state at level {level:.3f}, {args.teacher_steps} steps: {judged(finished, prompts)}")
+    for k, clips in enumerate(finished):
+        who = f"draw {k}" if k < args.draws else f"the mean of the {args.draws} draws' latents"
+        print(f"teacher from the student's state at level {level:.3f}, {args.teacher_steps} {args.teacher_sampler} steps, {who}: "
+              f"{judged(clips, prompts)}")
+
+
+@torch.no_grad()
+def bank(args) -> None:
+    """The student's clean clip from each state of a finish bank's file (framecast.train.finish),
+    judged beside the file's target for that step, with their mean squared distance."""
+    from safetensors import safe_open
+
+    from framecast.train.dmd import x0_of
+
+    student = from_pretrained(resolve_model(args.model)).float().eval()
+    with safe_open(args.bank, "pt") as f:
+        states, targets, levels = f.get_tensor("states"), f.get_tensor("targets"), f.get_tensor("levels")
+        captions = json.loads(f.metadata()["captions"])
+    text = student.text.encode(captions)
+
+    def clips(z):
+        return [to_uint8(c) for c in student.from_latent(z).clamp(-1, 1)]
+
+    for j, level in enumerate(levels.tolist()):
+        x0 = x0_of(student, states[j][:, :0], states[j], torch.full((len(captions),), level), text)
+        print(f"step {j} (level {level:.2f}): student {judged(clips(x0), captions)}, target {judged(clips(targets[j]), captions)}, "
+              f"distance {((x0 - targets[j]) ** 2).mean().item():.4f}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("check", choices=("snap", "finish"))
+    ap.add_argument("check", choices=("snap", "finish", "bank"))
     ap.add_argument("model", help="the student: a bundled name or a folder")
     ap.add_argument("--teacher", default="shapes-diffusion", help="finish: the teacher that takes over")
     ap.add_argument("--at", type=int, default=2, help="finish: the student's step after which the teacher takes over")
     ap.add_argument("--teacher-steps", type=int, default=1, help="finish: the teacher's Euler steps from there")
+    ap.add_argument("--teacher-sampler", default="euler", help="finish: the teacher's sampler (euler: its ODE; euler-stochastic: its own)")
+    ap.add_argument("--draws", type=int, default=1, help="finish: the teacher's finishes from each state (more: each judged, and their mean)")
+    ap.add_argument("--bank", help="bank: a file of a finish bank (runs/NAME/bank/chunk-00000.safetensors)")
     ap.add_argument("--first-steps", type=int, default=None, help="snap, hybrid students: the first frame's steps")
     ap.add_argument("--num", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
@@ -87,7 +130,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     prompts = eval_prompts("train", args.num)
     try:
-        (snap if args.check == "snap" else finish)(args, prompts)
+        if args.check == "bank":
+            if not args.bank:
+                ap.error("bank needs --bank FILE")
+            bank(args)
+        else:
+            (snap if args.check == "snap" else finish)(args, prompts)
     except ValueError as e:  # a wrong model kind: one line and exit code 2, as the CLI does
         ap.error(str(e))
 
