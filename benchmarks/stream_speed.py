@@ -1,6 +1,6 @@
 """Where a streamed frame's time goes, and what two changes to the stream loop buy.
 
-    python benchmarks/stream_speed.py --output benchmarks/results/stream_speed.json
+    python benchmarks/stream_speed.py --output benchmarks/results/stream_speed.json [--precision fp32]
 
 For each hybrid model (default: shapes-hybrid-fast and its teacher shapes-hybrid), in one run, the
 settings compared in turns (medians of `--repeats` turns; the gains are medians of each turn's ratio):
@@ -24,6 +24,7 @@ from report import write_report
 
 from framecast.generators.hybrid import StreamDenoiser
 from framecast.pipeline import load
+from framecast.precision import resolve_precision
 
 PROMPT = "a small blue square moves down and a big red circle moves left"
 
@@ -55,12 +56,14 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--precision", default="auto", help="auto (bf16 where the CPU has it, else fp32), bf16 or fp32")
     ap.add_argument("--output", type=Path, default=Path("benchmarks/results/stream_speed.json"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    precision = resolve_precision(args.precision, "cpu")
     rows = []
     for name in args.models:
-        pipe = load(name, device="cpu", precision="fp32")
+        pipe = load(name, device="cpu", precision=precision)
         model = pipe.model
         C, side = model.latent_shape
         z = torch.randn(1, args.frames, C, side, side, generator=torch.Generator().manual_seed(0))
@@ -85,7 +88,7 @@ def main() -> None:
     for r in rows:
         table.append(f"| {r['model']} | {r['fps_own_pass']:.1f} | {r['fps_fused']:.1f} | {r['fused_gain']:.2f}x | "
                      f"{r['decode_ms_window']:.1f} | {r['decode_ms_kept_state']:.1f} | {r['decode_gain']:.1f}x |")
-    write_report(args.output, {"frames": args.frames, "threads": args.threads, "rows": rows}, table)
+    write_report(args.output, {"frames": args.frames, "threads": args.threads, "rows": rows}, table, precision=precision)
     print("\n".join(table))
 
 
