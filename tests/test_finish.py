@@ -92,5 +92,6 @@ def test_student_misses_tool_judges_a_bank_file(tiny_model_dir, tiny_student_dir
     lines = out.stdout.splitlines()
     assert [line.split(" (")[0] for line in lines] == ["step 0", "step 1", "step 2"]
     assert lines[0].endswith("distance 0.0000")  # before --from-step the target is the student's own clip
-    out = subprocess.run([sys.executable, tool, "bank", str(tiny_student_dir)], capture_output=True, text=True)
-    assert out.returncode == 2 and "--bank" in out.stderr
+    for missing in ([], ["--bank", str(tmp_path / "no-such.safetensors")]):
+        out = subprocess.run([sys.executable, tool, "bank", str(tiny_student_dir), *missing], capture_output=True, text=True)
+        assert out.returncode == 2 and "--bank FILE" in out.stderr.splitlines()[-1]

@@ -14,7 +14,7 @@ does not fix is in what the model drew.
 (`euler`, its ODE, by default; 1 step: its one-step prediction of the clean clip). If the teacher
 cannot rescue the clip, the miss was settled by that level. With `--draws K` > 1 the teacher
 finishes each state K times (each judged), and the mean of the K finishes' latents is judged too:
-what a regression onto the finishes would learn. Full-sequence (diffusion) students only.
+the target a regression onto the finishes aims at. Full-sequence (diffusion) students only.
 
 `bank`: for each step of a finish bank file (framecast.train.finish), the student's clean clip
 from the file's states judged beside the file's targets, with their mean squared distance.
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -118,7 +119,7 @@ def main() -> None:
     ap.add_argument("model", help="the student: a bundled name or a folder")
     ap.add_argument("--teacher", default="shapes-diffusion", help="finish: the teacher that takes over")
     ap.add_argument("--at", type=int, default=2, help="finish: the student's step after which the teacher takes over")
-    ap.add_argument("--teacher-steps", type=int, default=1, help="finish: the teacher's Euler steps from there")
+    ap.add_argument("--teacher-steps", type=int, default=1, help="finish: the teacher's steps from there")
     ap.add_argument("--teacher-sampler", default="euler", help="finish: the teacher's sampler (euler: its ODE; euler-stochastic: its own)")
     ap.add_argument("--draws", type=int, default=1, help="finish: the teacher's finishes from each state (more: each judged, and their mean)")
     ap.add_argument("--bank", help="bank: a file of a finish bank (runs/NAME/bank/chunk-00000.safetensors)")
@@ -131,8 +132,8 @@ def main() -> None:
     prompts = eval_prompts("train", args.num)
     try:
         if args.check == "bank":
-            if not args.bank:
-                ap.error("bank needs --bank FILE")
+            if not args.bank or not Path(args.bank).is_file():
+                ap.error(f"bank needs --bank FILE, a file of a finish bank; got {args.bank!r}")
             bank(args)
         else:
             (snap if args.check == "snap" else finish)(args, prompts)
