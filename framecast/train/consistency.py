@@ -42,20 +42,21 @@ from tqdm.auto import tqdm
 
 from framecast.generators import from_pretrained
 from framecast.generators.io import write_atomic
-from framecast.precision import autocast, resolve_precision
+from framecast.precision import autocast
 from framecast.sampling.guidance import guided
 from framecast.sampling.schedules import flow_sigmas
 from framecast.train.dmd import (
     SCENE_SEED,
+    add_run_arguments,
     clean_latents,
     encode,
     folder_metadata,
-    frozen_teacher,
     load_state,
     new_student,
     paraphrase_share,
     per_unit,
     save_state,
+    start_run,
     student_caption,
     trainable,
     x0_every_frame,
@@ -128,12 +129,7 @@ CHECKPOINT = "cd_checkpoint.safetensors"
 
 
 def run(args) -> Path:
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(args.threads)
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    args.precision = resolve_precision(args.precision)
-    teacher = frozen_teacher(args)
+    out, teacher = start_run(args)
     scale = teacher.config.guidance if args.guidance is None else args.guidance
     student, target = new_student(args), from_pretrained(args.teacher_dir).float()
     for p in target.parameters():
@@ -181,12 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--guidance", type=float, help="the teacher's guidance in its ODE steps (default: its own)")
     p.add_argument("--ema", type=float, default=0.95, help="decay of the target network (0: the student without gradient)")
     p.add_argument("--lr", type=float, default=2e-5)
-    p.add_argument("--paraphrase", type=float, default=0.3, help="share of captions the student reads in other words")
-    p.add_argument("--save-every", type=int, default=100)
-    p.add_argument("--snapshots", action="store_true", help="keep the student of every save in snapshots/")
-    p.add_argument("--precision", default="auto")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2)
+    add_run_arguments(p, save_every=100)
     args = p.parse_args(argv)
     args.teacher_dir = resolve_model(args.teacher)
     run(args)

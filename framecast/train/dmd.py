@@ -274,11 +274,12 @@ def save_state(out: Path, student, other, it: int, dtype: torch.dtype | None, ex
                checkpoint: str = CHECKPOINT) -> None:
     """The student as a model folder (usable at once; with `snapshot` also kept as
     snapshots/it-NNNNN, to pick from on held-out prompts) and the recipe's other network (the
-    critic, or a consistency run's target) in `checkpoint` with the iteration (to resume)."""
+    critic, or a consistency run's target; None for a recipe without one) in `checkpoint` with the
+    iteration (to resume)."""
     save_pretrained(student, out, dtype=dtype, extra=extra)
     if snapshot:
         save_pretrained(student, out / "snapshots" / f"it-{it:05d}", dtype=dtype, extra=extra)
-    state = {k: v.detach().contiguous() for k, v in other.state_dict().items()}
+    state = {} if other is None else {k: v.detach().contiguous() for k, v in other.state_dict().items()}
     write_atomic(out / checkpoint, lambda p: save_file(state, p, metadata={"iteration": str(it)}))
 
 
@@ -289,7 +290,8 @@ def load_state(out: Path, student, other, checkpoint: str = CHECKPOINT) -> int:
     if not (out / checkpoint).exists():
         return 0
     student.load_state_dict({k: v.float() for k, v in load_file(out / "model.safetensors").items()})
-    other.load_state_dict(load_file(out / checkpoint))
+    if other is not None:
+        other.load_state_dict(load_file(out / checkpoint))
     with safe_open(out / checkpoint, "pt") as f:
         return int(f.metadata()["iteration"])
 
@@ -302,6 +304,27 @@ def frozen_teacher(args):
     for p in teacher.parameters():
         p.requires_grad_(False)
     return teacher
+
+
+def start_run(args):
+    """A recipe's set-up: seeds, threads, the output folder, the precision resolved, and the frozen
+    teacher. Returns (output folder, teacher)."""
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    args.precision = resolve_precision(args.precision)
+    return out, frozen_teacher(args)
+
+
+def add_run_arguments(p: argparse.ArgumentParser, save_every: int) -> None:
+    """The options every student recipe takes: captions in other words, saves, precision, seed, threads."""
+    p.add_argument("--paraphrase", type=float, default=0.3, help="share of captions the student reads in other words")
+    p.add_argument("--save-every", type=int, default=save_every)
+    p.add_argument("--snapshots", action="store_true", help="keep the student of every save in snapshots/ (to pick one on held-out scenes)")
+    p.add_argument("--precision", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
 
 
 def new_student(args):
@@ -390,12 +413,7 @@ def trainable(model) -> list[torch.nn.Parameter]:
 
 
 def run(args) -> Path:
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(args.threads)
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    args.precision = resolve_precision(args.precision)
-    teacher = frozen_teacher(args)
+    out, teacher = start_run(args)
     args.guidance = teacher.config.guidance if args.guidance is None else args.guidance
     student, critic = new_student(args), from_pretrained(args.teacher_dir).float()
     adversarial = args.gan_weight > 0
@@ -469,12 +487,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--disc-steps", type=int, default=4, help="discriminator steps an iteration, each on 64 frames")
     p.add_argument("--disc-warmup", type=int, default=3000, help="discriminator steps on the first student's rollouts before the student learns")
     p.add_argument("--r1", type=float, default=0.0, help="the R1 penalty's weight on the discriminator's real frames")
-    p.add_argument("--paraphrase", type=float, default=0.3, help="share of captions the student reads in other words")
-    p.add_argument("--save-every", type=int, default=25)
-    p.add_argument("--snapshots", action="store_true", help="keep the student of every save in snapshots/ (distribution matching can drift)")
-    p.add_argument("--precision", default="auto")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2)
+    add_run_arguments(p, save_every=25)
     args = p.parse_args(argv)
     if not 0 < args.score_levels[0] < args.score_levels[1] < 1:
         p.error(f"--score-levels {args.score_levels[0]} {args.score_levels[1]}: give two levels with 0 < LO < HI < 1")

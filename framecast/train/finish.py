@@ -38,14 +38,30 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from framecast.generators import from_pretrained, save_pretrained
+from framecast.generators import from_pretrained
 from framecast.generators.io import write_atomic
-from framecast.precision import autocast, resolve_precision
+from framecast.precision import autocast
 from framecast.sampling.samplers import get_sampler
-from framecast.train.dmd import encode, folder_metadata, frozen_teacher, paraphrase_share, rollout, scene_captions, student_caption, trainable, x0_of
+from framecast.train.dmd import (
+    add_run_arguments,
+    encode,
+    folder_metadata,
+    load_state,
+    paraphrase_share,
+    rollout,
+    save_state,
+    scene_captions,
+    start_run,
+    student_caption,
+    trainable,
+    x0_of,
+)
+
+
+CHECKPOINT = "finish_checkpoint.safetensors"  # the iteration a run stopped at (the student is the folder's model)
 
 
 def teacher_finish(teacher, x: torch.Tensor, level: float, text_g, gens: list[torch.Generator]) -> torch.Tensor:
@@ -66,10 +82,9 @@ def bank_chunk(student, teacher, captions: list[str], from_step: int, seed: int)
     r = rollout(student, captions, gen)
     states, targets = [], []
     for j, level in enumerate(r.levels.tolist()):
-        B = len(captions)
         if j < from_step:
             x = r.states[j]
-            target = x0_of(student, x[:, :0], x, torch.full((B,), level), text_s).float()
+            target = x0_of(student, x[:, :0], x, torch.full((len(captions),), level), text_s).float()
         else:
             x = r.states[j] if j == from_step else (1 - level) * targets[-1] + level * torch.randn(targets[-1].shape, generator=gen)
             target = teacher_finish(teacher, x, level, text_g, gens)
@@ -119,12 +134,7 @@ def regression_loss(student, states, targets, levels, rows: torch.Tensor, steps:
 
 
 def run(args) -> Path:
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(args.threads)
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    args.precision = resolve_precision(args.precision)
-    teacher = frozen_teacher(args)
+    out, teacher = start_run(args)
     if teacher.family != "diffusion":
         raise SystemExit(f"'{args.teacher}' is a {teacher.family} model; this recipe is for full-sequence diffusion students "
                          "(a hybrid student spends its steps on the first frame instead: --first-steps)")
@@ -136,10 +146,7 @@ def run(args) -> Path:
     weights = torch.tensor(args.step_weights or [1.0] * len(levels), dtype=torch.float)
     if len(weights) != len(levels) or (weights < 0).any() or weights.sum() <= 0:
         raise SystemExit(f"--step-weights takes {len(levels)} numbers >= 0, one a step of the student, not all 0; got {args.step_weights}")
-    state_file = out / "finish_state.json"
-    start = json.loads(state_file.read_text())["iteration"] if state_file.exists() else 0
-    if start:
-        student.load_state_dict({k: v.float() for k, v in load_file(out / "model.safetensors").items()})
+    start = load_state(out, student, None, CHECKPOINT)
     student.train()
     dtype, extra = folder_metadata(args.teacher_dir)
     opt = torch.optim.AdamW(trainable(student), lr=args.lr, betas=(0.9, 0.999), weight_decay=0.0)
@@ -163,10 +170,7 @@ def run(args) -> Path:
         with open(log_path, "a") as fh:
             fh.write(json.dumps({"iteration": it, "loss": loss.item(), "seconds": time.time() - t0}) + "\n")
         if (it + 1) % args.save_every == 0 or it + 1 == args.iterations:
-            save_pretrained(student, out, dtype=dtype, extra=extra)
-            if args.snapshots:
-                save_pretrained(student, out / "snapshots" / f"it-{it + 1:05d}", dtype=dtype, extra=extra)
-            write_atomic(state_file, lambda p, n=it + 1: Path(p).write_text(json.dumps({"iteration": n})))
+            save_state(out, student, None, it + 1, dtype, extra, args.snapshots, CHECKPOINT)
     return out
 
 
@@ -185,12 +189,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--iterations", type=int, default=600)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-5)
-    p.add_argument("--paraphrase", type=float, default=0.3, help="share of captions the student reads in other words")
-    p.add_argument("--save-every", type=int, default=100)
-    p.add_argument("--snapshots", action="store_true", help="keep the student of every save in snapshots/")
-    p.add_argument("--precision", default="auto")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2)
+    add_run_arguments(p, save_every=100)
     args = p.parse_args(argv)
     args.teacher_dir, args.student_dir = resolve_model(args.teacher), resolve_model(args.student)
     run(args)
