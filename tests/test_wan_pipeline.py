@@ -122,9 +122,14 @@ def test_memory_options_give_the_same_frames(folders):
     want = framecast.load(folders["flow-euler"], device="cpu")(PROMPT, latents=L, **CALL).frames[0]
     pipe = framecast.load(folders["flow-euler"], device="cpu", release_text_encoder=True, decode_chunk=1)
     out = pipe(PROMPT, latents=L, **CALL)
-    assert (out.frames[0] == want).all() and out.info["peak_rss_gib"] > 0
+    # chunked decoding rounds its convolutions apart from whole-clip decoding on some CPUs: a few
+    # pixels land one uint8 step apart, never more
+    def near(frames):
+        return (torch.as_tensor(frames).int() - torch.as_tensor(want).int()).abs().max() <= 1
+
+    assert near(out.frames[0]) and out.info["peak_rss_gib"] > 0
     assert pipe.model.text.model is None  # freed once the prompts were encoded; they stay cached
-    assert (pipe(PROMPT, latents=L, **CALL).frames[0] == want).all()
+    assert near(pipe(PROMPT, latents=L, **CALL).frames[0])
     with pytest.raises(ValueError, match="released"):
         pipe("a green square", latents=L, **CALL)
 
