@@ -17,7 +17,7 @@ from framecast.train import dmd
 def _args(tmp_path, teacher_dir, **kw):
     base = dict(teacher=str(teacher_dir), teacher_dir=teacher_dir, output=str(tmp_path / "student"), iterations=2, batch=2,
                 student_steps=2, guidance=None, lr=1e-4, critic_lr=1e-4, critic_steps=1, paraphrase=0.3, save_every=1,
-                precision="fp32", seed=0, threads=1, reuse=2, snapshots=True, whole_clip=False, init_student=None, critic_warmup=0, student_shift=None,
+                precision="fp32", seed=0, threads=1, reuse=2, snapshots=True, whole_clip=False, init_student=None, critic_warmup=0, student_shift=None, train_steps=None,
                 gan_weight=0.0, score_levels=(0.02, 0.98), disc_lr=1e-3, r1=0.0, disc_kernel=1, disc_warmup=3, disc_steps=1)
     return SimpleNamespace(**{**base, **kw})
 
@@ -208,3 +208,16 @@ def test_student_misses_tool_runs_both_checks(tiny_model_dir, tiny_hybrid_dir):
     assert out.returncode == 0 and out.stdout.count("snapped at") == 3, out.stderr
     out = subprocess.run([*base, "finish", str(tiny_hybrid_dir), "--teacher", str(tiny_model_dir)], capture_output=True, text=True)
     assert out.returncode == 2 and "diffusion" in out.stderr.splitlines()[-1]
+
+
+def test_train_steps_picks_the_steps_an_update_is_taken_on(tiny_model_dir, tmp_path):
+    """--train-steps 1: every update is on the student's second step (its first stays as it is)."""
+    out = dmd.run(_args(tmp_path, tiny_model_dir, iterations=4, train_steps=[1]))
+    assert [json.loads(x)["step"] for x in (out / "dmd_log.jsonl").read_text().splitlines()] == [1, 1, 1, 1]
+
+
+def test_train_steps_out_of_range_is_refused_in_one_line(capsys):
+    with pytest.raises(SystemExit) as exc:
+        dmd.main(["--teacher", "shapes-diffusion", "--output", "x", "--train-steps", "4"])
+    assert exc.value.code == 2
+    assert "--train-steps 4: give steps from 0 to 3" in capsys.readouterr().err

@@ -10,7 +10,9 @@ fresh noise between steps and no guidance. Each iteration:
    sampler and KV cache, and the state of every token-frame before each of its steps is kept
    (Self-Forcing, Huang et al. 2025: the context a frame is learned on is the student's own, as at
    sampling time). A unit is a random token-frame f at a random step j, after the clean frames
-   before it; for a full-sequence student the unit is the whole clip at step j. With
+   before it; for a full-sequence student the unit is the whole clip at step j. j is drawn from
+   `--train-steps` (all the student's steps by default; `2 3` leaves a 4-step student's first two
+   steps, which lay the scene out, as they are and trains its steps from level 0.5). With
    `--whole-clip` a hybrid update takes every token-frame of the rollout at once, each at its own
    random step after the clean frames before it (Self-Forcing's per-frame steps), in one pass of
    the teacher-forcing layout: the frames of a clip give the gradient together.
@@ -365,7 +367,9 @@ def update(models, opts, args, r: Rollout, texts: tuple, gen: torch.Generator, s
         with autocast(args.precision):
             x0 = x0_every_frame(student, ctx, x, levels, text_s)
     else:
-        f, j, n = int(torch.randint(units, (1,), generator=gen)), int(torch.randint(len(r.levels), (1,), generator=gen)), 1
+        steps = args.train_steps or list(range(len(r.levels)))
+        f, n = int(torch.randint(units, (1,), generator=gen)), 1
+        j = steps[int(torch.randint(len(steps), (1,), generator=gen))]
         ctx, x, level = r.unit(f, j)
         with autocast(args.precision):
             x0 = x0_of(student, ctx, x, level, text_s)
@@ -474,6 +478,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--score-levels", type=float, nargs=2, default=[0.02, 0.98], metavar=("LO", "HI"),
                    help="the levels the student's x0 is noised to for the two scores (uniform between LO and HI)")
     p.add_argument("--critic-steps", type=int, default=2, help="critic updates per generator update")
+    p.add_argument("--train-steps", type=int, nargs="+", metavar="J",
+                   help="the student's steps an update is taken on (0 is its first; default: all); e.g. 2 3 for the steps from level 0.5 of 4")
     p.add_argument("--reuse", type=int, default=4, help="generator updates per rollout (each on another frame and step)")
     p.add_argument("--whole-clip", action="store_true",
                    help="hybrid: each update on every token-frame of the rollout, each at its own step (one teacher-forcing pass)")
@@ -491,6 +497,8 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     if not 0 < args.score_levels[0] < args.score_levels[1] < 1:
         p.error(f"--score-levels {args.score_levels[0]} {args.score_levels[1]}: give two levels with 0 < LO < HI < 1")
+    if args.train_steps and not all(0 <= j < args.student_steps for j in args.train_steps):
+        p.error(f"--train-steps {' '.join(map(str, args.train_steps))}: give steps from 0 to {args.student_steps - 1} (the student takes {args.student_steps})")
     args.teacher_dir = resolve_model(args.teacher)
     args.init_student = resolve_model(args.init_student) if args.init_student else None
     run(args)
