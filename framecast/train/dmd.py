@@ -479,7 +479,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="the levels the student's x0 is noised to for the two scores (uniform between LO and HI)")
     p.add_argument("--critic-steps", type=int, default=2, help="critic updates per generator update")
     p.add_argument("--train-steps", type=int, nargs="+", metavar="J",
-                   help="the student's steps an update is taken on (0 is its first; default: all); e.g. 2 3 for the steps from level 0.5 of 4")
+                   help="one-unit updates: the student's steps an update is taken on (0 is its first; default: all); "
+                        "e.g. 2 3 for the steps from level 0.5 of 4 (--whole-clip draws every frame's step from all)")
     p.add_argument("--reuse", type=int, default=4, help="generator updates per rollout (each on another frame and step)")
     p.add_argument("--whole-clip", action="store_true",
                    help="hybrid: each update on every token-frame of the rollout, each at its own step (one teacher-forcing pass)")
