@@ -45,13 +45,16 @@ from framecast.generators.io import write_atomic
 from framecast.precision import autocast
 from framecast.sampling.guidance import guided
 from framecast.sampling.schedules import flow_sigmas
+from framecast.text.encoder import TextEmbedding
 from framecast.train.dmd import (
     SCENE_SEED,
     add_run_arguments,
     clean_latents,
+    clipped_step,
     encode,
     folder_metadata,
     load_state,
+    log_iteration,
     new_student,
     paraphrase_share,
     per_unit,
@@ -61,7 +64,6 @@ from framecast.train.dmd import (
     trainable,
     x0_every_frame,
 )
-from framecast.text.encoder import TextEmbedding
 
 
 def latent_pool(model, size: int, cache: Path) -> tuple[torch.Tensor, list[str]]:
@@ -150,14 +152,10 @@ def run(args) -> Path:
         text_s, text_t, text_g = encode(student, teacher, captions, said)
         with autocast(args.precision):
             loss = consistency_loss(student, target, teacher, x0, grid, text_s, text_t, text_g, scale, gen)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-        opt.step()
+        clipped_step(opt, student, loss)
         ema_update(target, student, args.ema)
         bar.set_postfix(loss=f"{loss.item():.4f}")
-        with open(log_path, "a") as fh:
-            fh.write(json.dumps({"iteration": it, "loss": loss.item(), "seconds": time.time() - t0}) + "\n")
+        log_iteration(log_path, it, {"loss": loss.item()}, t0)
         if (it + 1) % args.save_every == 0 or it + 1 == args.iterations:
             save_state(out, student, target, it + 1, dtype, extra, args.snapshots, CHECKPOINT)
     return out

@@ -298,6 +298,20 @@ def load_state(out: Path, student, other, checkpoint: str = CHECKPOINT) -> int:
         return int(f.metadata()["iteration"])
 
 
+def clipped_step(opt: torch.optim.Optimizer, model, loss: torch.Tensor) -> None:
+    """One optimiser step on `loss`, `model`'s gradient clipped to norm 1 (every student recipe's update)."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+
+
+def log_iteration(path: Path, it: int, record: dict, t0: float) -> None:
+    """Append iteration `it`'s record, with the seconds since `t0`, to a run's JSON-lines log."""
+    with open(path, "a") as fh:
+        fh.write(json.dumps({"iteration": it, **record, "seconds": time.time() - t0}) + "\n")
+
+
 def frozen_teacher(args):
     """The teacher (fp32, no gradients), refused unless a diffusion or hybrid model."""
     teacher = from_pretrained(args.teacher_dir).float().eval()
@@ -391,10 +405,7 @@ def update(models, opts, args, r: Rollout, texts: tuple, gen: torch.Generator, s
     for _ in range(args.critic_steps):
         with autocast(args.precision):
             c_loss = critic_loss(critic, x0.detach().float(), ctx, text_t, gen, units=n)
-        opts[1].zero_grad(set_to_none=True)
-        c_loss.backward()
-        torch.nn.utils.clip_grad_norm_(critic.parameters(), 1.0)
-        opts[1].step()
+        clipped_step(opts[1], critic, c_loss)
         c_losses.append(c_loss.item())
     if disc is not None:
         rec["discriminator"] = discriminator_steps(disc, opts[2], frames, args.disc_steps, args.r1, gen)
@@ -455,8 +466,7 @@ def run(args) -> Path:
                 frames = real_and_fake(student, first, r)
         rec = update(models, opts, args, r, texts, gen, student_step=it >= args.critic_warmup, frames=frames)
         bar.set_postfix(g=f"{rec['generator']:.4f}", critic=f"{rec['critic']:.3f}")
-        with open(log_path, "a") as fh:
-            fh.write(json.dumps({"iteration": it, **rec, "seconds": time.time() - t0}) + "\n")
+        log_iteration(log_path, it, rec, t0)
         if (it + 1) % args.save_every == 0 or it + 1 == args.iterations:
             save_state(out, student, other, it + 1, dtype, extra, args.snapshots)
     return out

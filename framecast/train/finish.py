@@ -47,9 +47,11 @@ from framecast.precision import autocast
 from framecast.sampling.samplers import get_sampler
 from framecast.train.dmd import (
     add_run_arguments,
+    clipped_step,
     encode,
     folder_metadata,
     load_state,
+    log_iteration,
     paraphrase_share,
     rollout,
     save_state,
@@ -59,7 +61,6 @@ from framecast.train.dmd import (
     trainable,
     x0_of,
 )
-
 
 CHECKPOINT = "finish_checkpoint.safetensors"  # the iteration a run stopped at (the student is the folder's model)
 
@@ -162,13 +163,9 @@ def run(args) -> Path:
             text_s = student.text.encode(said)
         with autocast(args.precision):
             loss = regression_loss(student, states.float(), targets.float(), levels, rows, steps, text_s)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-        opt.step()
+        clipped_step(opt, student, loss)
         bar.set_postfix(loss=f"{loss.item():.4f}")
-        with open(log_path, "a") as fh:
-            fh.write(json.dumps({"iteration": it, "loss": loss.item(), "seconds": time.time() - t0}) + "\n")
+        log_iteration(log_path, it, {"loss": loss.item()}, t0)
         if (it + 1) % args.save_every == 0 or it + 1 == args.iterations:
             save_state(out, student, None, it + 1, dtype, extra, args.snapshots, CHECKPOINT)
     return out
