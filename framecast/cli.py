@@ -111,6 +111,17 @@ def _given(**options) -> dict:
 
 
 # --- numbers -----------------------------------------------------------------------------------
+def sigma_list(text: str | None) -> list[float] | None:
+    """--sigmas "1,0.75,0.5,0.25" -> the levels (the pipeline checks that they fall within (0, 1])."""
+    if text is None:
+        return None
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise ValueError(f"--sigmas {shown!r}: give noise levels separated by commas, highest first, e.g. 1,0.75,0.5,0.25") from None
+
+
 def count(name: str, value: int | None, *, lo: int = 1, hi: int | None = None, why: str = "") -> int | None:
     """An integer option within [lo, hi]; None (the model's default) passes."""
     if value is None:
@@ -377,6 +388,7 @@ def generate(
     preset: Optional[str] = typer.Option(None, "--preset", help="Wan models: a known model's sampling settings: self-forcing or skyreels-v2-df"),
     negative_prompt: Optional[str] = typer.Option(None, "--negative-prompt", help="steer away from this prompt"),
     sampler: Optional[str] = typer.Option(None, "--sampler", help="euler, euler-ancestral, euler-stochastic, heun or dpmpp-2m (default: the model's)"),
+    sigmas: Optional[str] = typer.Option(None, "--sigmas", help="diffusion and hybrid models: the noise levels of the steps, highest first, e.g. 1,0.75,0.5,0.25 (they set the steps)"),
     image: Optional[Path] = typer.Option(None, "--image", help="first frame to start from (image to video); resized to the model's canvas"),
     video: Optional[Path] = typer.Option(None, "--video", help="clip to continue (e.g. one framecast wrote); resized to the model's canvas"),
     context_frames: Optional[int] = typer.Option(None, "--context-frames", help="how many frames of --video to keep"),
@@ -434,6 +446,9 @@ def _check_generate(a) -> None:
     seed_range(a.seed, seeds_used(1, a.best_of, a.chunk))
     check_fps(real("--fps", a.fps, lo=0.0, hi=1000.0, above=True))
     a.switches = prompt_switches(a.prompt_at, a.no_recache)
+    a.levels = sigma_list(a.sigmas)
+    if a.levels and a.steps is None:  # the levels set the steps (the memory check counts them)
+        a.steps = len(a.levels)
     if a.stream and (a.best_of > 1 or a.chunk is not None):
         raise ValueError("--stream writes frames as they are made, so it cannot search among candidates; drop --best-of/--chunk or --stream")
     if a.stream and len(a.output) != 1:
@@ -484,7 +499,7 @@ def _call_options(a) -> dict:
     return dict(negative_prompt=a.negative_prompt, num_inference_steps=a.steps, guidance_scale=a.guidance, height=a.height, width=a.width,
                 **_given(sampler=a.sampler, schedule=a.schedule, decode=a.decode, temperature=a.temperature, top_k=a.top_k,
                          top_p=a.top_p, refine=a.refine, context_level=a.context_level, step_cache=a.step_cache,
-                         first_steps=a.first_steps),
+                         first_steps=a.first_steps, sigmas=a.levels),
                 **({"use_cache": False} if a.no_cache else {}), **a.switches)
 
 
@@ -581,6 +596,7 @@ def eval_(
     steps: Optional[int] = typer.Option(None, "--steps"),
     guidance: Optional[float] = typer.Option(None, "--guidance"),
     sampler: Optional[str] = typer.Option(None, "--sampler"),
+    sigmas: Optional[str] = typer.Option(None, "--sigmas", help="diffusion and hybrid models: the noise levels of the steps, highest first, e.g. 1,0.75,0.5,0.25 (they set the steps)"),
     schedule: Optional[str] = typer.Option(None, "--schedule", help="hybrid and Wan models: autoregressive, pyramid or full; Wan: causal (chunks with the KV cache)"),
     decode: Optional[str] = typer.Option(None, "--decode", help="autoregressive models: raster, diagonal or set"),
     temperature: Optional[float] = typer.Option(None, "--temperature", help="autoregressive models"),
@@ -620,6 +636,8 @@ def eval_(
     sampling_numbers(steps=steps, guidance=guidance, temperature=temperature, top_k=top_k, top_p=top_p, frames=frames,
                      context_level=context_level, refine=refine, step_cache=step_cache, first_steps=first_steps)
     seed_range(seed, seeds_used(num, best_of, chunk))
+    levels = sigma_list(sigmas)
+    steps = len(levels) if levels and steps is None else steps
     outputs([output, output.with_suffix(".png")], overwrite, extensions=None)
     extractor = _fvd_network(fvd_network, prompts)  # before generating, so a bad network fails fast
     pipe = load(model, precision=precision, device=device)
@@ -634,7 +652,7 @@ def eval_(
         num_inference_steps=steps, guidance_scale=guidance, sampler=sampler, num_frames=frames,
         best_of=best_of, verifier=verifier, chunk=chunk,
         **_given(schedule=schedule, decode=decode, temperature=temperature, top_k=top_k, top_p=top_p, refine=refine, context_level=context_level,
-                 step_cache=skips, first_steps=first_steps),
+                 step_cache=skips, first_steps=first_steps, sigmas=levels),
     )
     _report_skips(summary, skips)
     if extractor is not None:

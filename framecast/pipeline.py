@@ -34,7 +34,7 @@ from framecast.video import as_frames, from_uint8, read_image, read_video, to_ui
 ASSETS = Path(__file__).parent / "assets"
 GENERATOR_FAMILIES = ("diffusion", "hybrid", "autoregressive")
 # family options a call may pass by keyword (each generator refuses another family's)
-OPTIONS = {"sampler", "shift", "schedule", "use_cache", "context_level", "decode", "temperature", "top_k", "top_p", "refine",
+OPTIONS = {"sampler", "shift", "sigmas", "schedule", "use_cache", "context_level", "decode", "temperature", "top_k", "top_p", "refine",
            "step_cache", "prompt_at", "recache", "first_steps"}
 
 
@@ -237,6 +237,8 @@ class Pipeline:
         if negatives is not None:
             if len(negatives) not in (1, len(prompts)):
                 raise ValueError(f"give one negative_prompt or one per clip ({len(prompts)}), got {len(negatives)}")
+        if kwargs.get("sigmas") is not None and kwargs.get("shift") is not None:
+            raise ValueError("shift spaces the model's own levels and sigmas gives the levels: pass one of the two")
         if kwargs.get("step_cache") is not None and not isinstance(kwargs["step_cache"], StepCache):
             kwargs["step_cache"] = StepCache(kwargs["step_cache"])  # checked by the generator; counts the passes it skips, for info
         return GenerationRequest(prompts=prompts, negative_prompts=negatives, num_frames=T, steps=a["num_inference_steps"],
@@ -271,16 +273,18 @@ class Pipeline:
         replace "latents"; token models call it after every decoding pass with timestep None and
         empty kwargs), callback_on_step_end_tensor_inputs ("latents", "x0"), image or video
         to start from (another size is resized, with a warning) and context_frames.
-        By family: sampler, shift; for hybrid models schedule ('autoregressive', 'pyramid',
-        'full'), use_cache, context_level, first_steps (steps of the first frame when nothing comes
-        before it: a few-step student lays the scene out there), and prompt_at=[(frame, prompt),
-        ...] (the prompt changes at those video frames; a prompt is a string or one per clip) with
-        recache (default True: at a switch the cached context is re-encoded under the new prompt);
-        for autoregressive models decode ('raster', 'diagonal', 'set'), temperature, top_k, top_p
-        and refine. For diffusion and hybrid models step_cache=THRESHOLD (e.g. 0.1; 0, the default,
-        is off) reuses a step's later blocks while the first block's output barely changes
-        (framecast.nn.step_cache); `info["step_cache"]` then counts the block passes skipped. Every
-        bad argument is a ValueError that names it, raised before any work."""
+        By family: sampler, shift, sigmas (diffusion and hybrid models: the levels of the steps,
+        highest first, e.g. [1.0, 0.75, 0.5, 0.25]; they set num_inference_steps); for hybrid models
+        schedule ('autoregressive', 'pyramid', 'full'), use_cache, context_level, first_steps (steps
+        of the first frame when nothing comes before it: a few-step student lays the scene out
+        there), and prompt_at=[(frame, prompt), ...] (the prompt changes at those video frames; a
+        prompt is a string or one per clip) with recache (default True: at a switch the cached
+        context is re-encoded under the new prompt); for autoregressive models decode ('raster',
+        'diagonal', 'set'), temperature, top_k, top_p and refine. For diffusion and hybrid models
+        step_cache=THRESHOLD (e.g. 0.1; 0, the default, is off) reuses a step's later blocks while
+        the first block's output barely changes (framecast.nn.step_cache); `info["step_cache"]` then
+        counts the block passes skipped. Every bad argument is a ValueError that names it, raised
+        before any work."""
         kwargs.update(negative_prompt=negative_prompt, num_frames=num_frames, num_inference_steps=num_inference_steps,
                       guidance_scale=guidance_scale, generator=generator, callback_on_step_end=callback_on_step_end)
         sibling = self.decoded_by(kwargs.get("decode"))

@@ -54,7 +54,7 @@ def test_tokenizer_works_or_names_the_prompt(prompt, free_text):
         assert ids.shape == mask.shape and mask.any(1).all()
 
 
-FIELDS = ["negative_prompts", "num_frames", "steps", "guidance", "generator", "callback", "context_BTCHW", "latents", "sampler",
+FIELDS = ["negative_prompts", "num_frames", "steps", "guidance", "generator", "callback", "context_BTCHW", "latents", "sampler", "sigmas",
           "shift", "schedule", "context_level", "use_cache", "decode", "refine", "temperature", "top_k", "top_p"]
 DEFAULTS = {
     "diffusion": dict(num_frames=16, steps=25, guidance=4.0, sampler="euler", shift=1.0, schedule="full"),

@@ -61,6 +61,7 @@ def test_validation_gives_the_pipelines_sentence(tmp_path, tiny_model_dir, tiny_
         cases = [
             (body(tiny_model_dir, num_frames=0), "num_frames must be > 0, got 0"),
             (body(tiny_model_dir, sampler="nope"), "unknown sampler 'nope'"),
+            (body(tiny_model_dir, sigmas=[0.5, 0.9]), "sigmas must fall"),
             (body(tiny_model_dir, decode="raster"), "decode is for autoregressive models"),
             (body(tiny_hybrid_dir, decode="set"), "decode is for autoregressive models"),
             (body(tiny_hybrid_dir, schedule="zigzag"), "zigzag"),
@@ -75,7 +76,7 @@ def test_validation_gives_the_pipelines_sentence(tmp_path, tiny_model_dir, tiny_
             assert r.status_code == 422, (request, r.text)
             assert sentence in r.json()["detail"], r.json()
             assert "\n" not in r.json()["detail"] and "Traceback" not in r.json()["detail"]
-        assert c.get("/metrics").text.count('reason="invalid"} 10') == 1
+        assert c.get("/metrics").text.count('reason="invalid"} 11') == 1
         assert c.get("/v1/videos").status_code in (404, 405)
 
 

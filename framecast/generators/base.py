@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 
 import torch
 
-from framecast.generators.checks import check_options, public
+from framecast.generators.checks import check_options, check_sigmas, public
 from framecast.generators.prompt_at import check_prompt_at
 from framecast.nn.step_cache import StepCache
 from framecast.rng import Gen, randn
@@ -53,6 +53,9 @@ class GenerationRequest:
     sampler: str | None = None
     shift: float | None = None
     schedule: str | None = None  # noise-level matrix by name: full, autoregressive, pyramid
+    # the levels of the steps, highest first, in (0, 1] (diffusers' `sigmas`): they set the steps, and
+    # every token-frame of the schedule takes them in place of the model's `shift`ed even levels
+    sigmas: tuple[float, ...] | None = None
     # diffusion and hybrid: skip a step's blocks 1.. while block 0's residual moves less than this
     # relative L1 change (0: off); a StepCache instead also counts what it skipped (framecast.nn.step_cache)
     step_cache: float | StepCache | None = None
@@ -76,14 +79,15 @@ class GenerationRequest:
 COMMON = {"prompts", "negative_prompts", "num_frames", "steps", "guidance", "generator", "callback", "context_BTCHW"}
 DENOISING = {"sampler", "shift", "schedule", "latents"}
 FAMILY_OPTIONS: dict[str, set[str]] = {
-    "diffusion": COMMON | DENOISING | {"step_cache"},
-    "hybrid": COMMON | DENOISING | {"matrix", "context_level", "first_steps", "use_cache", "step_cache", "prompt_at", "recache"},
+    "diffusion": COMMON | DENOISING | {"step_cache", "sigmas"},
+    "hybrid": COMMON | DENOISING | {"sigmas", "matrix", "context_level", "first_steps", "use_cache", "step_cache", "prompt_at", "recache"},
     "autoregressive": COMMON | {"use_cache", "decode", "refine", "temperature", "top_k", "top_p"},
     "wan": COMMON | DENOISING | {"use_cache", "height", "width"},
 }
 WHO_READS = {  # for the message that refuses an option
     "latents": "diffusion and hybrid models (their starting noise)",
     "sampler": "diffusion and hybrid models", "shift": "diffusion and hybrid models", "schedule": "diffusion and hybrid models",
+    "sigmas": "diffusion and hybrid models (a Wan model steps on its scheduler's levels)",
     "matrix": "hybrid models", "first_steps": "hybrid models, which make the first frame before the others",
     "context_level": "hybrid models, which sample frame by frame from context",
     "step_cache": "diffusion and hybrid models (framecast's own backbone)",
@@ -104,6 +108,9 @@ def resolve(request: GenerationRequest, family: str, defaults: dict) -> Generati
     for f in fields(request):
         if f.name not in FAMILY_OPTIONS[family] and getattr(request, f.name) is not None:
             raise ValueError(f"{public(f.name)} is for {WHO_READS[f.name]}, not for this {family} model{HINTS.get(family, '')}")
+    if request.sigmas is not None:  # the levels set the steps, before the model's default fills them
+        sigmas = check_sigmas(request.sigmas, request.steps)
+        request = replace(request, sigmas=sigmas, steps=len(sigmas))
     filled = {k: v for k, v in defaults.items() if getattr(request, k) is None}
     request = replace(request, prompts=check_prompts(request.prompts, "prompt"), **filled)
     negatives = check_negative_prompts(request.negative_prompts)  # "" is the null prompt: None

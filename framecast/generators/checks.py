@@ -105,6 +105,28 @@ def check_step_cache(value) -> float | StepCache:
     return float(threshold)
 
 
+def check_sigmas(value, steps: int | None) -> tuple[float, ...]:
+    """The levels of the steps, highest first, each in (0, 1] (a last 0, the clean end every
+    schedule closes on, may be given or left out); `steps`, when given, must be their number."""
+    if isinstance(value, torch.Tensor):
+        value = value.tolist() if value.dim() == 1 else value
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise ValueError(f"sigmas must be a list of noise levels, highest first (e.g. [1.0, 0.75, 0.5, 0.25]), got {type(value).__name__} {show(value)}")
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+            raise ValueError(f"sigmas must hold finite numbers, got {show(v)} in {show(value)}")
+    levels = [float(v) for v in value]
+    if levels and levels[-1] == 0:
+        levels = levels[:-1]
+    if not levels or len(levels) > MAX_STEPS:
+        raise ValueError(f"sigmas must hold between 1 and {MAX_STEPS} levels above 0, got {len(levels)}")
+    if any(not 0 < v <= 1 for v in levels) or any(b >= a for a, b in zip(levels, levels[1:])):
+        raise ValueError(f"sigmas must fall, each in (0, 1] (1 is pure noise), e.g. [1.0, 0.75, 0.5, 0.25]; got {show(value)}")
+    if steps is not None and steps != len(levels):
+        raise ValueError(f"num_inference_steps={show(steps)} and {len(levels)} sigmas disagree: the sigmas set the steps; leave num_inference_steps out")
+    return tuple(levels)
+
+
 def check_options(values: dict, batch: int) -> dict:
     """The request's fields (by field name) -> the checked values to replace them with."""
     out = {}

@@ -217,7 +217,7 @@ class VideoDiffusion(nn.Module):
         if r.schedule != "full":
             raise ValueError(f"a full-sequence diffusion model samples all frames together; schedule '{r.schedule}' needs a hybrid model")
         frames_in_chunks(r.num_frames, self.patch_frames)
-        return build_matrix("full", r.num_frames // self.patch_frames, r.steps, shift=r.shift)
+        return build_matrix("full", r.num_frames // self.patch_frames, r.steps, shift=r.shift, sigmas=r.sigmas)
 
     @torch.no_grad()
     def generate(self, request: GenerationRequest) -> torch.Tensor:

@@ -137,7 +137,7 @@ class CausalVideoDiffusion(VideoDiffusion):
             raise ValueError("first_steps gives the first frame steps of its own, and the full schedule denoises every frame together; "
                              "use the autoregressive or pyramid schedule, or leave first_steps out")
         return build_matrix(r.schedule, frames, r.steps, shift=r.shift, offset=self.config.pyramid_offset or None, context=context,
-                            first_steps=r.first_steps)
+                            first_steps=r.first_steps, sigmas=r.sigmas)
 
     def window_frames(self) -> int:
         """Recent token-frames kept in the cache: by default sinks + window + the frame being made

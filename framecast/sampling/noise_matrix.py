@@ -62,12 +62,23 @@ def check_matrix(K: torch.Tensor) -> None:
         raise ValueError("the last row of a noise-level matrix must be 0 (every frame clean at the end)")
 
 
-def full_matrix(frames: int, steps: int, *, shift: float = 1.0) -> NoiseMatrix:
-    sig = flow_sigmas(steps, shift=shift)
+def step_levels(steps: int, shift: float = 1.0, sigmas: tuple[float, ...] | None = None) -> torch.Tensor:
+    """The `steps + 1` levels one frame takes, 1 down to 0: `sigmas` (highest first, 0 appended) when
+    given, else `steps` even steps shifted by `shift`."""
+    if sigmas is None:
+        return flow_sigmas(steps, shift=shift)
+    if len(sigmas) != steps:
+        raise ValueError(f"{len(sigmas)} sigmas for {steps} steps")
+    return torch.tensor([*sigmas, 0.0], dtype=torch.float32)
+
+
+def full_matrix(frames: int, steps: int, *, shift: float = 1.0, sigmas: tuple[float, ...] | None = None) -> NoiseMatrix:
+    sig = step_levels(steps, shift, sigmas)
     return NoiseMatrix(sig[:, None].expand(-1, frames).clone(), "full")
 
 
-def pyramid_matrix(frames: int, steps: int, offset: int, *, shift: float = 1.0, context: int = 0) -> NoiseMatrix:
+def pyramid_matrix(frames: int, steps: int, offset: int, *, shift: float = 1.0, context: int = 0,
+                   sigmas: tuple[float, ...] | None = None) -> NoiseMatrix:
     """Column t (after `context` clean frames) follows the `steps`-step schedule, starting
     t * offset rows in."""
     if frames < 1 or steps < 1:
@@ -76,7 +87,7 @@ def pyramid_matrix(frames: int, steps: int, offset: int, *, shift: float = 1.0, 
         raise ValueError(f"the pyramid offset must be >= 0, got {offset}")
     if context >= frames:
         raise ValueError(f"the context ({context} frames) must be shorter than the clip ({frames} frames)")
-    sig = flow_sigmas(steps, shift=shift)  # steps + 1 levels
+    sig = step_levels(steps, shift, sigmas)  # steps + 1 levels
     gen = frames - context
     rows = (gen - 1) * offset + steps + 1
     K = torch.zeros(rows, frames)
@@ -89,29 +100,32 @@ def pyramid_matrix(frames: int, steps: int, offset: int, *, shift: float = 1.0, 
     return NoiseMatrix(K, "pyramid")
 
 
-def autoregressive_matrix(frames: int, steps: int, *, shift: float = 1.0, context: int = 0) -> NoiseMatrix:
-    m = pyramid_matrix(frames, steps, offset=steps, shift=shift, context=context)
+def autoregressive_matrix(frames: int, steps: int, *, shift: float = 1.0, context: int = 0,
+                          sigmas: tuple[float, ...] | None = None) -> NoiseMatrix:
+    m = pyramid_matrix(frames, steps, offset=steps, shift=shift, context=context, sigmas=sigmas)
     return NoiseMatrix(m.levels, "autoregressive")
 
 
 def build_matrix(name: str, frames: int, steps: int, *, shift: float = 1.0, offset: int | None = None, context: int = 0,
-                 first_steps: int = 0) -> NoiseMatrix:
+                 first_steps: int = 0, sigmas: tuple[float, ...] | None = None) -> NoiseMatrix:
     """A named schedule. `context` clean frames come first (image to video, continuation).
     `first_steps` > `steps`: with no context, frame 0 of an in-order schedule takes that many steps
-    alone, and the schedule runs over the other frames after it."""
+    alone (on even levels shifted by `shift`), and the schedule runs over the other frames after
+    it. `sigmas` (`steps` levels, highest first) replace the even levels of each frame's steps."""
     if name not in SCHEDULES:
         raise ValueError(f"unknown schedule '{name}'; choose one of {', '.join(SCHEDULES)}")
     if first_steps > steps and context == 0 and name != "full":
-        return with_first_steps(build_matrix(name, frames, steps, shift=shift, offset=offset, context=min(1, frames - 1)),
+        return with_first_steps(build_matrix(name, frames, steps, shift=shift, offset=offset, context=min(1, frames - 1), sigmas=sigmas),
                                 first_steps, shift=shift)
     if name == "full":
         if context:
-            K = full_matrix(frames - context, steps, shift=shift).levels
+            K = full_matrix(frames - context, steps, shift=shift, sigmas=sigmas).levels
             return NoiseMatrix(torch.cat([torch.zeros(K.shape[0], context), K], dim=1), "full")
-        return full_matrix(frames, steps, shift=shift)
+        return full_matrix(frames, steps, shift=shift, sigmas=sigmas)
     if name == "autoregressive":
-        return autoregressive_matrix(frames, steps, shift=shift, context=context)
-    return pyramid_matrix(frames, steps, offset if offset is not None else max(1, steps // 2), shift=shift, context=context)
+        return autoregressive_matrix(frames, steps, shift=shift, context=context, sigmas=sigmas)
+    return pyramid_matrix(frames, steps, offset if offset is not None else max(1, steps // 2), shift=shift, context=context,
+                          sigmas=sigmas)
 
 
 def matrix_steps(name: str, frames: int, steps: int, *, offset: int | None = None, first_steps: int = 0) -> int:

@@ -46,6 +46,8 @@ class VideoRequest(BaseModel):
     seed: int = Field(0, ge=0, lt=2**63)
     negative_prompt: Optional[str] = Field(None, max_length=MAX_PROMPT_CHARS)
     sampler: Optional[str] = None
+    sigmas: Optional[list[float]] = Field(None, max_length=MAX_STEPS, description="diffusion and hybrid models: the noise levels "
+                                          "of the steps, highest first, e.g. [1.0, 0.75, 0.5, 0.25] (they set num_inference_steps)")
     schedule: Optional[str] = None
     decode: Optional[str] = None
     image: Optional[str] = Field(None, description="first frame to start from: a PNG or JPEG, base64 (a data: URL is accepted)")
@@ -103,7 +105,7 @@ def pipeline_kwargs(req: VideoRequest) -> dict:
     """The request as the keywords of `pipe(prompt, ...)` (without the generator and callback)."""
     kw = dict(negative_prompt=req.negative_prompt, num_frames=req.num_frames, num_inference_steps=req.num_inference_steps,
               guidance_scale=req.guidance_scale)
-    for option in ("sampler", "schedule", "decode"):
+    for option in ("sampler", "sigmas", "schedule", "decode"):
         if getattr(req, option) is not None:
             kw[option] = getattr(req, option)
     if req.image is not None:
