@@ -322,6 +322,24 @@ def test_the_forms_prompt_switches_become_the_requests_prompt_at(tmp_path, tiny_
         server.submit(form_request(*form, "99: a big red circle moves up"))
 
 
+def test_the_forms_noise_levels_become_the_requests_sigmas(tmp_path, tiny_hybrid_dir):
+    """Noise levels set the steps (the steps box, filled with the model's default, is left out);
+    bad ones are a sentence, before or at the submit; the matrix picture draws them."""
+    from framecast.serve.webjobs import DEFAULT, form_request, matrix_picture
+
+    form = ["a big red circle moves right", str(tiny_hybrid_dir), DEFAULT, 2, None, 0, 8, DEFAULT, DEFAULT, None, None, None, None]
+    req = form_request(*form, "1, 0.6 0.3")
+    assert req.sigmas == [1.0, 0.6, 0.3] and req.num_inference_steps is None
+    assert form_request(*form, " ").sigmas is None and form_request(*form).num_inference_steps == 2
+    with pytest.raises(ValueError, match="noise levels: give numbers"):
+        form_request(*form, "1, high")
+    server = create_app(ServeConfig(state_dir=tmp_path / "state", models=[str(tiny_hybrid_dir)])).state.server
+    with pytest.raises(ValueError, match="sigmas must fall"):
+        server.submit(form_request(*form, "0.3, 0.6"))
+    two, three = (matrix_picture(server, str(tiny_hybrid_dir), DEFAULT, 8, 2, lv) for lv in ("1, 0.5", "1, 0.6, 0.3"))
+    assert two is not None and three is not None and three.shape[0] > two.shape[0]  # more rows: more steps
+
+
 def test_token_model_jobs_report_progress_and_cancel(tmp_path, tiny_ar_dir):
     """A token model reports a progress step every decoding pass, so its job moves between 0 and 1
     and a cancel stops it at the next pass (a 64-frame clip: seconds of passes, so the cancel lands)."""

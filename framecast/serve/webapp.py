@@ -38,6 +38,8 @@ def _generate_tab(server, names: list[str]) -> None:
             with gr.Row():
                 schedule = gr.Dropdown(SCHEDULES, value=DEFAULT, label="schedule (hybrid)")
                 decode = gr.Dropdown(DECODES, value=DEFAULT, label="decoding order (token models)")
+            levels = gr.Textbox(label="noise levels (diffusion, hybrid): highest first, e.g. 1, 0.75, 0.5, 0.25; they set the steps "
+                                "(empty: the steps above)", lines=1, elem_id="levels")
             matrix = gr.Image(matrix_picture(server, first, DEFAULT, d_frames, d_steps) if first else None, interactive=False, height=240,
                               label="noise-level matrix: rows are steps, columns token-frames; white is noise, black clean")
             with gr.Accordion("image to video, continuation", open=False):
@@ -63,12 +65,12 @@ def _generate_tab(server, names: list[str]) -> None:
         except ValueError as e:
             raise gr.Error(str(e)) from None
 
-    form = [prompt, model, sampler, steps, guidance, seed, frames, schedule, decode, image, video, context, switches]
+    form = [prompt, model, sampler, steps, guidance, seed, frames, schedule, decode, image, video, context, switches, levels]
     go.click(run, form, [job_id, status, preview, clip, download])
     stop.click(lambda jid: server.cancel(jid) and None if jid else None, job_id, None)
     model.change(lambda m: (model_summary(server, m), *model_defaults(server, m)), model, [card, steps, guidance, frames])
-    for widget in (model, schedule, frames, steps):
-        widget.change(lambda m, s, f, k: matrix_picture(server, m, s, f, k), [model, schedule, frames, steps], matrix)
+    for widget in (model, schedule, frames, steps, levels):
+        widget.change(lambda m, s, f, k, lv: matrix_picture(server, m, s, f, k, lv), [model, schedule, frames, steps, levels], matrix)
 
 
 def _lens_tab(server, names: list[str]) -> None:

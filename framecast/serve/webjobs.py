@@ -35,14 +35,26 @@ def prompt_switches(text: str | None) -> list[dict] | None:
     return [{"frame": frame, "prompt": prompt} for frame, prompt in pairs] or None
 
 
+def noise_levels(text: str | None) -> list[float] | None:
+    """The form's noise levels, "1, 0.75, 0.5, 0.25" (commas or spaces), as the API's `sigmas`
+    (None when empty; the pipeline checks that they fall within (0, 1])."""
+    words = (text or "").replace(",", " ").split()
+    try:
+        return [float(w) for w in words] or None
+    except ValueError:
+        raise ValueError("noise levels: give numbers separated by commas, highest first, e.g. 1, 0.75, 0.5, 0.25") from None
+
+
 def form_request(prompt, model, sampler, steps, guidance, seed, frames, schedule, decode, image, video, context_frames,
-                 switches=None) -> VideoRequest:
-    """The form's values as an API request (ValueError with a sentence where one is wrong)."""
+                 switches=None, levels=None) -> VideoRequest:
+    """The form's values as an API request (ValueError with a sentence where one is wrong). Noise
+    levels, when given, set the steps: the steps box (the model's default) is then left out."""
     def given(v):
         return None if v in (None, "", DEFAULT) else v
 
-    fields = dict(prompt=prompt or "", model=model, seed=int(seed or 0), format="mp4",
-                  num_inference_steps=int(steps) if given(steps) else None, guidance_scale=given(guidance),
+    sigmas = noise_levels(levels)
+    fields = dict(prompt=prompt or "", model=model, seed=int(seed or 0), format="mp4", sigmas=sigmas,
+                  num_inference_steps=int(steps) if given(steps) and sigmas is None else None, guidance_scale=given(guidance),
                   num_frames=int(frames) if given(frames) else None, sampler=given(sampler), schedule=given(schedule),
                   decode=given(decode), context_frames=int(context_frames) if given(context_frames) else None,
                   prompt_at=prompt_switches(switches))
@@ -91,7 +103,7 @@ def follow_job(server, request: VideoRequest):
     yield job.id, f"succeeded: {job.frames_done} frames in {seconds:.1f}s (job {job.id})", preview, job.result
 
 
-def matrix_picture(server, model: str, schedule, frames, steps):
+def matrix_picture(server, model: str, schedule, frames, steps, levels=None):
     """The noise-level matrix the form's settings would step, as a picture (None for token models
     or settings the model refuses)."""
     from framecast.sampling.noise_matrix import matrix_image
@@ -101,6 +113,9 @@ def matrix_picture(server, model: str, schedule, frames, steps):
         if pipe.model.family == "autoregressive":
             return None
         kw = {"schedule": schedule} if schedule not in (None, "", DEFAULT) else {}
+        sigmas = noise_levels(levels)
+        if sigmas is not None:
+            kw["sigmas"], steps = sigmas, None
         m = pipe.noise_matrix("a clip", num_frames=int(frames) if frames else None, num_inference_steps=int(steps) if steps else None, **kw)
     except (ValueError, TypeError):
         return None
