@@ -111,15 +111,20 @@ def _given(**options) -> dict:
 
 
 # --- numbers -----------------------------------------------------------------------------------
-def sigma_list(text: str | None) -> list[float] | None:
-    """--sigmas "1,0.75,0.5,0.25" -> the levels (the pipeline checks that they fall within (0, 1])."""
+def sigma_list(text: str | None, steps: int | None) -> list[float] | None:
+    """--sigmas "1,0.75,0.5,0.25" -> the levels, which set the steps: a --steps that disagrees is
+    refused here, in the command line's words (the pipeline checks that they fall within (0, 1])."""
     if text is None:
         return None
+    shown = text if len(text) <= 40 else text[:37] + "..."
     try:
-        return [float(v) for v in text.split(",")]
+        levels = [float(v) for v in text.split(",")]
     except ValueError:
-        shown = text if len(text) <= 40 else text[:37] + "..."
         raise ValueError(f"--sigmas {shown!r}: give noise levels separated by commas, highest first, e.g. 1,0.75,0.5,0.25") from None
+    count = len(levels) - (len(levels) > 1 and levels[-1] == 0)  # a last 0, the clean end, is no step
+    if steps is not None and steps != count:
+        raise ValueError(f"--steps {steps} and --sigmas {shown!r} ({count} levels) disagree: the levels set the steps; leave --steps out")
+    return levels
 
 
 def count(name: str, value: int | None, *, lo: int = 1, hi: int | None = None, why: str = "") -> int | None:
@@ -446,9 +451,7 @@ def _check_generate(a) -> None:
     seed_range(a.seed, seeds_used(1, a.best_of, a.chunk))
     check_fps(real("--fps", a.fps, lo=0.0, hi=1000.0, above=True))
     a.switches = prompt_switches(a.prompt_at, a.no_recache)
-    a.levels = sigma_list(a.sigmas)
-    if a.levels and a.steps is None:  # the levels set the steps (the memory check counts them)
-        a.steps = len(a.levels)
+    a.levels = sigma_list(a.sigmas, a.steps)
     if a.stream and (a.best_of > 1 or a.chunk is not None):
         raise ValueError("--stream writes frames as they are made, so it cannot search among candidates; drop --best-of/--chunk or --stream")
     if a.stream and len(a.output) != 1:
@@ -464,7 +467,8 @@ def _loaded(a):
     pipe = load(a.model, precision=a.precision, device=a.device, **options)
     if pipe.model.family == "wan":  # any size; memory is measured, not estimated
         return pipe, start_frames(pipe, a.image, a.video)
-    check_size(pipe, a.frames, a.steps, max(1, a.best_of), schedule=a.schedule, use_cache=not a.no_cache)
+    steps = a.steps or (len(a.levels) if a.levels else None)  # the levels set the steps
+    check_size(pipe, a.frames, steps, max(1, a.best_of), schedule=a.schedule, use_cache=not a.no_cache)
     warning = card_warning(pipe, decode=a.decode, schedule=a.schedule, sampler=a.sampler)
     if warning:
         typer.echo(warning, err=True)
@@ -636,12 +640,11 @@ def eval_(
     sampling_numbers(steps=steps, guidance=guidance, temperature=temperature, top_k=top_k, top_p=top_p, frames=frames,
                      context_level=context_level, refine=refine, step_cache=step_cache, first_steps=first_steps)
     seed_range(seed, seeds_used(num, best_of, chunk))
-    levels = sigma_list(sigmas)
-    steps = len(levels) if levels and steps is None else steps
+    levels = sigma_list(sigmas, steps)
     outputs([output, output.with_suffix(".png")], overwrite, extensions=None)
     extractor = _fvd_network(fvd_network, prompts)  # before generating, so a bad network fails fast
     pipe = load(model, precision=precision, device=device)
-    check_size(pipe, frames, steps, max(min(batch_size, num), best_of), schedule=schedule)
+    check_size(pipe, frames, steps or (len(levels) if levels else None), max(min(batch_size, num), best_of), schedule=schedule)
     warning = card_warning(pipe, decode=decode, schedule=schedule, sampler=sampler)
     if warning:
         typer.echo(warning, err=True)

@@ -73,10 +73,17 @@ def test_command_line(tiny_model_dir, tmp_path):
     r = CliRunner().invoke(app, [*args, "--sigmas", "1,0.6,0.3"])
     assert r.exit_code == 0, r.output
     assert np.load(out).shape == (4, 32, 32, 3)
-    for bad, says in (("1,x", "give noise levels separated by commas"), ("1,0.5,0.7", "sigmas must fall")):
-        r = CliRunner().invoke(app, [*args, "--overwrite", "--sigmas", bad])
+    for given in (["--sigmas", "1,0.6,0.3,0"], ["--sigmas", "1,0.6,0", "--steps", "2"]):  # the clean end is no step
+        assert CliRunner().invoke(app, [*args, "--overwrite", *given]).exit_code == 0
+    for bad, says in ((["--sigmas", "1,x"], "give noise levels separated by commas"), (["--sigmas", "1,0.5,0.7"], "sigmas must fall"),
+                      (["--sigmas", "1,0.5", "--steps", "3"], "--steps 3 and --sigmas '1,0.5' (2 levels) disagree")):
+        r = CliRunner().invoke(app, [*args, "--overwrite", *bad])
         assert r.exit_code == 2 and says in r.output and "Traceback" not in r.output
         assert r.output.count("\n") <= 2
+    report = tmp_path / "e.json"
+    r = CliRunner().invoke(app, ["eval", "--model", str(tiny_model_dir), "--num", "2", "--frames", "4", "--sigmas", "1,0.5,0",
+                                 "--output", str(report)])
+    assert r.exit_code == 0 and report.is_file(), r.output
 
 
 def test_job_api(tiny_model_dir, tmp_path):
