@@ -12,7 +12,7 @@ from typing import Callable, List, Optional
 
 import typer
 
-from framecast.generators.checks import MAX_GUIDANCE, MAX_REFINE, MAX_SHIFT, MAX_STEPS, MAX_TEMPERATURE
+from framecast.generators.checks import MAX_GUIDANCE, MAX_REFINE, MAX_SHIFT, MAX_STEPS, MAX_TEMPERATURE, check_sigmas
 from framecast.threads import apply_threads
 
 # --- limits at the command line's edge ----------------------------------------------------------
@@ -111,19 +111,20 @@ def _given(**options) -> dict:
 
 
 # --- numbers -----------------------------------------------------------------------------------
-def sigma_list(text: str | None, steps: int | None) -> list[float] | None:
-    """--sigmas "1,0.75,0.5,0.25" -> the levels, which set the steps: a --steps that disagrees is
-    refused here, in the command line's words (the pipeline checks that they fall within (0, 1])."""
+def sigma_list(text: str | None, steps: int | None) -> tuple[float, ...] | None:
+    """--sigmas "1,0.75,0.5,0.25" -> the levels as the pipeline checks them (falling within (0, 1],
+    a last 0 dropped), which set the steps: a --steps that disagrees is refused in the command
+    line's words."""
     if text is None:
         return None
     shown = text if len(text) <= 40 else text[:37] + "..."
     try:
-        levels = [float(v) for v in text.split(",")]
+        values = [float(v) for v in text.split(",")]
     except ValueError:
         raise ValueError(f"--sigmas {shown!r}: give noise levels separated by commas, highest first, e.g. 1,0.75,0.5,0.25") from None
-    count = len(levels) - (len(levels) > 1 and levels[-1] == 0)  # a last 0, the clean end, is no step
-    if steps is not None and steps != count:
-        raise ValueError(f"--steps {steps} and --sigmas {shown!r} ({count} levels) disagree: the levels set the steps; leave --steps out")
+    levels = check_sigmas(values, None)
+    if steps is not None and steps != len(levels):
+        raise ValueError(f"--steps {steps} and --sigmas {shown!r} ({len(levels)} levels) disagree: the levels set the steps; leave --steps out")
     return levels
 
 
