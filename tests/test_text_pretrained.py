@@ -5,13 +5,14 @@ import json
 import random
 import re
 from dataclasses import asdict
+from pathlib import Path
 
 import pytest
 import torch
 from typer.testing import CliRunner
 
 from framecast.cli import app
-from framecast.data.phrasing import describe, fill_defaults
+from framecast.data.phrasing import COLOUR_WORDS, colour_names, describe, fill_defaults, held_out_name, hue_colour
 from framecast.data.shapes import parse_caption, sample_scene
 from framecast.eval.evaluate import eval_set
 from framecast.eval.paraphrase import paraphrases
@@ -193,6 +194,22 @@ def test_augmentation_means_the_scene_it_describes():
         assert meant_full == sample_scene(seed).caption
 
 
+def test_colour_names_mean_a_colour_by_hue_and_keep_some_out_of_training():
+    assert hue_colour((0.13, 0.22, 0.67)) == "blue"  # sapphire: a dark but vivid blue
+    assert hue_colour((0.67, 1.0, 0.99)) == "cyan"  # light cyan: a pale tint keeps its hue
+    assert hue_colour((0.98, 0.98, 0.96)) == "white"
+    assert hue_colour((0.5, 0.5, 0.5)) is None  # grey
+    assert hue_colour((0.98, 0.45, 0.02)) is None  # orange lies between red and yellow
+    trained, held = colour_names(), colour_names(held_out=True)
+    named = {n: c for c, names in trained.items() for n in names}
+    assert named["light cyan"] == "cyan" and named["kelly green"] == "green"
+    assert not {"brown", "khaki", "pea green", "orange"} & set(named)  # lacking colours; a head word against the hue
+    held_named = {n for names in held.values() for n in names}
+    assert held_named and not held_named & set(named) and all(held_out_name(n) for n in held_named)
+    hand = {w for words in COLOUR_WORDS.values() for w in words}
+    assert not hand & (set(named) | held_named)  # a hand-picked word keeps its own colour
+
+
 def test_defaults_fill_what_a_description_leaves_out():
     objects = parse_caption("a small blue square moves up and a big red circle moves down")
     assert fill_defaults(objects, [{"colour", "shape"}, {"size", "colour", "shape", "direction"}]) == \
@@ -220,3 +237,38 @@ def test_minilm_ships_in_its_package_and_puts_paraphrases_near():
     _, _, pooled = enc.encode(["a big red circle moves right", "a large crimson ball drifting to the right", "a cat playing piano"])
     sims = pooled @ pooled.T
     assert sims[0, 1] > sims[0, 2] + 0.2
+
+
+def test_a_distilled_connector_is_copied_into_a_model_with_the_same_word_encoder(text_model_dir, tmp_path):
+    """tools/copy_text_encoder.py: a student takes its teacher's new connector; another word encoder is refused."""
+    import argparse
+    import importlib.util
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from framecast.generators import from_pretrained
+    from framecast.train.connector import run
+
+    spec = importlib.util.spec_from_file_location("copy_text_encoder", Path(__file__).parents[1] / "tools" / "copy_text_encoder.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    again = tmp_path / "again"  # the same model's connector distilled again, from another seed
+    run(argparse.Namespace(model=text_model_dir, model_dir=text_model_dir, output=again, source=json.loads(
+        (text_model_dir / "config.json").read_text())["text"]["source"], pool=64, steps=3, batch=8, lr=1e-3, slots=16, width=32,
+        depth=1, heads=2, seed=1, threads=1, cache=None))
+    student = tmp_path / "student"
+    shutil.copytree(text_model_dir, student)
+    assert tool.copy_text_encoder(again, student) > 0
+    prompt = ["a tiny crimson ball drifts east"]
+    with torch.no_grad():
+        got = from_pretrained(student).text.encode(prompt).tokens_BLD
+        want = from_pretrained(again).text.encode(prompt).tokens_BLD
+        before = from_pretrained(text_model_dir).text.encode(prompt).tokens_BLD
+    assert torch.allclose(got, want) and not torch.allclose(got, before)
+    weights = load_file(student / "model.safetensors")
+    key = next(k for k in weights if k.startswith("text.teacher."))
+    weights[key] = weights[key] + 1
+    save_file(weights, student / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(SystemExit, match="different word encoders"):
+        tool.copy_text_encoder(again, student)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import random
+import zlib
 
 from framecast.data.shapes import COLOURS, DIRECTIONS
 
@@ -73,26 +74,59 @@ PREFIXES = ["video of", "a video of", "a clip of", "an animation of", "footage o
 DEFAULTS = {"size": "big", "shape": "circle", "direction": "right", "colours": ("red", "blue", "green", "yellow", "cyan", "magenta", "white")}
 
 
-@functools.lru_cache(maxsize=1)
-def colour_names() -> dict[str, list[str]]:
-    """Colour names of the XKCD colour survey and CSS (matplotlib's tables) that sit clearly nearest one
-    of the world's seven colours (bright, under 100 RGB levels away, and 30 % nearer than the next),
-    beside the hand-picked `COLOUR_WORDS`; a hand-picked word never moves to another colour."""
-    import numpy as np
+HUES = {"red": 0, "yellow": 60, "green": 120, "cyan": 180, "blue": 240, "magenta": 300}  # the world's six hues, degrees
+# colour terms for what the world does not have: a name holding one means none of its colours
+LACKING = ("brown", "orange", "grey", "gray", "black", "tan", "khaki", "beige", "olive")
+CRUDE = ("poo", "poop", "shit", "piss", "puke", "vomit", "barf", "snot", "booger", "diarrhea", "bile", "sick", "sickly", "ugly",
+         "gross", "icky")  # the XKCD survey's joke names, left out
+
+
+def hue_colour(rgb: tuple[float, float, float]) -> str | None:
+    """The world's colour an RGB value (0-1) clearly means by its hue, or None: near-white is white; a
+    vivid colour (max - min >= 0.4) or a pale tint (value >= 0.9, saturation >= 0.3) within 18 degrees
+    of one of the six hues is that hue, so a tint keeps its hue ("light cyan" is cyan); greys, dull
+    colours and colours between two hues (oranges, olives) mean none."""
+    import colorsys
+
+    h, s, v = colorsys.rgb_to_hsv(*rgb)
+    if s < 0.12 and v >= 0.92:
+        return "white"
+    if s * v < 0.4 and (v < 0.9 or s < 0.3):
+        return None
+    dist = {c: min(abs(360 * h - x), 360 - abs(360 * h - x)) for c, x in HUES.items()}
+    nearest = min(dist, key=dist.get)
+    return nearest if dist[nearest] <= 18 else None
+
+
+def held_out_name(name: str) -> bool:
+    """One table name in eight (by a hash of its text) is kept out of training, to measure how a model
+    reads colour names it never saw (`python tools/colour_words.py`)."""
+    return zlib.crc32(name.encode()) % 8 == 0
+
+
+@functools.lru_cache(maxsize=2)
+def colour_names(held_out: bool = False) -> dict[str, list[str]]:
+    """Colour names of the XKCD colour survey and CSS (matplotlib's tables) that clearly mean one of the
+    world's seven colours by their hue (`hue_colour`), beside the hand-picked `COLOUR_WORDS`. A
+    hand-picked word never moves to another colour, and a name whose last word is one ("pea green")
+    is kept only where its hue agrees; hedged names ("greenish blue"), names of colours the world
+    lacks and joke names are left out. `held_out`: the names `held_out_name` keeps out of training."""
     from matplotlib import colors
 
-    names = list(COLOURS)
-    table = np.array([COLOURS[n] for n in names], dtype=float)
     picked = {w for words in COLOUR_WORDS.values() for w in words}
-    found = {n: [] for n in names}
+    heads = {w: c for c, words in COLOUR_WORDS.items() for w in words if " " not in w}
+    found: dict[str, list[str]] = {n: [] for n in COLOURS}
     sources = {**{k.removeprefix("xkcd:"): v for k, v in colors.XKCD_COLORS.items()}, **colors.CSS4_COLORS}
     for name, value in sorted(sources.items()):
-        rgb = np.array(colors.to_rgb(value)) * 255
-        d = np.sqrt(((table - rgb) ** 2).sum(1))
-        first, second = np.argsort(d)[:2]
         name = name.replace("/", " ")
-        if rgb.max() >= 180 and d[first] < 100 and d[first] < 0.7 * d[second] and name not in picked:
-            found[names[first]].append(name)
+        if name in picked or held_out_name(name) != held_out or any(name in words for words in found.values()):
+            continue
+        if any(word in LACKING + CRUDE or word.endswith("ish") for word in name.split()):  # hedged: "greenish blue"
+            continue
+        colour = hue_colour(colors.to_rgb(value))
+        said = heads.get(name.split()[-1], colour)  # "pea green" is green to a reader, yellow by its hue: neither
+        if colour is not None and said == colour:
+            found[colour].append(name)
     return found
 
 
