@@ -124,7 +124,7 @@ def text_model_dir(tiny_model_dir, bert, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("models") / "tiny-text"
     args = argparse.Namespace(model=tiny_model_dir, model_dir=tiny_model_dir, output=out, source=str(bert), pool=64, steps=3, batch=8,
-                              lr=1e-3, slots=16, width=32, depth=1, heads=2, seed=0, threads=1, cache=None)
+                              lr=1e-3, slots=16, width=32, depth=1, heads=2, seed=0, threads=1, cache=None, target="word")
     run(args)
     return out
 
@@ -256,7 +256,7 @@ def test_a_distilled_connector_is_copied_into_a_model_with_the_same_word_encoder
     again = tmp_path / "again"  # the same model's connector distilled again, from another seed
     run(argparse.Namespace(model=text_model_dir, model_dir=text_model_dir, output=again, source=json.loads(
         (text_model_dir / "config.json").read_text())["text"]["source"], pool=64, steps=3, batch=8, lr=1e-3, slots=16, width=32,
-        depth=1, heads=2, seed=1, threads=1, cache=None))
+        depth=1, heads=2, seed=1, threads=1, cache=None, target="word"))
     student = tmp_path / "student"
     shutil.copytree(text_model_dir, student)
     assert tool.copy_text_encoder(again, student) > 0
@@ -272,3 +272,28 @@ def test_a_distilled_connector_is_copied_into_a_model_with_the_same_word_encoder
     save_file(weights, student / "model.safetensors", metadata={"format": "pt"})
     with pytest.raises(SystemExit, match="different word encoders"):
         tool.copy_text_encoder(again, student)
+
+
+def test_a_connector_can_be_distilled_from_the_folders_own_connector(text_model_dir, tiny_model_dir, tmp_path):
+    """--target connector: the targets are the present connector's contexts of the canonical captions
+    (what a student's steps learned); a folder without a connector is refused."""
+    import argparse
+
+    from framecast.generators import from_pretrained
+    from framecast.train.connector import Targets, run
+
+    current = from_pretrained(text_model_dir).text.eval()
+    caption = "a small blue square moves left"
+    with torch.no_grad():
+        want = current.encode([caption])
+        got = Targets(current, 16)([caption])
+    n = int(want.mask_BL[0].sum())
+    assert int(got.mask_BL[0].sum()) == n and torch.allclose(got.tokens_BLD[0, :n], want.tokens_BLD[0, :n].float())
+    source = json.loads((text_model_dir / "config.json").read_text())["text"]["source"]
+    common = dict(source=source, pool=64, steps=3, batch=8, lr=1e-3, slots=16, width=32, depth=1, heads=2, seed=0, threads=1,
+                  cache=None, target="connector")
+    out = tmp_path / "own"
+    run(argparse.Namespace(model=text_model_dir, model_dir=text_model_dir, output=out, **common))
+    assert json.loads((out / "connector_summary.json").read_text())["target"] == "connector"
+    with pytest.raises(SystemExit, match="no connector"):
+        run(argparse.Namespace(model=tiny_model_dir, model_dir=tiny_model_dir, output=tmp_path / "none", **common))

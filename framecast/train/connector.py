@@ -12,6 +12,11 @@ generator). The loss is the squared error of the context states and their mean (
 vector) and a cross-entropy on how many states are real. The output is a new model folder whose
 config names the pretrained encoder (`"text_kind": "pretrained"`); the word encoder stays inside it
 as the teacher, which also gives the unconditional context for guidance.
+
+`--target connector` distils from the folder's own connector instead: the new connector learns to
+write, for any description, the context the present one writes for the canonical caption. A
+few-step student, whose steps were trained on its connector's context, then reads new words
+without its canonical captions' context moving.
 """
 
 from __future__ import annotations
@@ -193,10 +198,13 @@ def run(args) -> Path:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     model = from_pretrained(args.model).float()
+    current = model.text.eval()
     if getattr(model.text, "teacher", None) is not None:  # distil again from the teacher a connected model keeps
         model.text = model.text.teacher
     if model.text.kind != "word":
         raise SystemExit(f"'{args.model}' does not read prompts with a word encoder; distillation needs one as the teacher")
+    if args.target == "connector" and current.kind != "pretrained":
+        raise SystemExit(f"'{args.model}' has no connector to distil from; use --target word")
     connector = {"slots": args.slots, "width": args.width, "depth": args.depth, "heads": args.heads}
     encoder = connect(model, source=args.source, connector=connector, bank=caption_bank())
     t0 = time.time()
@@ -205,13 +213,14 @@ def run(args) -> Path:
     held_states, held_mask, held_texts, held_captions = cached_pool(encoder.frozen, 2000, POOL_SEED + 10**6 + args.seed, args.cache,
                                                                     desc="encode held-out")
     held = (held_states, held_mask, held_captions)
-    targets, log = Targets(encoder.teacher, args.slots), []
+    targets, log = Targets(current if args.target == "connector" else encoder.teacher, args.slots), []
     train_connector(encoder, pool, targets, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, log=log)
     with torch.no_grad():
         encoder.bank.copy_(encoder.frozen.encode(encoder.config.bank)[2])
     encoder.config.ood_similarity, sims = ood_threshold(encoder, held_texts)
     summary = {"held_out": held_out_error(encoder, held, targets), "ood_similarity": encoder.config.ood_similarity,
-               "held_out_similarity_min": sims[0], "seconds": time.time() - t0, "pool": args.pool, "steps": args.steps}
+               "held_out_similarity_min": sims[0], "seconds": time.time() - t0, "pool": args.pool, "steps": args.steps,
+               "target": args.target}
     model.text = encoder
     out = Path(args.output)
     save_pretrained(model, out, dtype=weights_dtype(Path(args.model_dir)), extra={k: v for k, v in json.loads((Path(args.model_dir) / "config.json").read_text()).items()
@@ -240,6 +249,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cache", type=Path, default=Path("runs/text-pool"), help="where encoded description pools are kept")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--target", choices=("word", "connector"), default="word",
+                   help="what the connector learns to write for a description: the word encoder's context for its canonical "
+                        "caption, or the folder's own connector's (a few-step student, whose steps learned that context)")
     p.add_argument("--calibrate", action="store_true", help="only set the out-of-domain threshold of the --model folder again")
     args = p.parse_args(argv)
     if args.calibrate:
