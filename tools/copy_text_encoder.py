@@ -1,10 +1,13 @@
 """Copy one model folder's plain-English text encoder (connector, caption bank, threshold) into another.
 
-A few-step student is its teacher's backbone trained on; its text encoder is its teacher's. When
-the teacher's connector is distilled again (`python -m framecast.train.connector`), the student takes
-the same one: both read prompts through the same word encoder, which this checks first.
+A few-step student is its teacher's backbone trained on, and reads prompts through the text
+encoder it was distilled with. When the teacher takes a connector distilled from other data
+(`python -m framecast.train.connector`), this gives a student (or any folder with the same word
+encoder, which it checks first) that connector. The bundled students keep theirs; their cards give
+the scores of both.
 
-    python tools/copy_text_encoder.py --source framecast/assets/shapes-diffusion --into framecast/assets/shapes-diffusion-fast
+    cp -r framecast/assets/shapes-diffusion-fast runs/fast-new-text
+    python tools/copy_text_encoder.py --source shapes-diffusion --into runs/fast-new-text
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ TEACHER = "text.teacher."
 
 def copy_text_encoder(source: Path, into: Path) -> int:
     """Replace `into`'s text weights and text config by `source`'s; returns the tensors copied."""
+    for folder in (source, into):
+        if not ((folder / "model.safetensors").is_file() and (folder / "config.json").is_file()):
+            raise SystemExit(f"'{folder}' is not a model folder (no model.safetensors and config.json)")
     src, dst = load_file(source / "model.safetensors"), load_file(into / "model.safetensors")
     src_cfg, dst_cfg = (json.loads((p / "config.json").read_text()) for p in (source, into))
     if src_cfg.get("text_kind") != "pretrained" or dst_cfg.get("text_kind") != "pretrained":

@@ -14,9 +14,9 @@ config names the pretrained encoder (`"text_kind": "pretrained"`); the word enco
 as the teacher, which also gives the unconditional context for guidance.
 
 `--target connector` distils from the folder's own connector instead: the new connector learns to
-write, for any description, the context the present one writes for the canonical caption. A
-few-step student, whose steps were trained on its connector's context, then reads new words
-without its canonical captions' context moving.
+write, for any description, the context the present one writes for the canonical caption, for a
+model whose backbone learned that context (a few-step student; docs/text.md gives what it did for
+one).
 """
 
 from __future__ import annotations
