@@ -128,6 +128,12 @@ def sigma_list(text: str | None, steps: int | None) -> tuple[float, ...] | None:
     return levels
 
 
+def steps_taken(steps: int | None, levels: tuple[float, ...] | None) -> int | None:
+    """The steps a run takes: the number of --sigmas (`sigma_list` checked any --steps against
+    them), else --steps (None: the model's default)."""
+    return len(levels) if levels else steps
+
+
 def count(name: str, value: int | None, *, lo: int = 1, hi: int | None = None, why: str = "") -> int | None:
     """An integer option within [lo, hi]; None (the model's default) passes."""
     if value is None:
@@ -468,8 +474,7 @@ def _loaded(a):
     pipe = load(a.model, precision=a.precision, device=a.device, **options)
     if pipe.model.family == "wan":  # any size; memory is measured, not estimated
         return pipe, start_frames(pipe, a.image, a.video)
-    steps = a.steps or (len(a.levels) if a.levels else None)  # the levels set the steps
-    check_size(pipe, a.frames, steps, max(1, a.best_of), schedule=a.schedule, use_cache=not a.no_cache)
+    check_size(pipe, a.frames, steps_taken(a.steps, a.levels), max(1, a.best_of), schedule=a.schedule, use_cache=not a.no_cache)
     warning = card_warning(pipe, decode=a.decode, schedule=a.schedule, sampler=a.sampler)
     if warning:
         typer.echo(warning, err=True)
@@ -645,7 +650,7 @@ def eval_(
     outputs([output, output.with_suffix(".png")], overwrite, extensions=None)
     extractor = _fvd_network(fvd_network, prompts)  # before generating, so a bad network fails fast
     pipe = load(model, precision=precision, device=device)
-    check_size(pipe, frames, steps or (len(levels) if levels else None), max(min(batch_size, num), best_of), schedule=schedule)
+    check_size(pipe, frames, steps_taken(steps, levels), max(min(batch_size, num), best_of), schedule=schedule)
     warning = card_warning(pipe, decode=decode, schedule=schedule, sampler=sampler)
     if warning:
         typer.echo(warning, err=True)

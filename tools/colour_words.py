@@ -31,7 +31,7 @@ SENTENCES = ["a big {} circle moves right", "a small {} square moves up", "a big
 
 
 def context(emb, i: int, n: int) -> torch.Tensor:
-    """Clip i's first n context states and its pooled vector, flattened."""
+    """Sentence i's first n context states and its pooled vector, flattened."""
     return torch.cat([emb.tokens_BLD[i, :n].float().flatten(), emb.pooled_BD[i].float()])
 
 

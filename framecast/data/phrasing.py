@@ -116,10 +116,11 @@ def colour_names(held_out: bool = False) -> dict[str, list[str]]:
     picked = {w for words in COLOUR_WORDS.values() for w in words}
     heads = {w: c for c, words in COLOUR_WORDS.items() for w in words if " " not in w}
     found: dict[str, list[str]] = {n: [] for n in COLOURS}
+    kept: set[str] = set()  # XKCD and CSS share some names
     sources = {**{k.removeprefix("xkcd:"): v for k, v in colors.XKCD_COLORS.items()}, **colors.CSS4_COLORS}
     for name, value in sorted(sources.items()):
         name = name.replace("/", " ")
-        if name in picked or held_out_name(name) != held_out or any(name in words for words in found.values()):
+        if name in picked or name in kept or held_out_name(name) != held_out:
             continue
         if any(word in LACKING + CRUDE or word.endswith("ish") for word in name.split()):  # hedged: "greenish blue"
             continue
@@ -127,6 +128,7 @@ def colour_names(held_out: bool = False) -> dict[str, list[str]]:
         said = heads.get(name.split()[-1], colour)  # "pea green" is green to a reader, yellow by its hue: neither
         if colour is not None and said == colour:
             found[colour].append(name)
+            kept.add(name)
     return found
 
 
